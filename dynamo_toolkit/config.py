@@ -1,0 +1,170 @@
+"""Store configuration: N, R, W and limits, plus one named component per interface.
+
+From a dict or a TOML file of this shape (every part optional)::
+
+    [store]
+    n = 3
+    r = 2
+    w = 2
+    max_pair_bytes = 10240
+
+    [partitioner]
+    name = "ring"
+    vnodes_per_capacity = 64
+
+    [storage_engine]
+    name = "sqlitedict"
+
+A component section may also be just its name: ``storage_engine = "memory"``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from dynamo_toolkit.errors import ConfigurationError, InvalidQuorumError
+from dynamo_toolkit.registry import INTERFACES
+from dynamo_toolkit.values import DEFAULT_MAX_PAIR_BYTES
+
+__all__ = ["DEFAULT_COMPONENTS", "ComponentChoice", "StoreConfig", "validate_quorum"]
+
+#: The component each interface uses when configuration does not say.
+DEFAULT_COMPONENTS: dict[str, str] = {
+    "partitioner": "ring",
+    "replicator": "preference-list",
+    "conflict_resolver": "vector-clock",
+    "failure_detector": "timeout",
+    "anti_entropy": "merkle",
+    "storage_engine": "memory",
+    "transport": "memory",
+}
+
+
+@attrs.frozen
+class ComponentChoice:
+    """A component picked by ``name``, with keyword ``params`` for its factory."""
+
+    name: str
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+
+
+def validate_quorum(n: int, r: int, w: int) -> None:
+    """Check ``1 <= R, W <= N`` (and N >= 1); raise :class:`InvalidQuorumError` otherwise."""
+    for label, value in (("N", n), ("R", r), ("W", w)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidQuorumError(f"{label} must be an integer, got {value!r}")
+    if n < 1:
+        raise InvalidQuorumError(f"N must be at least 1, got {n}")
+    if not 1 <= r <= n:
+        raise InvalidQuorumError(f"R must satisfy 1 <= R <= N={n}, got R={r}")
+    if not 1 <= w <= n:
+        raise InvalidQuorumError(f"W must satisfy 1 <= W <= N={n}, got W={w}")
+
+
+def _default_components() -> dict[str, ComponentChoice]:
+    return {interface: ComponentChoice(name) for interface, name in DEFAULT_COMPONENTS.items()}
+
+
+@attrs.frozen
+class StoreConfig:
+    """Everything that defines a store; one value shared by all its nodes.
+
+    ``request_timeout`` bounds a coordinator's wait for replicas (seconds);
+    ``heartbeat_interval`` is how often nodes send heartbeats (seconds).
+    """
+
+    n: int = 3
+    r: int = 2
+    w: int = 2
+    max_pair_bytes: int = DEFAULT_MAX_PAIR_BYTES
+    request_timeout: float = 1.0
+    heartbeat_interval: float = 0.5
+    components: Mapping[str, ComponentChoice] = attrs.field(factory=_default_components)
+
+    def __attrs_post_init__(self) -> None:
+        validate_quorum(self.n, self.r, self.w)
+        if self.max_pair_bytes < 1:
+            raise ConfigurationError(f"max_pair_bytes must be positive, got {self.max_pair_bytes}")
+        if self.request_timeout <= 0 or self.heartbeat_interval <= 0:
+            raise ConfigurationError("request_timeout and heartbeat_interval must be positive")
+        missing = set(INTERFACES) - set(self.components)
+        unknown = set(self.components) - set(INTERFACES)
+        if missing or unknown:
+            raise ConfigurationError(
+                f"components must name exactly the interfaces {list(INTERFACES)}; "
+                f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+
+    def component(self, interface: str) -> ComponentChoice:
+        """The choice for ``interface``."""
+        return self.components[interface]
+
+    def with_components(self, **names: str | ComponentChoice) -> StoreConfig:
+        """A copy with some components replaced: ``cfg.with_components(storage_engine="x")``."""
+        merged = dict(self.components)
+        for interface, choice in names.items():
+            if interface not in INTERFACES:
+                raise ConfigurationError(_unknown_section(interface))
+            merged[interface] = choice if isinstance(choice, ComponentChoice) else ComponentChoice(
+                choice
+            )
+        return attrs.evolve(self, components=merged)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoreConfig:
+        """Build from the dict form described in the module docstring."""
+        store_fields = {f.name for f in attrs.fields(cls)} - {"components"}
+        store = dict(data.get("store", {}))
+        bad = set(store) - store_fields
+        if bad:
+            raise ConfigurationError(
+                f"unknown [store] setting(s) {sorted(bad)}; known: {sorted(store_fields)}"
+            )
+        components = _default_components()
+        for section, value in data.items():
+            if section == "store":
+                continue
+            if section not in INTERFACES:
+                raise ConfigurationError(_unknown_section(section))
+            if isinstance(value, str):
+                components[section] = ComponentChoice(value)
+            elif isinstance(value, Mapping):
+                params = dict(value)
+                name = params.pop("name", DEFAULT_COMPONENTS[section])
+                if not isinstance(name, str):
+                    raise ConfigurationError(f"[{section}] name must be a string")
+                components[section] = ComponentChoice(name, params)
+            else:
+                raise ConfigurationError(f"[{section}] must be a name or a table")
+        try:
+            return cls(**store, components=components)
+        except TypeError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> StoreConfig:
+        """Read a TOML file (see the module docstring)."""
+        with open(path, "rb") as handle:
+            try:
+                data = tomllib.load(handle)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigurationError(f"{path}: {exc}") from exc
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Inverse of :meth:`from_dict`."""
+        store = {f.name: getattr(self, f.name) for f in attrs.fields(StoreConfig)}
+        del store["components"]
+        out: dict[str, Any] = {"store": store}
+        for interface, choice in self.components.items():
+            out[interface] = {"name": choice.name, **choice.params}
+        return out
+
+
+def _unknown_section(section: str) -> str:
+    return f"unknown configuration section {section!r}; sections: store, {', '.join(INTERFACES)}"

@@ -1,0 +1,56 @@
+"""The ``Transport`` interface: messages between nodes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+
+__all__ = ["Handler", "Network", "Transport"]
+
+#: A node's message handler: ``await handler(sender_id, message)`` returns the
+#: reply of a request (ignored for one-way messages).
+Handler = Callable[[str, object], Awaitable[object]]
+
+
+class Transport(ABC):
+    """One node's endpoint: request/response and one-way messages to peers.
+
+    Messages are the kernel's frozen message objects
+    (:mod:`dynamo_toolkit.messages`); a transport may pass them as they are
+    (in-process) or encode them (over sockets).
+    """
+
+    node_id: str
+
+    @abstractmethod
+    async def start(self, handler: Handler) -> None:
+        """Begin delivering incoming messages to ``handler``."""
+
+    @abstractmethod
+    async def request(self, dest: str, message: object, timeout: float) -> object:
+        """Send ``message`` to ``dest`` and return its reply.
+
+        Raises :class:`~dynamo_toolkit.errors.TransportError` when no reply
+        comes within ``timeout`` seconds or ``dest`` cannot be reached, and
+        :class:`~dynamo_toolkit.errors.NodeUnavailableError` when ``dest`` is
+        known to be stopped.
+        """
+
+    @abstractmethod
+    def send(self, dest: str, message: object) -> None:
+        """Send a one-way message; loss is silent."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop receiving; pending requests to this node fail."""
+
+
+class Network(ABC):
+    """A transport plugin's factory: hands out one endpoint per node."""
+
+    @abstractmethod
+    def endpoint(self, node_id: str) -> Transport:
+        """Return the (not yet started) endpoint of ``node_id``."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release shared resources once every endpoint is stopped."""

@@ -1,0 +1,163 @@
+"""The component registry: which names each interface can be built from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+import attrs
+
+from dynamo_toolkit.errors import ConfigurationError, UnknownComponentError
+from dynamo_toolkit.interfaces import (
+    AntiEntropy,
+    ConflictResolver,
+    FailureDetector,
+    Network,
+    Partitioner,
+    Replicator,
+    StorageEngine,
+)
+
+__all__ = ["INTERFACES", "ComponentRegistry", "ComponentSpec"]
+
+#: Interface names (snake_case, as in configuration and ``dtk plugins --json``)
+#: and the type each factory must return. A transport plugin returns a
+#: :class:`~dynamo_toolkit.interfaces.Network` that hands out per-node endpoints.
+INTERFACES: Final[dict[str, type]] = {
+    "partitioner": Partitioner,
+    "replicator": Replicator,
+    "conflict_resolver": ConflictResolver,
+    "failure_detector": FailureDetector,
+    "anti_entropy": AntiEntropy,
+    "storage_engine": StorageEngine,
+    "transport": Network,
+}
+
+Factory = Callable[..., Any]
+
+
+@attrs.frozen
+class ComponentSpec:
+    """One registered component: interface, name, factory and providing plugin."""
+
+    interface: str
+    name: str
+    factory: Factory
+    plugin: str
+    description: str = ""
+
+
+class ComponentRegistry:
+    """Holds every component the loaded plugins provide.
+
+    Plugins fill it from their ``dtk_register_components`` hook; configuration
+    then picks one component per interface by name.
+    """
+
+    def __init__(self) -> None:
+        self._specs: dict[str, dict[str, ComponentSpec]] = {name: {} for name in INTERFACES}
+        self.current_plugin = "(direct)"
+
+    # -- registration -----------------------------------------------------
+
+    def add(
+        self,
+        interface: str,
+        name: str,
+        factory: Factory,
+        *,
+        description: str = "",
+        replace: bool = False,
+    ) -> None:
+        """Register ``factory`` as component ``name`` of ``interface``."""
+        if interface not in self._specs:
+            raise ConfigurationError(
+                f"unknown interface {interface!r}; interfaces: {', '.join(INTERFACES)}"
+            )
+        if not name:
+            raise ConfigurationError("component name must not be empty")
+        existing = self._specs[interface].get(name)
+        if existing is not None and not replace:
+            raise ConfigurationError(
+                f"{interface} {name!r} from plugin {self.current_plugin!r} is already "
+                f"registered by plugin {existing.plugin!r} (pass replace=True to override)"
+            )
+        if not description:
+            lines = (factory.__doc__ or "").strip().splitlines()
+            description = lines[0] if lines else ""
+        self._specs[interface][name] = ComponentSpec(
+            interface, name, factory, self.current_plugin, description
+        )
+
+    def add_partitioner(self, name: str, factory: Factory, **options: Any) -> None:
+        """Register a :class:`~dynamo_toolkit.interfaces.Partitioner` factory."""
+        self.add("partitioner", name, factory, **options)
+
+    def add_replicator(self, name: str, factory: Factory, **options: Any) -> None:
+        """Register a :class:`~dynamo_toolkit.interfaces.Replicator` factory."""
+        self.add("replicator", name, factory, **options)
+
+    def add_conflict_resolver(self, name: str, factory: Factory, **options: Any) -> None:
+        """Register a :class:`~dynamo_toolkit.interfaces.ConflictResolver` factory."""
+        self.add("conflict_resolver", name, factory, **options)
+
+    def add_failure_detector(self, name: str, factory: Factory, **options: Any) -> None:
+        """Register a :class:`~dynamo_toolkit.interfaces.FailureDetector` factory."""
+        self.add("failure_detector", name, factory, **options)
+
+    def add_anti_entropy(self, name: str, factory: Factory, **options: Any) -> None:
+        """Register an :class:`~dynamo_toolkit.interfaces.AntiEntropy` factory."""
+        self.add("anti_entropy", name, factory, **options)
+
+    def add_storage_engine(self, name: str, factory: Factory, **options: Any) -> None:
+        """Register a :class:`~dynamo_toolkit.interfaces.StorageEngine` factory.
+
+        The factory is called as ``factory(node_id=..., data_dir=..., **params)``;
+        ``data_dir`` is a ``pathlib.Path`` or ``None`` for volatile stores.
+        """
+        self.add("storage_engine", name, factory, **options)
+
+    def add_transport(self, name: str, factory: Factory, **options: Any) -> None:
+        """Register a transport: a factory returning a :class:`~dynamo_toolkit.interfaces.Network`.
+
+        The factory is called as ``factory(seed=..., **params)``.
+        """
+        self.add("transport", name, factory, **options)
+
+    # -- lookup -------------------------------------------------------------
+
+    def names(self, interface: str) -> list[str]:
+        """Sorted names registered for ``interface``."""
+        return sorted(self._specs[interface])
+
+    def get(self, interface: str, name: str) -> ComponentSpec:
+        """Return the spec of ``name``; unknown names list the available ones."""
+        try:
+            return self._specs[interface][name]
+        except KeyError:
+            if interface not in self._specs:
+                raise ConfigurationError(f"unknown interface {interface!r}") from None
+            raise UnknownComponentError(interface, name, self._specs[interface]) from None
+
+    def create(self, interface: str, name: str, **kwargs: Any) -> Any:
+        """Build component ``name`` of ``interface`` and check what the factory returned."""
+        spec = self.get(interface, name)
+        try:
+            component = spec.factory(**kwargs)
+        except TypeError as exc:
+            raise ConfigurationError(f"cannot build {interface} {name!r}: {exc}") from exc
+        expected = INTERFACES[interface]
+        if not isinstance(component, expected):
+            raise ConfigurationError(
+                f"{interface} {name!r} from plugin {spec.plugin!r} built a "
+                f"{type(component).__name__}, not a {expected.__name__}"
+            )
+        return component
+
+    def __iter__(self) -> Iterator[ComponentSpec]:
+        for interface in INTERFACES:
+            yield from (self._specs[interface][n] for n in sorted(self._specs[interface]))
+
+    def components(self) -> dict[str, list[str]]:
+        """``{interface: [names...]}`` for every interface, as ``dtk plugins --json`` shows."""
+        return {interface: self.names(interface) for interface in INTERFACES}

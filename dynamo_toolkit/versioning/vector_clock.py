@@ -1,0 +1,131 @@
+"""Vector clocks (Dynamo §4.4): a pure value, no I/O.
+
+A clock maps actor (node id) to a counter and the time of that actor's last
+increment; the timestamp only serves pruning, never ordering.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+__all__ = ["DEFAULT_MAX_ENTRIES", "ClockEntry", "Ordering", "VectorClock"]
+
+#: Dynamo truncates clocks "when the number of (node, counter) pairs reaches a threshold (say 10)".
+DEFAULT_MAX_ENTRIES = 10
+
+
+class Ordering(enum.Enum):
+    """How two clocks relate in the happened-before partial order."""
+
+    BEFORE = "before"
+    AFTER = "after"
+    EQUAL = "equal"
+    CONCURRENT = "concurrent"
+
+
+@attrs.frozen(order=True)
+class ClockEntry:
+    """One actor's entry: its counter and when (clock seconds) it last advanced."""
+
+    actor: str
+    counter: int
+    timestamp: float = 0.0
+
+
+def _by_actor(entries: Iterable[ClockEntry]) -> tuple[ClockEntry, ...]:
+    return tuple(sorted(entries, key=lambda entry: entry.actor))
+
+
+@attrs.frozen
+class VectorClock:
+    """An immutable vector clock; entries are kept sorted by actor."""
+
+    entries: tuple[ClockEntry, ...] = attrs.field(default=(), converter=_by_actor)
+
+    @classmethod
+    def from_counters(cls, counters: Mapping[str, int]) -> VectorClock:
+        """Build a clock from ``{actor: counter}`` (timestamps zero); handy in tests."""
+        return cls(tuple(ClockEntry(actor, count) for actor, count in counters.items() if count))
+
+    def counters(self) -> dict[str, int]:
+        """Return ``{actor: counter}``."""
+        return {entry.actor: entry.counter for entry in self.entries}
+
+    def counter(self, actor: str) -> int:
+        """Return ``actor``'s counter, 0 when absent."""
+        for entry in self.entries:
+            if entry.actor == actor:
+                return entry.counter
+        return 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def compare(self, other: VectorClock) -> Ordering:
+        """Relate ``self`` to ``other``: BEFORE means ``self`` happened before ``other``."""
+        mine, theirs = self.counters(), other.counters()
+        less = greater = False
+        for actor in mine.keys() | theirs.keys():
+            a, b = mine.get(actor, 0), theirs.get(actor, 0)
+            if a < b:
+                less = True
+            elif a > b:
+                greater = True
+            if less and greater:
+                return Ordering.CONCURRENT
+        if less:
+            return Ordering.BEFORE
+        if greater:
+            return Ordering.AFTER
+        return Ordering.EQUAL
+
+    def descends(self, other: VectorClock) -> bool:
+        """True when ``self`` is equal to or after ``other``."""
+        return self.compare(other) in (Ordering.AFTER, Ordering.EQUAL)
+
+    def merge(self, other: VectorClock) -> VectorClock:
+        """Pointwise maximum (the least clock that descends both)."""
+        merged: dict[str, ClockEntry] = {entry.actor: entry for entry in self.entries}
+        for entry in other.entries:
+            current = merged.get(entry.actor)
+            if current is None or (entry.counter, entry.timestamp) > (
+                current.counter,
+                current.timestamp,
+            ):
+                merged[entry.actor] = entry
+        return VectorClock(tuple(merged.values()))
+
+    def increment(self, actor: str, timestamp: float, at_least: int = 0) -> VectorClock:
+        """Advance ``actor``'s counter by one (to more than ``at_least`` too), stamped ``timestamp``."""
+        counter = max(self.counter(actor), at_least) + 1
+        kept = [entry for entry in self.entries if entry.actor != actor]
+        return VectorClock((*kept, ClockEntry(actor, counter, timestamp)))
+
+    def prune(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> VectorClock:
+        """Drop the oldest entries (by timestamp, then actor) until at most ``max_entries`` remain."""
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        if len(self.entries) <= max_entries:
+            return self
+        newest = sorted(self.entries, key=lambda e: (e.timestamp, e.actor))[-max_entries:]
+        return VectorClock(tuple(newest))
+
+    def to_wire(self) -> list[list[object]]:
+        """Plain msgpack-able form: ``[[actor, counter, timestamp], ...]``."""
+        return [[e.actor, e.counter, e.timestamp] for e in self.entries]
+
+    @classmethod
+    def from_wire(cls, data: Iterable[Iterable[object]]) -> VectorClock:
+        """Inverse of :meth:`to_wire`."""
+        entries = []
+        for item in data:
+            actor, counter, timestamp = item
+            if not isinstance(actor, str) or not isinstance(counter, int):
+                raise ValueError("malformed clock entry")
+            if not isinstance(timestamp, int | float):
+                raise ValueError("malformed clock timestamp")
+            entries.append(ClockEntry(actor, counter, float(timestamp)))
+        return cls(tuple(entries))

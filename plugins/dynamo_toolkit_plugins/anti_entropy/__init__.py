@@ -1,0 +1,1 @@
+"""Built-in anti entropy strategies, one module per strategy."""

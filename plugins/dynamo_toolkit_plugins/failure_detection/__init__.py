@@ -1,0 +1,1 @@
+"""Built-in failure detection strategies, one module per strategy."""

@@ -1,0 +1,1 @@
+"""Built-in partitioning strategies, one module per strategy."""

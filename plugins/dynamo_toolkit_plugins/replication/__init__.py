@@ -1,0 +1,1 @@
+"""Built-in replication strategies, one module per strategy."""

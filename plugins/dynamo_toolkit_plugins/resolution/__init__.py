@@ -1,0 +1,1 @@
+"""Built-in resolution strategies, one module per strategy."""

@@ -1,0 +1,1 @@
+"""Built-in storage strategies, one module per strategy."""

@@ -1,0 +1,1 @@
+"""Built-in transport strategies, one module per strategy."""
