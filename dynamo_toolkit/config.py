@@ -110,8 +110,8 @@ class StoreConfig:
         for interface, choice in names.items():
             if interface not in INTERFACES:
                 raise ConfigurationError(_unknown_section(interface))
-            merged[interface] = choice if isinstance(choice, ComponentChoice) else ComponentChoice(
-                choice
+            merged[interface] = (
+                choice if isinstance(choice, ComponentChoice) else ComponentChoice(choice)
             )
         return attrs.evolve(self, components=merged)
 

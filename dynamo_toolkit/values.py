@@ -63,9 +63,8 @@ def key_position(key: bytes) -> int:
 def _check_encodable(value: object, path: str) -> None:
     # msgpack's own error does not say where the bad object sits; walk first.
     if isinstance(value, _SCALARS):
-        if isinstance(value, int) and not isinstance(value, bool):
-            if not -(1 << 63) <= value < (1 << 64):
-                raise UnsupportedValueTypeError(type(value), f"{path} (integer out of 64-bit range)")
+        if isinstance(value, int) and not -(1 << 63) <= value < (1 << 64):
+            raise UnsupportedValueTypeError(type(value), f"{path} (integer beyond 64 bits)")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):

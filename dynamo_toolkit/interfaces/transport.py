@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 __all__ = ["Handler", "Network", "Transport"]
 
@@ -51,6 +51,18 @@ class Network(ABC):
     @abstractmethod
     def endpoint(self, node_id: str) -> Transport:
         """Return the (not yet started) endpoint of ``node_id``."""
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Cut the network into ``groups``: messages between groups are lost.
+
+        Nodes named in no group form one more group together. Optional:
+        networks that cannot simulate faults raise ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot partition the network")
+
+    def heal(self) -> None:
+        """Undo :meth:`partition`: every node reaches every other again."""
+        raise NotImplementedError(f"{type(self).__name__} cannot partition the network")
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources once every endpoint is stopped."""

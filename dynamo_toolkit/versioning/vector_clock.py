@@ -99,13 +99,13 @@ class VectorClock:
         return VectorClock(tuple(merged.values()))
 
     def increment(self, actor: str, timestamp: float, at_least: int = 0) -> VectorClock:
-        """Advance ``actor``'s counter by one (to more than ``at_least`` too), stamped ``timestamp``."""
+        """Advance ``actor``'s counter past both its own and ``at_least``, stamped ``timestamp``."""
         counter = max(self.counter(actor), at_least) + 1
         kept = [entry for entry in self.entries if entry.actor != actor]
         return VectorClock((*kept, ClockEntry(actor, counter, timestamp)))
 
     def prune(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> VectorClock:
-        """Drop the oldest entries (by timestamp, then actor) until at most ``max_entries`` remain."""
+        """Drop the oldest entries (by timestamp, then actor) down to ``max_entries``."""
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         if len(self.entries) <= max_entries:

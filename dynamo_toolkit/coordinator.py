@@ -1,0 +1,226 @@
+"""The write and read paths (Dynamo §4.5): any node coordinates any request.
+
+The coordinator asks the N replicas of a key in parallel and answers after W
+(or R) of them reply; replies that arrive later still land (writes) or feed
+read repair (reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dynamo_toolkit.config import validate_quorum
+from dynamo_toolkit.errors import DynamoError, NodeUnavailableError, QuorumNotReachedError
+from dynamo_toolkit.messages import ReplicaRead, ReplicaReadReply, ReplicaWrite
+from dynamo_toolkit.results import GetResult, PutResult
+from dynamo_toolkit.values import (
+    Key,
+    check_pair_size,
+    decode_value,
+    encode_key,
+    encode_value,
+    key_position,
+)
+from dynamo_toolkit.versioning import VectorClock, Version, decode_context, encode_context
+
+if TYPE_CHECKING:
+    from dynamo_toolkit.node import Node
+
+__all__ = ["Coordinator"]
+
+
+class _Quorum:
+    """Collects replica replies until ``needed`` succeed or all have answered."""
+
+    def __init__(self, contacted: int, needed: int) -> None:
+        self.contacted = contacted
+        self.needed = needed
+        self.replies: dict[str, object] = {}
+        self.errors: dict[str, str] = {}
+        self.reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def record(self, replica: str, reply: object | None, error: str | None) -> None:
+        if error is None:
+            self.replies[replica] = reply
+        else:
+            self.errors[replica] = error
+        if not self.reached.done() and (
+            len(self.replies) >= self.needed
+            or len(self.replies) + len(self.errors) == self.contacted
+        ):
+            self.reached.set_result(None)
+        if len(self.replies) + len(self.errors) == self.contacted and not self.finished.done():
+            self.finished.set_result(None)
+
+
+class Coordinator:
+    """Runs reads and writes on behalf of clients, for one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    # -- public API --------------------------------------------------------
+
+    async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
+        """Read ``key`` from R of its N replicas; siblings come with one covering context."""
+        cfg = self.node.config
+        n, r = n or cfg.n, r or cfg.r
+        validate_quorum(n, r, min(cfg.w, n))
+        stored_key = encode_key(key)
+        position = key_position(stored_key)
+        replicas = self.node.placement(position, n).replicas
+        quorum = await self._fan_out(replicas, ReplicaRead(stored_key), r, "read")
+        self.node.stats.reads += 1
+
+        replies = {
+            replica: reply.versions
+            for replica, reply in quorum.replies.items()
+            if isinstance(reply, ReplicaReadReply)
+        }
+        siblings = self._reconcile(replies.values())
+        # Repair once every replica has answered or failed, off the client's path.
+        self.node.spawn(self._read_repair(stored_key, position, quorum))
+        return self._result(stored_key, siblings, len(quorum.replies))
+
+    async def put(
+        self,
+        key: Key,
+        value: object,
+        context: bytes | None = None,
+        *,
+        w: int | None = None,
+        n: int | None = None,
+    ) -> PutResult:
+        """Write ``value``; ``context`` (from ``get``) says which versions it supersedes."""
+        stored_key = encode_key(key)
+        encoded = encode_value(value)
+        check_pair_size(stored_key, encoded, self.node.config.max_pair_bytes)
+        return await self._write(stored_key, encoded, context, w, n)
+
+    async def delete(
+        self,
+        key: Key,
+        context: bytes | None = None,
+        *,
+        w: int | None = None,
+        n: int | None = None,
+    ) -> PutResult:
+        """Write a tombstone superseding the versions ``context`` covers."""
+        return await self._write(encode_key(key), None, context, w, n)
+
+    # -- internals -----------------------------------------------------------
+
+    async def _write(
+        self,
+        key: bytes,
+        value: bytes | None,
+        context: bytes | None,
+        w: int | None,
+        n: int | None,
+    ) -> PutResult:
+        cfg = self.node.config
+        n, w = n or cfg.n, w or cfg.w
+        validate_quorum(n, min(cfg.r, n), w)
+        base = decode_context(context)
+        position = key_position(key)
+        replicas = self.node.placement(position, n).replicas
+        me = self.node.node_id
+        local = self.node.store.read(key) if me in replicas else ()
+        version = self.node.resolver.new_version(base, me, value, self.node.clock.now(), local)
+        quorum = await self._fan_out(replicas, ReplicaWrite(key, position, (version,)), w, "write")
+        self.node.stats.writes += 1
+        return PutResult(key, encode_context(version.clock), len(quorum.replies))
+
+    async def _fan_out(
+        self, replicas: Sequence[str], message: object, needed: int, operation: str
+    ) -> _Quorum:
+        node = self.node
+        if not node.running:
+            raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
+        if len(replicas) < needed:
+            node.stats.quorum_failures += 1
+            raise QuorumNotReachedError(
+                operation, 0, needed, len(replicas), f"only {len(replicas)} nodes hold the key"
+            )
+        now = node.clock.monotonic()
+        down = [r for r in replicas if r != node.node_id and not node.is_available(r, now)]
+        if len(replicas) - len(down) < needed:
+            node.stats.quorum_failures += 1
+            raise QuorumNotReachedError(
+                operation,
+                0,
+                needed,
+                len(replicas),
+                f"failure detector reports {', '.join(down)} down",
+            )
+        quorum = _Quorum(len(replicas), needed)
+        for replica in replicas:
+            node.spawn(self._ask(replica, message, quorum))
+        try:
+            async with asyncio.timeout(node.config.request_timeout):
+                await asyncio.shield(quorum.reached)
+        except TimeoutError:
+            pass
+        if len(quorum.replies) < needed:
+            node.stats.quorum_failures += 1
+            reason = (
+                "; ".join(f"{r}: {e}" for r, e in sorted(quorum.errors.items()))
+                or f"timed out after {node.config.request_timeout} s"
+            )
+            raise QuorumNotReachedError(
+                operation, len(quorum.replies), needed, len(replicas), reason
+            )
+        return quorum
+
+    async def _ask(self, replica: str, message: object, quorum: _Quorum) -> None:
+        node = self.node
+        try:
+            if replica == node.node_id:
+                reply = node.handle_replica_message(message)
+            elif node.transport is None:
+                raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
+            else:
+                reply = await node.transport.request(replica, message, node.config.request_timeout)
+                node.heard_from(replica)
+        except DynamoError as exc:
+            quorum.record(replica, None, str(exc))
+        else:
+            quorum.record(replica, reply, None)
+
+    def _reconcile(self, sets: Any) -> tuple[Version, ...]:
+        versions = [version for versions in sets for version in versions]
+        return self.node.resolver.reconcile(versions)
+
+    def _result(self, key: bytes, siblings: tuple[Version, ...], replies: int) -> GetResult:
+        clock = VectorClock()
+        for version in siblings:
+            clock = clock.merge(version.clock)
+        values = tuple(decode_value(v.value) for v in siblings if v.value is not None)
+        return GetResult(key, values, encode_context(clock), siblings, replies)
+
+    async def _read_repair(self, key: bytes, position: int, quorum: _Quorum) -> None:
+        node = self.node
+        try:
+            async with asyncio.timeout(node.config.request_timeout):
+                await asyncio.shield(quorum.finished)
+        except TimeoutError:
+            pass
+        replies = {
+            replica: reply.versions
+            for replica, reply in quorum.replies.items()
+            if isinstance(reply, ReplicaReadReply)
+        }
+        merged = self._reconcile(replies.values())
+        stale = [r for r, versions in replies.items() if set(versions) != set(merged)]
+        if not merged or not stale:
+            return
+        repair = ReplicaWrite(key, position, merged)
+        for replica in stale:
+            node.stats.read_repairs += 1
+            if replica == node.node_id:
+                node.handle_replica_message(repair)
+            else:
+                node.spawn(node.request_quietly(replica, repair))

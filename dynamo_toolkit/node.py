@@ -1,0 +1,255 @@
+"""A node: its components, built from configuration, around a coordinator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from dynamo_toolkit.clock import clock_for_running_loop
+from dynamo_toolkit.config import StoreConfig
+from dynamo_toolkit.coordinator import Coordinator
+from dynamo_toolkit.errors import DynamoError, TransportError
+from dynamo_toolkit.interfaces import (
+    AntiEntropy,
+    Clock,
+    ConflictResolver,
+    FailureDetector,
+    Network,
+    OwnershipTable,
+    Partitioner,
+    Placement,
+    Replicator,
+    StorageEngine,
+    Transport,
+)
+from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.messages import Ack, Heartbeat, ReplicaRead, ReplicaReadReply, ReplicaWrite
+from dynamo_toolkit.plugin_manager import PluginHost
+from dynamo_toolkit.replica_store import ReplicaStore
+from dynamo_toolkit.results import GetResult, PutResult
+from dynamo_toolkit.values import Key
+
+__all__ = ["Node", "NodeStats"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class NodeStats:
+    """Counters a node keeps about its own work."""
+
+    reads: int = 0
+    writes: int = 0
+    quorum_failures: int = 0
+    read_repairs: int = 0
+    replica_writes: int = 0
+    replica_reads: int = 0
+
+
+class Node:
+    """One member of a store.
+
+    Built from a :class:`~dynamo_toolkit.config.StoreConfig` through the plugin
+    registry; ``network`` supplies its transport endpoint. Start it with
+    :meth:`start` inside a running event loop; it then answers replica messages
+    and coordinates :meth:`get`, :meth:`put` and :meth:`delete`.
+    """
+
+    def __init__(
+        self,
+        info: NodeInfo,
+        members: Sequence[NodeInfo],
+        config: StoreConfig,
+        *,
+        host: PluginHost,
+        network: Network,
+        data_dir: Path | None = None,
+        clock: Clock | None = None,
+        table: OwnershipTable | None = None,
+    ) -> None:
+        self.info = info
+        self.config = config
+        self.host = host
+        self.network = network
+        self.data_dir = data_dir
+        self._clock = clock
+        self.stats = NodeStats()
+        self.members = {member.node_id: member for member in members}
+        if info.node_id not in self.members:
+            raise DynamoError(f"node {info.node_id!r} is not in the membership")
+
+        def build(interface: str, **extra: Any) -> Any:
+            choice = config.component(interface)
+            return host.registry.create(interface, choice.name, **extra, **choice.params)
+
+        self.partitioner: Partitioner = build("partitioner")
+        self.replicator: Replicator = build("replicator")
+        self.resolver: ConflictResolver = build("conflict_resolver")
+        self.detector: FailureDetector = build("failure_detector")
+        self.anti_entropy: AntiEntropy = build("anti_entropy")
+        self.engine: StorageEngine = build(
+            "storage_engine", node_id=info.node_id, data_dir=data_dir
+        )
+        self.store = ReplicaStore(self.engine, self.resolver)
+        self.table = table if table is not None else self.partitioner.assign(members)
+        self.coordinator = Coordinator(self)
+        self.transport: Transport | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    # -- identity and state --------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        """This node's id."""
+        return self.info.node_id
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self.transport is not None
+
+    @property
+    def clock(self) -> Clock:
+        """The node's clock (the running loop's unless one was given)."""
+        if self._clock is None:
+            self._clock = clock_for_running_loop()
+        return self._clock
+
+    def placement(self, position: int, n: int | None = None) -> Placement:
+        """Replicas (and sloppy-quorum fallbacks) of ``position``."""
+        return self.replicator.place(self.table, position, n or self.config.n, self.members)
+
+    def is_available(self, node_id: str, now: float | None = None) -> bool:
+        """The failure detector's opinion of ``node_id``."""
+        when = self.clock.monotonic() if now is None else now
+        return self.detector.is_available(node_id, when)
+
+    def heard_from(self, node_id: str) -> None:
+        """Record evidence that ``node_id`` is alive."""
+        self.detector.heartbeat(node_id, self.clock.monotonic())
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Attach to the network, start heartbeats, call ``dtk_node_started``."""
+        if self.running:
+            return
+        transport = self.network.endpoint(self.node_id)
+        await transport.start(self.handle)
+        self.transport = transport
+        now = self.clock.monotonic()
+        for peer in self.members:
+            if peer != self.node_id:
+                self.detector.watch(peer, now)
+        self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeats())
+        self.host.hook.dtk_node_started(node=self)
+
+    async def stop(self) -> None:
+        """Stop answering (storage stays open, so the node can :meth:`start` again)."""
+        if not self.running:
+            return
+        self.host.hook.dtk_node_stopping(node=self)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        transport, self.transport = self.transport, None
+        assert transport is not None
+        await transport.stop()
+        for task in list(self._background):
+            task.cancel()
+        await self.settle()
+        self.engine.flush()
+
+    async def close(self) -> None:
+        """Stop and close storage for good."""
+        await self.stop()
+        self.engine.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, tracked so :meth:`settle` can wait for it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: background task failed", self.node_id, exc_info=task.exception())
+
+    async def settle(self) -> None:
+        """Wait until background work (late replies, read repair) has finished."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def _heartbeats(self) -> None:
+        beat_every = self.config.heartbeat_interval
+        while True:
+            assert self.transport is not None
+            beat = Heartbeat(self.clock.now())
+            for peer in self.members:
+                if peer != self.node_id:
+                    self.transport.send(peer, beat)
+            await self.clock.sleep(beat_every)
+
+    async def request_quietly(self, dest: str, message: object) -> None:
+        """Send a request whose failure only matters to background work."""
+        if self.transport is None:
+            return
+        with contextlib.suppress(TransportError):
+            await self.transport.request(dest, message, self.config.request_timeout)
+
+    # -- messages ------------------------------------------------------------
+
+    async def handle(self, source: str, message: object) -> object:
+        """The transport's handler: every message is also evidence of life."""
+        self.heard_from(source)
+        if isinstance(message, Heartbeat):
+            return None
+        return self.handle_replica_message(message)
+
+    def handle_replica_message(self, message: object) -> object:
+        """Apply a replica read or write to local storage."""
+        if isinstance(message, ReplicaWrite):
+            self.stats.replica_writes += 1
+            self.store.apply(message.key, message.position, message.versions)
+            return Ack()
+        if isinstance(message, ReplicaRead):
+            self.stats.replica_reads += 1
+            return ReplicaReadReply(self.store.read(message.key))
+        raise DynamoError(f"unexpected message {type(message).__name__}")
+
+    # -- client API ----------------------------------------------------------
+
+    async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
+        """Coordinate a read (see :meth:`Coordinator.get`)."""
+        return await self.coordinator.get(key, r=r, n=n)
+
+    async def put(
+        self,
+        key: Key,
+        value: object,
+        context: bytes | None = None,
+        *,
+        w: int | None = None,
+        n: int | None = None,
+    ) -> PutResult:
+        """Coordinate a write (see :meth:`Coordinator.put`)."""
+        return await self.coordinator.put(key, value, context, w=w, n=n)
+
+    async def delete(
+        self,
+        key: Key,
+        context: bytes | None = None,
+        *,
+        w: int | None = None,
+        n: int | None = None,
+    ) -> PutResult:
+        """Coordinate a delete (a versioned tombstone)."""
+        return await self.coordinator.delete(key, context, w=w, n=n)

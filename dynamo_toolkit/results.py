@@ -1,0 +1,55 @@
+"""What the coordinator returns to clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from dynamo_toolkit.versioning import Version
+
+__all__ = ["GetResult", "PutResult"]
+
+
+@attrs.frozen
+class GetResult:
+    """A read: the live sibling ``values`` (decoded) and one ``context`` covering them.
+
+    ``values`` is empty when the key was never written or is deleted; the
+    context still covers any tombstone, so a put with it supersedes the delete.
+    Pass ``context`` unchanged to the next ``put`` to supersede every sibling.
+    """
+
+    key: bytes
+    values: tuple[Any, ...]
+    context: bytes
+    versions: tuple[Version, ...]
+    replies: int
+
+    @property
+    def found(self) -> bool:
+        """True if at least one live value exists."""
+        return bool(self.values)
+
+    @property
+    def conflict(self) -> bool:
+        """True if there are several concurrent live values (siblings)."""
+        return len(self.values) > 1
+
+    @property
+    def value(self) -> Any:
+        """The single live value; ``None`` if none; ``ValueError`` if there are siblings."""
+        if len(self.values) > 1:
+            raise ValueError(
+                f"{len(self.values)} siblings: read .values and write back with .context"
+            )
+        return self.values[0] if self.values else None
+
+
+@attrs.frozen
+class PutResult:
+    """A write: the ``context`` of the new version and how many replicas acknowledged."""
+
+    key: bytes
+    context: bytes
+    acknowledged: int

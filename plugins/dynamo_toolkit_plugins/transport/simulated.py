@@ -1,0 +1,230 @@
+"""Transport ``simulated``: a seeded, lossy, slow network for deterministic tests.
+
+Every message is delayed (uniform between ``min_delay`` and ``max_delay``
+seconds, or by a ``latency(rng)`` callable), and may be dropped (probability
+``drop``) or delivered twice (``duplicate``); partitions cut groups of nodes
+apart. One ``random.Random(seed)`` drives every choice, and delivery uses the
+event loop's timers, so on a :class:`~dynamo_toolkit.testing.VirtualTimeLoop`
+the same seed replays the same run exactly, faster than real time.
+A stopped node behaves like a crashed machine: messages to it vanish and
+requests time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from dynamo_toolkit.errors import TransportError
+from dynamo_toolkit.hookspecs import hookimpl
+from dynamo_toolkit.interfaces import Handler, Network, Transport
+from dynamo_toolkit.registry import ComponentRegistry
+
+__all__ = ["NetworkStats", "SimulatedNetwork", "SimulatedTransport"]
+
+Latency = Callable[[random.Random], float]
+
+
+@attrs.define
+class NetworkStats:
+    """Counters of what the network did with the messages it was given."""
+
+    sent: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+
+
+@attrs.frozen
+class _Packet:
+    kind: str  # "req", "rep", "err" or "msg"
+    request_id: int
+    body: object
+
+
+def _probability(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+    return value
+
+
+class SimulatedNetwork(Network):
+    """The shared medium of a simulated cluster."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        drop: float = 0.0,
+        duplicate: float = 0.0,
+        min_delay: float = 0.0005,
+        max_delay: float = 0.002,
+        latency: Latency | None = None,
+    ) -> None:
+        if not 0 <= min_delay <= max_delay:
+            raise ValueError(f"need 0 <= min_delay <= max_delay, got {min_delay}, {max_delay}")
+        self.seed = seed
+        self.drop = _probability("drop", drop)
+        self.duplicate = _probability("duplicate", duplicate)
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.latency = latency
+        self.stats = NetworkStats()
+        self._rng = random.Random(seed)
+        self._endpoints: dict[str, SimulatedTransport] = {}
+        self._group_of: dict[str, int] = {}
+        self._slowness: dict[str, float] = {}
+
+    def endpoint(self, node_id: str) -> SimulatedTransport:
+        """A new endpoint for ``node_id`` (replacing a stopped one on restart)."""
+        current = self._endpoints.get(node_id)
+        if current is not None and current.running:
+            raise TransportError(f"node {node_id!r} already has a running endpoint")
+        endpoint = SimulatedTransport(self, node_id)
+        self._endpoints[node_id] = endpoint
+        return endpoint
+
+    # -- faults ---------------------------------------------------------------
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Messages between different groups are lost (nodes in no group share one)."""
+        self._group_of = {node: index for index, group in enumerate(groups) for node in group}
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._group_of = {}
+
+    def slow_down(self, node_id: str, extra_delay: float) -> None:
+        """Add ``extra_delay`` seconds to every message to or from ``node_id`` (0 undoes)."""
+        if extra_delay < 0:
+            raise ValueError("extra_delay must not be negative")
+        self._slowness[node_id] = extra_delay
+
+    def reachable(self, source: str, dest: str) -> bool:
+        """Whether the current partition lets ``source`` reach ``dest``."""
+        return self._group_of.get(source, -1) == self._group_of.get(dest, -1)
+
+    # -- delivery -------------------------------------------------------------
+
+    def _delay(self, source: str, dest: str) -> float:
+        base = (
+            self.latency(self._rng)
+            if self.latency is not None
+            else self._rng.uniform(self.min_delay, self.max_delay)
+        )
+        return base + self._slowness.get(source, 0.0) + self._slowness.get(dest, 0.0)
+
+    def transmit(self, source: str, dest: str, packet: _Packet) -> None:
+        """Put ``packet`` on the wire: decide loss, duplication and delay."""
+        self.stats.sent += 1
+        # Draw every random number whatever the outcome, so that one fault more
+        # or less does not shift all later draws.
+        lost = self._rng.random() < self.drop
+        twice = self._rng.random() < self.duplicate
+        if lost or not self.reachable(source, dest):
+            self.stats.dropped += 1
+            return
+        loop = asyncio.get_running_loop()
+        copies = 2 if twice else 1
+        self.stats.duplicated += copies - 1
+        for _ in range(copies):
+            loop.call_later(self._delay(source, dest), self._arrive, source, dest, packet)
+
+    def _arrive(self, source: str, dest: str, packet: _Packet) -> None:
+        endpoint = self._endpoints.get(dest)
+        # Checked again on arrival: a partition or crash can happen in flight.
+        if endpoint is None or not endpoint.running or not self.reachable(source, dest):
+            self.stats.dropped += 1
+            return
+        self.stats.delivered += 1
+        endpoint.receive(source, packet)
+
+
+class SimulatedTransport(Transport):
+    """One node's endpoint on a :class:`SimulatedNetwork`."""
+
+    def __init__(self, network: SimulatedNetwork, node_id: str) -> None:
+        self.node_id = node_id
+        self._network = network
+        self._handler: Handler | None = None
+        self._next_id = 0
+        self._pending: dict[int, asyncio.Future[object]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._handler is not None
+
+    async def start(self, handler: Handler) -> None:
+        """Begin delivering messages to ``handler``."""
+        self._handler = handler
+
+    async def request(self, dest: str, message: object, timeout: float) -> object:
+        """Send ``message`` and wait up to ``timeout`` seconds for the reply."""
+        if not self.running:
+            raise TransportError(f"{self.node_id!r} is stopped")
+        self._next_id += 1
+        request_id = self._next_id
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        self._network.transmit(self.node_id, dest, _Packet("req", request_id, message))
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise TransportError(f"no reply from {dest!r} within {timeout} s") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    def send(self, dest: str, message: object) -> None:
+        """Send a one-way message."""
+        if self.running:
+            self._network.transmit(self.node_id, dest, _Packet("msg", 0, message))
+
+    def receive(self, source: str, packet: _Packet) -> None:
+        """Called by the network when ``packet`` arrives."""
+        if packet.kind in ("rep", "err"):
+            future = self._pending.get(packet.request_id)
+            if future is None or future.done():
+                return  # late or duplicated reply
+            if packet.kind == "rep":
+                future.set_result(packet.body)
+            else:
+                future.set_exception(TransportError(f"{source!r} failed: {packet.body}"))
+            return
+        task = asyncio.get_running_loop().create_task(self._handle(source, packet))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, source: str, packet: _Packet) -> None:
+        assert self._handler is not None
+        try:
+            reply = await self._handler(source, packet.body)
+        except Exception as exc:  # the error travels back like a reply
+            if packet.kind == "req":
+                error = _Packet("err", packet.request_id, f"{type(exc).__name__}: {exc}")
+                self._network.transmit(self.node_id, source, error)
+            return
+        if packet.kind == "req" and self.running:
+            self._network.transmit(self.node_id, source, _Packet("rep", packet.request_id, reply))
+
+    async def stop(self) -> None:
+        """Crash-stop: drop everything in flight, fail pending requests."""
+        self._handler = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(TransportError(f"{self.node_id!r} stopped"))
+        self._pending.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+@hookimpl
+def dtk_register_components(registry: ComponentRegistry) -> None:
+    """Register the ``simulated`` transport."""
+    registry.add_transport("simulated", SimulatedNetwork)
