@@ -67,7 +67,8 @@ class Coordinator:
     async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
         """Read ``key`` from R of its N replicas; siblings come with one covering context."""
         cfg = self.node.config
-        n, r = n or cfg.n, r or cfg.r
+        n = cfg.n if n is None else n
+        r = cfg.r if r is None else r
         validate_quorum(n, r, min(cfg.w, n))
         stored_key = encode_key(key)
         position = key_position(stored_key)
@@ -122,7 +123,8 @@ class Coordinator:
         n: int | None,
     ) -> PutResult:
         cfg = self.node.config
-        n, w = n or cfg.n, w or cfg.w
+        n = cfg.n if n is None else n
+        w = cfg.w if w is None else w
         validate_quorum(n, min(cfg.r, n), w)
         base = decode_context(context)
         position = key_position(key)

@@ -124,7 +124,9 @@ class Node:
 
     def placement(self, position: int, n: int | None = None) -> Placement:
         """Replicas (and sloppy-quorum fallbacks) of ``position``."""
-        return self.replicator.place(self.table, position, n or self.config.n, self.members)
+        return self.replicator.place(
+            self.table, position, self.config.n if n is None else n, self.members
+        )
 
     def is_available(self, node_id: str, now: float | None = None) -> bool:
         """The failure detector's opinion of ``node_id``."""

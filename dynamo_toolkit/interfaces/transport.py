@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 __all__ = ["Handler", "Network", "Transport"]
 
 #: A node's message handler: ``await handler(sender_id, message)`` returns the
 #: reply of a request (ignored for one-way messages).
-Handler = Callable[[str, object], Awaitable[object]]
+Handler = Callable[[str, object], Coroutine[Any, Any, object]]
 
 
 class Transport(ABC):

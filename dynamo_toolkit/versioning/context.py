@@ -18,7 +18,8 @@ _MAGIC = b"dtk1"
 
 def encode_context(clock: VectorClock) -> bytes:
     """Encode ``clock`` as an opaque context."""
-    return _MAGIC + msgpack.packb(clock.to_wire(), use_bin_type=True)
+    packed: bytes = msgpack.packb(clock.to_wire(), use_bin_type=True)
+    return _MAGIC + packed
 
 
 def decode_context(context: bytes | None) -> VectorClock:

@@ -1,0 +1,157 @@
+"""Conformance suite for transports (a :class:`~dynamo_toolkit.interfaces.Network`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from dynamo_toolkit.errors import TransportError
+from dynamo_toolkit.interfaces import Network
+
+__all__ = ["TransportSuite"]
+
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+class _Echo:
+    """A handler that echoes requests and records one-way messages."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received: list[tuple[str, object]] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, source: str, message: object) -> object:
+        self.received.append((source, message))
+        self.arrived.set()
+        if message == "boom":
+            raise ValueError("handler failed on purpose")
+        if isinstance(message, tuple) and message[0] == "sleep":
+            await asyncio.sleep(message[1])
+        return (self.name, message)
+
+
+class TransportSuite:
+    """Checks any transport.
+
+    Fixtures to provide: ``make_network``, a zero-argument callable returning a
+    fresh fault-free :class:`~dynamo_toolkit.interfaces.Network` (called inside
+    the running loop). Optional: ``run``, how to run a coroutine to completion
+    (default ``asyncio.run``; a virtual-time runner suits in-process networks).
+    """
+
+    @pytest.fixture
+    def run(self) -> Runner:
+        """How the suite runs its coroutines."""
+        return asyncio.run
+
+    @staticmethod
+    async def _pair(network: Network) -> tuple[Any, Any, _Echo, _Echo]:
+        a, b = network.endpoint("a"), network.endpoint("b")
+        echo_a, echo_b = _Echo("a"), _Echo("b")
+        await a.start(echo_a)
+        await b.start(echo_b)
+        return a, b, echo_a, echo_b
+
+    def test_request_gets_the_reply(self, make_network: Callable[[], Network], run: Runner) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, echo_b = await self._pair(network)
+            assert await a.request("b", "hello", 5.0) == ("b", "hello")
+            assert echo_b.received == [("a", "hello")]
+            await a.stop()
+            await b.stop()
+            await network.close()
+
+        run(scenario())
+
+    def test_parallel_requests_get_their_own_replies(
+        self, make_network: Callable[[], Network], run: Runner
+    ) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, _ = await self._pair(network)
+            replies = await asyncio.gather(*(a.request("b", i, 5.0) for i in range(50)))
+            assert replies == [("b", i) for i in range(50)]
+            await a.stop()
+            await b.stop()
+            await network.close()
+
+        run(scenario())
+
+    def test_one_way_message_arrives(
+        self, make_network: Callable[[], Network], run: Runner
+    ) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, echo_b = await self._pair(network)
+            a.send("b", "note")
+            async with asyncio.timeout(5.0):
+                await echo_b.arrived.wait()
+            assert echo_b.received == [("a", "note")]
+            await a.stop()
+            await b.stop()
+            await network.close()
+
+        run(scenario())
+
+    def test_request_to_stopped_node_fails(
+        self, make_network: Callable[[], Network], run: Runner
+    ) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, _ = await self._pair(network)
+            await b.stop()
+            with pytest.raises(TransportError):
+                await a.request("b", "anyone?", 0.5)
+            await a.stop()
+            await network.close()
+
+        run(scenario())
+
+    def test_restarted_node_answers_again(
+        self, make_network: Callable[[], Network], run: Runner
+    ) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, _ = await self._pair(network)
+            await b.stop()
+            again = network.endpoint("b")
+            await again.start(_Echo("b2"))
+            assert await a.request("b", "back?", 5.0) == ("b2", "back?")
+            await a.stop()
+            await again.stop()
+            await network.close()
+
+        run(scenario())
+
+    def test_slow_handler_times_out(self, make_network: Callable[[], Network], run: Runner) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, _ = await self._pair(network)
+            with pytest.raises(TransportError):
+                await a.request("b", ("sleep", 2.0), 0.2)
+            await a.stop()
+            await b.stop()
+            await network.close()
+
+        run(scenario())
+
+    def test_handler_error_reaches_the_caller(
+        self, make_network: Callable[[], Network], run: Runner
+    ) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, _ = await self._pair(network)
+            with pytest.raises(TransportError, match="on purpose"):
+                await a.request("b", "boom", 5.0)
+            # The node survives its handler's error.
+            assert await a.request("b", "still there", 5.0) == ("b", "still there")
+            await a.stop()
+            await b.stop()
+            await network.close()
+
+        run(scenario())
