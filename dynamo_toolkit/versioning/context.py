@@ -31,4 +31,4 @@ def decode_context(context: bytes | None) -> VectorClock:
     try:
         return VectorClock.from_wire(msgpack.unpackb(context[len(_MAGIC) :], raw=False))
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.UnpackException) as exc:
-        raise InvalidContextError(f"malformed context: {exc}") from exc
+        raise InvalidContextError(f"malformed context: {exc or type(exc).__name__}") from exc

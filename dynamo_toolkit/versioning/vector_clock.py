@@ -7,6 +7,7 @@ increment; the timestamp only serves pruning, never ordering.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -119,13 +120,17 @@ class VectorClock:
 
     @classmethod
     def from_wire(cls, data: Iterable[Iterable[object]]) -> VectorClock:
-        """Inverse of :meth:`to_wire`."""
+        """Inverse of :meth:`to_wire`; ``ValueError`` on anything malformed."""
         entries = []
+        seen: set[str] = set()
         for item in data:
             actor, counter, timestamp = item
-            if not isinstance(actor, str) or not isinstance(counter, int):
-                raise ValueError("malformed clock entry")
-            if not isinstance(timestamp, int | float):
-                raise ValueError("malformed clock timestamp")
-            entries.append(ClockEntry(actor, counter, float(timestamp)))
+            if not isinstance(actor, str) or actor in seen:
+                raise ValueError(f"malformed or repeated clock actor {actor!r}")
+            if type(counter) is not int or counter < 1:
+                raise ValueError(f"clock counter must be a positive integer, got {counter!r}")
+            if type(timestamp) not in (int, float) or not math.isfinite(timestamp):  # type: ignore[arg-type]
+                raise ValueError(f"clock timestamp must be a finite number, got {timestamp!r}")
+            seen.add(actor)
+            entries.append(ClockEntry(actor, counter, float(timestamp)))  # type: ignore[arg-type]
         return cls(tuple(entries))

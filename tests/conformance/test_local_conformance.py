@@ -6,10 +6,12 @@ would build it, so a broken registration fails here too.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.interfaces import ConflictResolver, FailureDetector, StorageEngine
 from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
 from dynamo_toolkit.testing.conformance.failure_detector import (
@@ -142,3 +144,110 @@ class TestSqliteDictAutocommit(StorageEngineSuite):
     @pytest.fixture
     def make_engine(self, host: PluginHost, tmp_path: Path) -> MakeEngine:
         return _engine(host, "sqlitedict", tmp_path, autocommit=True)
+
+
+# -- what the suites cannot know: the built-ins' own parameters -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("interface", "name"),
+    [
+        ("conflict_resolver", "vector-clock"),
+        ("conflict_resolver", "lww"),
+        ("failure_detector", "timeout"),
+        ("storage_engine", "memory"),
+        ("storage_engine", "sqlitedict"),
+    ],
+)
+def test_builtins_are_registered_by_the_builtin_plugins(
+    host: PluginHost, interface: str, name: str
+) -> None:
+    spec = host.registry.get(interface, name)
+    assert spec.description  # taken from the factory's docstring
+    assert name in host.registry.names(interface)
+
+
+def test_sqlitedict_needs_a_data_directory(host: PluginHost) -> None:
+    with pytest.raises(ConfigurationError, match="data directory"):
+        host.registry.create("storage_engine", "sqlitedict", node_id="n1", data_dir=None)
+
+
+def test_sqlitedict_creates_its_directory_and_file(host: PluginHost, tmp_path: Path) -> None:
+    data_dir = tmp_path / "nested" / "dir"
+    engine = host.registry.create("storage_engine", "sqlitedict", node_id="n7", data_dir=data_dir)
+    try:
+        engine.put(b"k", 1, b"v")
+        engine.flush()
+        assert (data_dir / "n7.sqlite").is_file()
+    finally:
+        engine.close()
+
+
+def test_sqlitedict_rejects_a_node_id_escaping_the_directory(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError):
+        host.registry.create("storage_engine", "sqlitedict", node_id="../n1", data_dir=tmp_path)
+
+
+def test_sqlitedict_does_not_pickle(host: PluginHost, tmp_path: Path) -> None:
+    engine = host.registry.create("storage_engine", "sqlitedict", node_id="n1", data_dir=tmp_path)
+    try:
+        engine.put(b"\x01\x02", 5, b"record")
+        engine.flush()
+    finally:
+        engine.close()
+    with sqlite3.connect(tmp_path / "n1.sqlite") as conn:
+        rows = conn.execute("SELECT key, value FROM records").fetchall()
+    # Hex key; value = 8-byte big-endian position + the record, no pickle opcodes.
+    assert rows == [("0102", (5).to_bytes(8, "big") + b"record")]
+
+
+def test_sqlitedict_rejects_unknown_parameters(host: PluginHost, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        host.registry.create(
+            "storage_engine", "sqlitedict", node_id="n1", data_dir=tmp_path, colour="red"
+        )
+
+
+def test_memory_ignores_data_dir_and_refuses_unknown_parameters(
+    host: PluginHost, tmp_path: Path
+) -> None:
+    engine = host.registry.create("storage_engine", "memory", node_id="n1", data_dir=tmp_path)
+    engine.close()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigurationError):
+        host.registry.create("storage_engine", "memory", node_id="n1", data_dir=None, size=3)
+
+
+@pytest.mark.parametrize("name", ["memory", "sqlitedict"])
+@pytest.mark.parametrize("position", [-1, 2**64])
+def test_positions_outside_64_bits_are_refused(
+    host: PluginHost, tmp_path: Path, name: str, position: int
+) -> None:
+    engine = host.registry.create("storage_engine", name, node_id="n1", data_dir=tmp_path)
+    try:
+        with pytest.raises(ValueError):
+            engine.put(b"k", position, b"v")
+        assert len(engine) == 0
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), "2", True])
+def test_timeout_must_be_a_positive_number(host: PluginHost, timeout: object) -> None:
+    with pytest.raises(ConfigurationError):
+        host.registry.create("failure_detector", "timeout", timeout=timeout)
+
+
+def test_timeout_suspicion_is_silence_in_timeouts(host: PluginHost) -> None:
+    detector = host.registry.create("failure_detector", "timeout", timeout=2.0)
+    detector.watch("n1", 100.0)
+    assert detector.suspicion("n1", 100.0) == 0.0
+    assert detector.suspicion("n1", 101.0) == pytest.approx(0.5)
+    assert detector.is_available("n1", 102.0)  # exactly at the timeout: still up
+    assert detector.suspicion("n1", 102.0) == pytest.approx(1.0)
+    assert not detector.is_available("n1", 102.001)
+    assert detector.suspicion("n1", 106.0) == pytest.approx(3.0)
+    # A caller's clock lagging the last heartbeat does not give negative suspicion.
+    assert detector.suspicion("n1", 99.0) == 0.0

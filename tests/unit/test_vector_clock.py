@@ -259,11 +259,6 @@ def test_non_bytes_context_raises() -> None:
         decode_context("dtk1" + "x")  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel: VectorClock.from_wire accepts an actor twice; counter() and "
-    "counters() then disagree (reported; remove this mark once rejected)",
-)
 def test_context_with_duplicate_actor_raises() -> None:
     with pytest.raises(InvalidContextError):
         decode_context(b"dtk1" + msgpack.packb([["a", 1, 0.0], ["a", 5, 0.0]]))

@@ -121,11 +121,17 @@ class FailureDetectorSuite:
         assert detector.is_available("n1", back)
         assert detector.is_available("n1", back + heartbeat_interval / 2)
 
-    def test_stale_heartbeat_does_not_revive(
+    def test_stale_heartbeat_is_ignored(
         self, detector: FailureDetector, heartbeat_interval: float, detection_bound: float
     ) -> None:
-        """Evidence older than what was already heard (a late message) proves nothing now."""
+        """Evidence older than what was already heard (a late message) changes nothing.
+
+        It neither revives a node that has since gone silent, nor makes a
+        healthy node look silent since that old time.
+        """
         last = self._beat(detector, "n1", heartbeat_interval, _WARMUP_BEATS)
+        detector.heartbeat("n1", last - detection_bound)
+        assert detector.is_available("n1", last + heartbeat_interval)
         down = last + detection_bound
         detector.heartbeat("n1", last - heartbeat_interval)
         assert not detector.is_available("n1", down)

@@ -163,7 +163,9 @@ class ConflictResolverSuite:
         for seed, rng, pool in _cases(resolver):
             for _ in range(3):
                 versions = _sample(rng, pool)
-                a, b, c = [], [], []
+                a: list[Version] = []
+                b: list[Version] = []
+                c: list[Version] = []
                 for version in versions:
                     rng.choice((a, b, c)).append(version)
                 left = resolver.reconcile([*resolver.reconcile([*a, *b]), *c])

@@ -129,13 +129,17 @@ class StorageEngineSuite:
     def test_overwrite_replaces_record_and_position(self, engine: StorageEngine) -> None:
         """A second put of a key replaces both its record and its position."""
         engine.put(b"k", 10, b"old")
-        engine.put(b"k", 20, b"new")
+        engine.put(b"other", 15, b"o")
+        assert list(engine.scan(0, _END)) == [(b"k", 10, b"old"), (b"other", 15, b"o")]
+        engine.put(b"k", 20, b"new")  # moves past "other", after a scan already ran
         assert engine.get(b"k") == b"new"
-        assert len(engine) == 1
-        assert list(engine.scan(0, _END)) == [(b"k", 20, b"new")]
+        assert len(engine) == 2
+        assert list(engine.scan(0, _END)) == [(b"other", 15, b"o"), (b"k", 20, b"new")]
         assert list(engine.scan(10, 11)) == []
         engine.put(b"k", 20, b"newer")
         assert list(engine.scan(20, 21)) == [(b"k", 20, b"newer")]
+        engine.put(b"k", 0, b"first")
+        assert list(engine.scan(0, _END)) == [(b"k", 0, b"first"), (b"other", 15, b"o")]
 
     def test_delete(self, engine: StorageEngine) -> None:
         """Delete removes a key; deleting an absent key is fine; a key can come back."""
@@ -192,17 +196,19 @@ class StorageEngineSuite:
             )
 
     def test_scan_follows_updates(self, engine: StorageEngine) -> None:
-        """Moves, deletes and new keys are reflected by the next scan."""
+        """Moves, deletes and new keys are each reflected by the next scan."""
         rng = random.Random(3)
         model = _populate(engine, rng, 100)
         assert list(engine.scan(0, _END)) == _expected_scan(model, 0, _END)
-        for key in rng.sample(sorted(model), 30):
-            if rng.random() < 0.5:
-                engine.delete(key)
-                del model[key]
-            else:
-                model[key] = (rng.randrange(_END), _random_bytes(rng, 8))
-                engine.put(key, *model[key])
+        # One kind of change at a time, so that no kind hides another's effect.
+        for key in rng.sample(sorted(model), 20):
+            model[key] = (rng.randrange(_END), _random_bytes(rng, 8))
+            engine.put(key, *model[key])
+        _assert_matches(engine, model)
+        for key in rng.sample(sorted(model), 20):
+            engine.delete(key)
+            del model[key]
+        _assert_matches(engine, model)
         for _ in range(10):
             key = b"new-" + rng.randbytes(4)
             model[key] = (rng.choice((0, _MAX, rng.randrange(_END))), b"n")
@@ -231,7 +237,7 @@ class StorageEngineSuite:
             else:
                 expected = model.get(key)
                 assert engine.get(key) == (None if expected is None else expected[1]), step
-            if step % 250 == 0:
+            if step % 50 == 0:
                 _assert_matches(engine, model)
         _assert_matches(engine, model)
 

@@ -6,6 +6,7 @@ Keys are stored hex-encoded (sqlitedict keys are ``TEXT``); each value is the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -136,13 +137,11 @@ class SqliteDictStorage(StorageEngine):
 
     def delete(self, key: bytes) -> None:
         """Remove ``key``; absent keys are fine."""
-        try:
+        with contextlib.suppress(KeyError):
             del self._db_open()[bytes(key)]
-        except KeyError:
-            pass
 
     def scan(self, start: int, end: int) -> Iterator[tuple[bytes, int, bytes]]:
-        """Yield ``(key, position, record)`` with ``start <= position < end``, by (position, key)."""
+        """Yield ``(key, position, record)`` for ``start <= position < end``, by (position, key)."""
         matches = [
             (position, key, record)
             for key, (position, record) in self._db_open().items()
