@@ -19,10 +19,10 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/dtk demo
 
-## test: the whole suite (unit, conformance, scenarios, docs build), then lint and types
+## test: lint and types, then the whole suite (unit, conformance, scenarios, docs build)
 test: venv
-	$(BIN)/pytest
 	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check .
