@@ -87,7 +87,9 @@ class Cluster:
                 f"N={config.n} needs at least {config.n} nodes, the cluster has {len(members)}"
             )
         choice = config.component("transport")
-        network = host.registry.create("transport", choice.name, seed=seed, **choice.params)
+        network = host.registry.create(
+            "transport", choice.name, seed=seed, members=members, **choice.params
+        )
         base = Path(data_dir) if data_dir is not None else None
         table = None
         built = []

@@ -120,7 +120,9 @@ class ComponentRegistry:
     def add_transport(self, name: str, factory: Factory, **options: Any) -> None:
         """Register a transport: a factory returning a :class:`~dynamo_toolkit.interfaces.Network`.
 
-        The factory is called as ``factory(seed=..., **params)``.
+        The factory is called as ``factory(seed=..., members=..., **params)``, where
+        ``members`` is the sequence of :class:`~dynamo_toolkit.membership.NodeInfo`
+        known at start (a socket transport finds addresses there).
         """
         self.add("transport", name, factory, **options)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -38,6 +39,21 @@ class TestSimulatedTransportRealTime(TransportSuite):
     @pytest.fixture
     def make_network(self) -> Callable[[], Network]:
         return lambda: HOST.registry.create("transport", "simulated", seed=3, max_delay=0.001)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TestTcpTransport(TransportSuite):
+    """Real sockets on loopback."""
+
+    @pytest.fixture
+    def make_network(self) -> Callable[[], Network]:
+        addresses = {name: f"127.0.0.1:{_free_port()}" for name in ("a", "b")}
+        return lambda: HOST.registry.create("transport", "tcp", seed=1, addresses=addresses)
 
 
 class TestSystemClock(ClockSuite):

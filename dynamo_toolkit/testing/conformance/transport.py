@@ -10,14 +10,26 @@ import pytest
 
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.interfaces import Network
+from dynamo_toolkit.messages import Heartbeat, ReplicaRead, ReplicaWrite
 
 __all__ = ["TransportSuite"]
 
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
+def _ask(text: str) -> ReplicaRead:
+    return ReplicaRead(text.encode())
+
+
+def _answer(name: str, text: str) -> ReplicaWrite:
+    return ReplicaWrite(f"{name}:{text}".encode(), 0, ())
+
+
 class _Echo:
-    """A handler that echoes requests and records one-way messages."""
+    """A handler that answers ``ReplicaRead(k)`` with ``ReplicaWrite(b"name:k")``.
+
+    Only kernel messages are used: a socket transport need carry nothing else.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -27,11 +39,14 @@ class _Echo:
     async def __call__(self, source: str, message: object) -> object:
         self.received.append((source, message))
         self.arrived.set()
-        if message == "boom":
+        if not isinstance(message, ReplicaRead):
+            return None
+        text = message.key.decode()
+        if text == "boom":
             raise ValueError("handler failed on purpose")
-        if isinstance(message, tuple) and message[0] == "sleep":
-            await asyncio.sleep(message[1])
-        return (self.name, message)
+        if text.startswith("sleep:"):
+            await asyncio.sleep(float(text.removeprefix("sleep:")))
+        return _answer(self.name, text)
 
 
 class TransportSuite:
@@ -60,8 +75,8 @@ class TransportSuite:
         async def scenario() -> None:
             network = make_network()
             a, b, _, echo_b = await self._pair(network)
-            assert await a.request("b", "hello", 5.0) == ("b", "hello")
-            assert echo_b.received == [("a", "hello")]
+            assert await a.request("b", _ask("hello"), 5.0) == _answer("b", "hello")
+            assert echo_b.received == [("a", _ask("hello"))]
             await a.stop()
             await b.stop()
             await network.close()
@@ -74,8 +89,8 @@ class TransportSuite:
         async def scenario() -> None:
             network = make_network()
             a, b, _, _ = await self._pair(network)
-            replies = await asyncio.gather(*(a.request("b", i, 5.0) for i in range(50)))
-            assert replies == [("b", i) for i in range(50)]
+            replies = await asyncio.gather(*(a.request("b", _ask(str(i)), 5.0) for i in range(50)))
+            assert replies == [_answer("b", str(i)) for i in range(50)]
             await a.stop()
             await b.stop()
             await network.close()
@@ -88,10 +103,10 @@ class TransportSuite:
         async def scenario() -> None:
             network = make_network()
             a, b, _, echo_b = await self._pair(network)
-            a.send("b", "note")
+            a.send("b", Heartbeat(1.5))
             async with asyncio.timeout(5.0):
                 await echo_b.arrived.wait()
-            assert echo_b.received == [("a", "note")]
+            assert echo_b.received == [("a", Heartbeat(1.5))]
             await a.stop()
             await b.stop()
             await network.close()
@@ -106,7 +121,7 @@ class TransportSuite:
             a, b, _, _ = await self._pair(network)
             await b.stop()
             with pytest.raises(TransportError):
-                await a.request("b", "anyone?", 0.5)
+                await a.request("b", _ask("anyone?"), 0.5)
             await a.stop()
             await network.close()
 
@@ -121,7 +136,7 @@ class TransportSuite:
             await b.stop()
             again = network.endpoint("b")
             await again.start(_Echo("b2"))
-            assert await a.request("b", "back?", 5.0) == ("b2", "back?")
+            assert await a.request("b", _ask("back?"), 5.0) == _answer("b2", "back?")
             await a.stop()
             await again.stop()
             await network.close()
@@ -133,7 +148,7 @@ class TransportSuite:
             network = make_network()
             a, b, _, _ = await self._pair(network)
             with pytest.raises(TransportError):
-                await a.request("b", ("sleep", 2.0), 0.2)
+                await a.request("b", _ask("sleep:2.0"), 0.2)
             await a.stop()
             await b.stop()
             await network.close()
@@ -147,9 +162,9 @@ class TransportSuite:
             network = make_network()
             a, b, _, _ = await self._pair(network)
             with pytest.raises(TransportError, match="on purpose"):
-                await a.request("b", "boom", 5.0)
+                await a.request("b", _ask("boom"), 5.0)
             # The node survives its handler's error.
-            assert await a.request("b", "still there", 5.0) == ("b", "still there")
+            assert await a.request("b", _ask("still"), 5.0) == _answer("b", "still")
             await a.stop()
             await b.stop()
             await network.close()

@@ -7,11 +7,12 @@ interrupts the receiving node half-way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from dynamo_toolkit.errors import NodeUnavailableError, TransportError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import Handler, Network, Transport
+from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
 
 __all__ = ["MemoryNetwork", "MemoryTransport", "RemoteError"]
@@ -22,9 +23,9 @@ class RemoteError(TransportError):
 
 
 class MemoryNetwork(Network):
-    """All endpoints of one in-process cluster; ``seed`` is accepted and unused."""
+    """All endpoints of one in-process cluster; ``seed`` and ``members`` are unused."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, members: Sequence[NodeInfo] = ()) -> None:
         self._endpoints: dict[str, MemoryTransport] = {}
         self._group_of: dict[str, int] = {}
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import Handler, Network, Transport
+from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
 
 __all__ = ["NetworkStats", "SimulatedNetwork", "SimulatedTransport"]
@@ -52,11 +53,12 @@ def _probability(name: str, value: float) -> float:
 
 
 class SimulatedNetwork(Network):
-    """The shared medium of a simulated cluster."""
+    """The shared medium of a simulated cluster (``members`` is unused: any id may join)."""
 
     def __init__(
         self,
         seed: int = 0,
+        members: Sequence[NodeInfo] = (),
         drop: float = 0.0,
         duplicate: float = 0.0,
         min_delay: float = 0.0005,
