@@ -65,5 +65,16 @@ def demo(nodes: int, seed: int) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
+def run() -> None:
+    """The ``dtk`` console script: plugins may add commands before it runs."""
+    try:
+        host = load_plugins()
+    except DynamoError as exc:  # a broken plugin must not hide the built-in commands
+        click.echo(f"warning: plugins not loaded: {exc}", err=True)
+    else:
+        host.hook.dtk_cli_commands(cli=main)
+    main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(run())

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from dynamo_toolkit.node import Node
     from dynamo_toolkit.registry import ComponentRegistry
 
@@ -63,4 +65,19 @@ def dtk_node_stopping(node: Node) -> None:
 
     Every implementation is called; return value ignored. The node can still
     read its storage here but no longer coordinates requests.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def dtk_cli_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``dtk`` command line.
+
+    Called once when ``dtk`` starts, with its top-level :class:`click.Group`;
+    call ``cli.add_command(...)``. Every implementation is called; return value
+    ignored. The reference server adds ``dtk serve`` and ``dtk cluster`` this way.
     """

@@ -120,9 +120,10 @@ async def last_write_wins(host: PluginHost, config: StoreConfig) -> None:
 def main() -> None:
     # -- 2. Load every plugin installed (the built-ins are plugins too) ------------
     host = load_plugins()
-    for interface, names in host.registry.components().items():
-        print(f"{interface}: {', '.join(names)}")
     config = StoreConfig.from_dict(STORE)
+    for interface, choice in config.components.items():
+        spec = host.registry.get(interface, choice.name)  # UnknownComponentError if missing
+        print(f"{interface}: {choice.name} {dict(choice.params)} from plugin {spec.plugin!r}")
     with tempfile.TemporaryDirectory(prefix="dtk-tutorial-") as tmp:
         run_virtual(tour(host, config, Path(tmp)))
 

@@ -1,0 +1,359 @@
+"""A local cluster of node processes in one directory (``dtk cluster ...``).
+
+Layout of ``DIR``: ``cluster.json`` (the plan: nodes, ports, store settings)
+and one subdirectory per node holding its ``node.toml``, ``node.log``,
+``node.pid``, its storage files and, while it serves, ``ready.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from dynamo_toolkit.config import StoreConfig
+from dynamo_toolkit.errors import ConfigurationError, DynamoError
+from dynamo_toolkit_server.serve import READY_FILE
+
+__all__ = [
+    "ClusterPlan",
+    "NodePlan",
+    "cluster_status",
+    "plan_cluster",
+    "start_cluster",
+    "stop_cluster",
+]
+
+PLAN_FILE = "cluster.json"
+PORTS_PER_NODE = 10  # peer, resp, http, native at offsets 0..3; room to grow
+
+
+@attrs.frozen
+class NodePlan:
+    """One node's name and addresses."""
+
+    name: str
+    peer: str
+    resp: str
+    http: str
+    native: str
+
+
+@attrs.frozen
+class ClusterPlan:
+    """What ``cluster.json`` records."""
+
+    nodes: tuple[NodePlan, ...]
+    store: Mapping[str, Any]
+    password: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain form for ``cluster.json``."""
+        return {
+            "nodes": [attrs.asdict(node) for node in self.nodes],
+            "store": dict(self.store),
+            "password": self.password,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClusterPlan:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            tuple(NodePlan(**node) for node in data["nodes"]),
+            data["store"],
+            data.get("password", ""),
+        )
+
+
+class ClusterError(DynamoError):
+    """A local cluster operation failed; the message says what to do."""
+
+
+__all__ += ["ClusterError"]
+
+
+def plan_cluster(
+    nodes: int,
+    base_port: int,
+    *,
+    n: int | None = None,
+    r: int | None = None,
+    w: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    storage: str | None = None,
+    password: str = "",
+    host: str = "127.0.0.1",
+) -> ClusterPlan:
+    """Choose ports and store settings; N, R, W default to 3, 2, 2 capped by the node count."""
+    if nodes < 1:
+        raise ConfigurationError("a cluster needs at least one node")
+    if not 1024 <= base_port <= 65535 - nodes * PORTS_PER_NODE:
+        raise ConfigurationError(f"base port {base_port} leaves no room for {nodes} nodes")
+    store: dict[str, Any] = {
+        k: dict(v) if isinstance(v, Mapping) else v for k, v in (config or {}).items()
+    }
+    section = dict(store.get("store", {}))
+    n_value = n if n is not None else section.get("n", min(3, nodes))
+    section["n"] = n_value
+    section["r"] = r if r is not None else section.get("r", min(2, n_value))
+    section["w"] = w if w is not None else section.get("w", min(2, n_value))
+    if section["n"] > nodes:
+        raise ConfigurationError(
+            f"N={section['n']} needs at least {section['n']} nodes, got {nodes}"
+        )
+    store["store"] = section
+    if storage is not None:
+        store["storage_engine"] = storage
+    store.setdefault("storage_engine", "sqlitedict")
+    store["transport"] = "tcp"
+    StoreConfig.from_dict(store)  # validate now, not in every node's log
+    plans = []
+    for index in range(nodes):
+        port = base_port + index * PORTS_PER_NODE
+        plans.append(
+            NodePlan(
+                f"n{index + 1}",
+                f"{host}:{port}",
+                f"{host}:{port + 1}",
+                f"{host}:{port + 2}",
+                f"{host}:{port + 3}",
+            )
+        )
+    return ClusterPlan(tuple(plans), store, password)
+
+
+# -- files ---------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ConfigurationError(f"cannot write {type(value).__name__} to TOML")
+
+
+def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
+    """The ``node.toml`` of ``node``."""
+    lines = ["[node]"]
+    fields = {
+        "id": node.name,
+        "data_dir": str(data_dir),
+        "peer": node.peer,
+        "resp": node.resp,
+        "http": node.http,
+        "native": node.native,
+        "password": plan.password,
+    }
+    lines += [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    for member in plan.nodes:
+        lines += ["", "[[members]]", f"id = {_toml_value(member.name)}"]
+        lines.append(f"address = {_toml_value(member.peer)}")
+    for section, value in plan.store.items():
+        if isinstance(value, str):
+            lines += ["", f"[{section}]", f"name = {_toml_value(value)}"]
+        else:
+            lines += ["", f"[{section}]"]
+            lines += [f"{key} = {_toml_value(item)}" for key, item in value.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_plan(directory: Path, plan: ClusterPlan) -> None:
+    """Create ``directory`` with ``cluster.json`` and every node's ``node.toml``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / PLAN_FILE).write_text(json.dumps(plan.to_json(), indent=2))
+    for node in plan.nodes:
+        node_dir = directory / node.name
+        node_dir.mkdir(exist_ok=True)
+        (node_dir / "node.toml").write_text(node_toml(plan, node, node_dir.resolve()))
+
+
+def read_plan(directory: Path) -> ClusterPlan:
+    """Read ``cluster.json``; a clear error when ``directory`` holds no cluster."""
+    try:
+        return ClusterPlan.from_json(json.loads((directory / PLAN_FILE).read_text()))
+    except FileNotFoundError:
+        raise ClusterError(
+            f"{directory} holds no cluster; create one with: dtk cluster up --dir {directory}"
+        ) from None
+
+
+# -- processes -------------------------------------------------------------------
+
+
+def _pid_of(node_dir: Path) -> int | None:
+    try:
+        pid = int((node_dir / "node.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited child not yet reaped) is not alive for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _port_free(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
+
+
+def _launch(directory: Path, node: NodePlan) -> int:
+    node_dir = directory / node.name
+    busy = [a for a in (node.peer, node.resp, node.http, node.native) if not _port_free(a)]
+    if busy:
+        raise ClusterError(
+            f"{node.name}: address(es) {', '.join(busy)} already in use; "
+            "stop what uses them or choose another --base-port"
+        )
+    with contextlib.suppress(FileNotFoundError):
+        (node_dir / READY_FILE).unlink()
+    log = open(node_dir / "node.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "dynamo_toolkit_server.serve", str(node_dir / "node.toml")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal must not hit background nodes
+        )
+    finally:
+        log.close()
+    (node_dir / "node.pid").write_text(str(child.pid))
+    return child.pid
+
+
+def _log_tail(node_dir: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join((node_dir / "node.log").read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def _wait_ready(directory: Path, names: Sequence[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(names)
+    while waiting:
+        for name in list(waiting):
+            node_dir = directory / name
+            if (node_dir / READY_FILE).exists():
+                waiting.remove(name)
+            elif _pid_of(node_dir) is None:
+                raise ClusterError(
+                    f"{name} exited during start; its log ends:\n{_log_tail(node_dir)}"
+                )
+        if waiting and time.monotonic() > deadline:
+            raise ClusterError(f"{', '.join(waiting)} not ready after {timeout} s")
+        if waiting:
+            time.sleep(0.05)  # polling another process's start-up: nothing to await here
+
+
+def start_cluster(
+    directory: Path, plan: ClusterPlan | None = None, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """Start every node of ``directory`` that is not running (writing ``plan`` first if new).
+
+    Returns the status of every node once all are ready.
+    """
+    if plan is not None and not (directory / PLAN_FILE).exists():
+        write_plan(directory, plan)
+    current = read_plan(directory)
+    started = []
+    for node in current.nodes:
+        if _pid_of(directory / node.name) is None:
+            _launch(directory, node)
+            started.append(node.name)
+    try:
+        _wait_ready(directory, started, timeout)
+    except ClusterError:
+        stop_cluster(directory, only=started)
+        raise
+    return cluster_status(directory)
+
+
+def _health(address: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://{address}/health", timeout=1.0) as reply:
+            return json.loads(reply.read())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def cluster_status(directory: Path) -> list[dict[str, Any]]:
+    """One dict per node: name, pid, running, healthy, addresses."""
+    plan = read_plan(directory)
+    rows = []
+    for node in plan.nodes:
+        pid = _pid_of(directory / node.name)
+        health = _health(node.http) if pid is not None else None
+        rows.append(
+            {
+                "name": node.name,
+                "pid": pid,
+                "running": pid is not None,
+                "healthy": bool(health and health.get("status") == "ok"),
+                "resp": node.resp,
+                "http": node.http,
+                "native": node.native,
+                "peer": node.peer,
+            }
+        )
+    return rows
+
+
+def stop_cluster(
+    directory: Path, only: Sequence[str] | None = None, timeout: float = 15.0
+) -> list[str]:
+    """SIGTERM every running node (or those in ``only``), SIGKILL after ``timeout``."""
+    plan = read_plan(directory)
+    targets = {}
+    for node in plan.nodes:
+        if only is not None and node.name not in only:
+            continue
+        pid = _pid_of(directory / node.name)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            targets[node.name] = pid
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in targets.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for other processes to exit
+    for pid in targets.values():
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for name in targets:
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name / "node.pid").unlink()
+    return sorted(targets)

@@ -1,0 +1,152 @@
+"""What every front-end (RESP, HTTP, native) asks of a node: one typed facade.
+
+Plain reads need one answer even when siblings exist: :meth:`StoreService.read_one`
+gives the newest sibling by write timestamp (for lists: the merge of all
+siblings, see :func:`merge_lists`) and says whether siblings were folded.
+Sibling-aware clients use :meth:`StoreService.get` / :meth:`StoreService.put`
+with contexts instead.
+
+Redis-style commands that overwrite (SET, LPUSH, ...) are read-modify-write:
+they read the key, then write with the context they read, so the new version
+supersedes every sibling the read saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from dynamo_toolkit.errors import DynamoError
+from dynamo_toolkit.node import Node
+from dynamo_toolkit.results import GetResult, PutResult
+from dynamo_toolkit.values import Key
+
+__all__ = ["ReadOne", "StoreService", "WrongTypeError", "merge_lists"]
+
+
+class WrongTypeError(DynamoError, TypeError):
+    """A list operation on a non-list value, or a string one on a list (Redis WRONGTYPE)."""
+
+    def __init__(self, message: str = "Operation against a key holding the wrong kind of value"):
+        super().__init__(message)
+
+
+@attrs.frozen
+class ReadOne:
+    """A plain read: one ``value`` (``None`` if absent), its ``context`` and how many
+    siblings were folded into it (1 when there was no conflict)."""
+
+    value: Any
+    context: bytes
+    siblings: int
+
+
+def merge_lists(siblings: Sequence[list[Any]]) -> list[Any]:
+    """Merge concurrent versions of a list.
+
+    The result keeps the order of the longest sibling and appends, in sibling
+    order, items the others added that it lacks (compared with multiplicity);
+    so concurrent pushes all survive. Concurrent pops may resurrect an item:
+    list merges cannot tell a pop from a push that never happened.
+    """
+    if not siblings:
+        return []
+    base = max(siblings, key=len)
+    merged = list(base)
+    for other in siblings:
+        if other is base:
+            continue
+        remaining = list(merged)
+        for item in other:
+            if item in remaining:
+                remaining.remove(item)
+            else:
+                merged.append(item)
+    return merged
+
+
+def _newest(result: GetResult) -> Any:
+    live = [v for v in result.versions if v.value is not None]
+    newest = max(range(len(live)), key=lambda i: (live[i].timestamp, i))
+    return result.values[newest]
+
+
+class StoreService:
+    """A node's client-facing operations, shared by every protocol front-end."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def get(self, key: Key, *, r: int | None = None) -> GetResult:
+        """Read all siblings and their covering context."""
+        return await self.node.get(key, r=r)
+
+    async def put(
+        self, key: Key, value: object, context: bytes | None = None, *, w: int | None = None
+    ) -> PutResult:
+        """Write ``value`` superseding what ``context`` covers."""
+        return await self.node.put(key, value, context, w=w)
+
+    async def delete(
+        self, key: Key, context: bytes | None = None, *, w: int | None = None
+    ) -> PutResult:
+        """Write a tombstone superseding what ``context`` covers."""
+        return await self.node.delete(key, context, w=w)
+
+    async def read_one(self, key: Key, *, r: int | None = None) -> ReadOne:
+        """One value for clients that cannot handle siblings (see module docstring)."""
+        result = await self.node.get(key, r=r)
+        if not result.values:
+            return ReadOne(None, result.context, 0)
+        if len(result.values) == 1:
+            return ReadOne(result.values[0], result.context, 1)
+        if all(isinstance(v, list) for v in result.values):
+            return ReadOne(merge_lists(result.values), result.context, len(result.values))
+        return ReadOne(_newest(result), result.context, len(result.values))
+
+    async def overwrite(
+        self, key: Key, value: object, *, r: int | None = None, w: int | None = None
+    ) -> PutResult:
+        """Redis SET semantics: supersede every version a read sees."""
+        current = await self.node.get(key, r=r)
+        return await self.node.put(key, value, current.context, w=w)
+
+    async def remove(self, key: Key, *, r: int | None = None, w: int | None = None) -> bool:
+        """Redis DEL semantics: tombstone the key if it exists; True if it did."""
+        current = await self.node.get(key, r=r)
+        if not current.values:
+            return False
+        await self.node.delete(key, current.context, w=w)
+        return True
+
+    async def update_list(
+        self,
+        key: Key,
+        change: Callable[[list[Any]], tuple[list[Any] | None, Any]],
+        *,
+        r: int | None = None,
+        w: int | None = None,
+    ) -> Any:
+        """Read-modify-write a list.
+
+        ``change(current)`` gets the current list (``[]`` if absent; siblings
+        merged) and returns ``(new_list_or_None, answer)``; ``None`` means no
+        write. An empty new list deletes the key, as Redis does. Raises
+        :class:`WrongTypeError` if the key holds a non-list.
+        """
+        current = await self.read_one(key, r=r)
+        if current.value is None:
+            items: list[Any] = []
+        elif isinstance(current.value, list):
+            items = list(current.value)
+        else:
+            raise WrongTypeError()
+        new, answer = change(items)
+        if new is not None:
+            if new:
+                await self.node.put(key, new, current.context, w=w)
+            elif current.value is not None:
+                await self.node.delete(key, current.context, w=w)
+        return answer

@@ -1,0 +1,294 @@
+"""The reference server as a dynamo-toolkit plugin: it adds ``dtk`` commands.
+
+``dtk serve``, ``dtk cluster up|status|down|run`` and ``dtk get|put|del``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dynamo_toolkit.errors import DynamoError
+from dynamo_toolkit.hookspecs import hookimpl
+
+__all__ = ["dtk_cli_commands"]
+
+DEFAULT_DIR = ".dtk-cluster"
+DEFAULT_BASE_PORT = 7100
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.command()
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="node.toml"
+)
+@click.option("--id", "node_id", help="Node id (without --config: a one-node store).")
+@click.option("--peer", default="127.0.0.1:7100", show_default=True, help="Node-to-node address.")
+@click.option("--resp", default="127.0.0.1:7101", show_default=True, help="Redis protocol address.")
+@click.option("--http", default="127.0.0.1:7102", show_default=True, help="HTTP address.")
+@click.option("--native", default="127.0.0.1:7103", show_default=True, help="Native address.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Storage directory.")
+@click.option("--storage", default=None, help="Storage engine name (default sqlitedict).")
+def serve(
+    config_path: str | None,
+    node_id: str | None,
+    peer: str,
+    resp: str,
+    http: str,
+    native: str,
+    data_dir: str | None,
+    storage: str | None,
+) -> None:
+    """Run one node in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
+    from dynamo_toolkit_server.serve import run_node
+    from dynamo_toolkit_server.settings import NodeSettings
+
+    try:
+        if config_path is not None:
+            with open(config_path, "rb") as handle:
+                data: dict[str, Any] = tomllib.load(handle)
+        else:
+            name = node_id or "n1"
+            data = {
+                "node": {
+                    "id": name,
+                    "peer": peer,
+                    "resp": resp,
+                    "http": http,
+                    "native": native,
+                    "data_dir": data_dir or f"./{name}-data",
+                },
+                "store": {"n": 1, "r": 1, "w": 1},
+            }
+        if storage is not None:
+            data["storage_engine"] = storage
+        data.setdefault("storage_engine", "sqlitedict")
+        settings = NodeSettings.from_dict(data)
+    except (DynamoError, OSError, tomllib.TOMLDecodeError) as exc:
+        raise _fail(exc) from exc
+    run_node(settings)
+
+
+@click.group()
+def cluster() -> None:
+    """Run a local cluster of node processes in one directory."""
+
+
+def _dir_option(function: Any) -> Any:
+    return click.option(
+        "--dir",
+        "directory",
+        default=DEFAULT_DIR,
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Cluster directory.",
+    )(function)
+
+
+def _start(
+    directory: Path,
+    nodes: int,
+    base_port: int,
+    n: int | None,
+    r: int | None,
+    w: int | None,
+    config_path: str | None,
+    storage: str | None,
+) -> list[dict[str, Any]]:
+    from dynamo_toolkit_server.local_cluster import plan_cluster, start_cluster
+
+    config: dict[str, Any] = {}
+    if config_path is not None:
+        with open(config_path, "rb") as handle:
+            config = tomllib.load(handle)
+    plan = plan_cluster(nodes, base_port, n=n, r=r, w=w, config=config, storage=storage)
+    return start_cluster(directory, plan)
+
+
+def _cluster_options(function: Any) -> Any:
+    options = [
+        click.option("--nodes", default=3, show_default=True, help="Number of nodes."),
+        click.option("--base-port", default=DEFAULT_BASE_PORT, show_default=True),
+        click.option("--n", type=int, help="Replicas per key (default min(3, nodes))."),
+        click.option("--r", type=int, help="Read quorum (default min(2, N))."),
+        click.option("--w", type=int, help="Write quorum (default min(2, N))."),
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False)),
+        click.option("--storage", default=None, help="Storage engine (default sqlitedict)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return _dir_option(function)
+
+
+def _print_nodes(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        keys = ("name", "pid", "resp", "http", "native")
+        click.echo(json.dumps({"nodes": [{k: row[k] for k in keys} | _extra(row) for row in rows]}))
+        return
+    for row in rows:
+        state = "up" if row["running"] else "down"
+        health = "healthy" if row["healthy"] else "unhealthy" if row["running"] else "-"
+        click.echo(
+            f"{row['name']:<4} {state:<5} {health:<9} pid={row['pid'] or '-':<8} "
+            f"resp={row['resp']} http={row['http']} native={row['native']}"
+        )
+
+
+def _extra(row: dict[str, Any]) -> dict[str, Any]:
+    return {"running": row["running"], "healthy": row["healthy"]}
+
+
+@cluster.command()
+@_cluster_options
+@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON.")
+def up(directory: Path, as_json: bool, **options: Any) -> None:
+    """Start the cluster in the background (restarting stopped nodes with their data)."""
+    try:
+        rows = _start(directory, **options)
+    except (DynamoError, OSError) as exc:
+        raise _fail(exc) from exc
+    _print_nodes(rows, as_json)
+
+
+@cluster.command()
+@_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON.")
+def status(directory: Path, as_json: bool) -> None:
+    """Show each node: running, healthy, addresses."""
+    from dynamo_toolkit_server.local_cluster import cluster_status
+
+    try:
+        _print_nodes(cluster_status(directory), as_json)
+    except DynamoError as exc:
+        raise _fail(exc) from exc
+
+
+@cluster.command()
+@_dir_option
+def down(directory: Path) -> None:
+    """Stop every node cleanly (SIGTERM; SIGKILL after 15 s)."""
+    from dynamo_toolkit_server.local_cluster import stop_cluster
+
+    try:
+        stopped = stop_cluster(directory)
+    except DynamoError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@cluster.command()
+@_cluster_options
+def run(directory: Path, **options: Any) -> None:
+    """Start the cluster in the foreground; Ctrl-C stops every node."""
+    from dynamo_toolkit_server.local_cluster import stop_cluster
+
+    try:
+        rows = _start(directory, **options)
+    except (DynamoError, OSError) as exc:
+        raise _fail(exc) from exc
+    _print_nodes(rows, False)
+    first = rows[0]
+    host, port = first["resp"].rsplit(":", 1)
+    addresses = ", ".join(repr(row["native"]) for row in rows)
+    click.echo(
+        f"""
+Connect with:
+  redis-cli -h {host} -p {port}
+  curl -X PUT --data hello http://{first["http"]}/kv/greeting; curl http://{first["http"]}/kv/greeting
+  python -c "from dynamo_toolkit_server.client import Client; c = Client([{addresses}]); \\
+c.put('k', ['a', 'b']); print(c.get('k').values)"
+  dtk get k --dir {directory}
+Status: dtk cluster status --dir {directory}     Ctrl-C stops every node.
+"""
+    )
+    # Blocked signals are queued for sigwait instead of raising mid-print.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        stopped = stop_cluster(directory)
+        click.echo(f"\nstopped: {', '.join(stopped)}")
+
+
+def _client(directory: Path, node: tuple[str, ...]) -> Any:
+    from dynamo_toolkit_server.client import Client
+    from dynamo_toolkit_server.local_cluster import read_plan
+
+    addresses = list(node) or [n.native for n in read_plan(directory).nodes]
+    return Client(addresses)
+
+
+def _key_command(function: Any) -> Any:
+    function = click.option(
+        "--node",
+        multiple=True,
+        help="Native address host:port (repeatable); default: --dir's nodes.",
+    )(function)
+    return _dir_option(function)
+
+
+@click.command("get")
+@click.argument("key")
+@click.option("--r", type=int)
+@_key_command
+def get_command(key: str, r: int | None, directory: Path, node: tuple[str, ...]) -> None:
+    """Print KEY's value (one line per sibling)."""
+    try:
+        with _client(directory, node) as client:
+            result = client.get(key, r=r)
+    except DynamoError as exc:
+        raise _fail(exc) from exc
+    except Exception as exc:  # the client's own errors
+        raise _fail(exc) from exc
+    if not result.values:
+        raise click.ClickException(f"{key}: not found")
+    for value in result.values:
+        click.echo(value.decode(errors="replace") if isinstance(value, bytes) else value)
+
+
+@click.command("put")
+@click.argument("key")
+@click.argument("value")
+@click.option("--w", type=int)
+@_key_command
+def put_command(
+    key: str, value: str, w: int | None, directory: Path, node: tuple[str, ...]
+) -> None:
+    """Set KEY to VALUE (superseding every version a read sees)."""
+    try:
+        with _client(directory, node) as client:
+            context = client.get(key).context
+            client.put(key, value, context=context, w=w)
+    except Exception as exc:
+        raise _fail(exc) from exc
+    click.echo("OK")
+
+
+@click.command("del")
+@click.argument("key")
+@click.option("--w", type=int)
+@_key_command
+def del_command(key: str, w: int | None, directory: Path, node: tuple[str, ...]) -> None:
+    """Delete KEY (a versioned tombstone)."""
+    try:
+        with _client(directory, node) as client:
+            context = client.get(key).context
+            client.delete(key, context=context, w=w)
+    except Exception as exc:
+        raise _fail(exc) from exc
+    click.echo("OK")
+
+
+@hookimpl
+def dtk_cli_commands(cli: click.Group) -> None:
+    """Add the reference server's commands to ``dtk``."""
+    for command in (serve, cluster, get_command, put_command, del_command):
+        cli.add_command(command)

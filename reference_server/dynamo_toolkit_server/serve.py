@@ -1,0 +1,170 @@
+"""One node process: the kernel's node over TCP, behind its protocol front-ends.
+
+``dtk serve --config node.toml`` runs it in the foreground. SIGTERM or SIGINT
+stops it gracefully: front-ends stop accepting and finish in-flight requests,
+then the node stops and its storage is flushed and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from dynamo_toolkit.node import Node
+from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
+from dynamo_toolkit_plugins.transport.tcp import parse_address
+from dynamo_toolkit_server.metrics import NodeMetrics
+from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.settings import NodeSettings
+
+__all__ = ["READY_FILE", "NodeProcess", "run_node"]
+
+log = logging.getLogger(__name__)
+
+#: Written into the data directory once every listener is up; removed on stop.
+READY_FILE = "ready.json"
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class NodeProcess:
+    """A node and its front-ends, started and stopped together."""
+
+    def __init__(self, settings: NodeSettings, host: PluginHost | None = None) -> None:
+        self.settings = settings
+        self.host = host or load_plugins()
+        self.node: Node | None = None
+        self.service: StoreService | None = None
+        self.metrics: NodeMetrics | None = None
+        self.frontends: dict[str, _Closable] = {}
+        self.bound: dict[str, str] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the node, then each configured front-end; write the ready file."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        choice = s.store.component("transport")
+        network = self.host.registry.create(
+            "transport",
+            choice.name,
+            seed=0,
+            members=s.members,
+            addresses={s.node_id: s.peer},
+            **choice.params,
+        )
+        node = Node(
+            s.info, s.members, s.store, host=self.host, network=network, data_dir=s.data_dir
+        )
+        await node.start()
+        self.node = node
+        self.service = StoreService(node)
+        self.metrics = NodeMetrics(node)
+        self.bound["peer"] = s.peer
+        starters = self._starters()
+        for name, address in (("resp", s.resp), ("http", s.http), ("native", s.native)):
+            if not address:
+                continue
+            host, port = parse_address(address)
+            server = await starters[name](host, port)
+            self.frontends[name] = server
+            self.bound[name] = f"{host}:{getattr(server, 'port', port)}"
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+        self._write_ready()
+        log.info("node %s ready: %s", s.node_id, self.bound)
+
+    def _starters(self) -> dict[str, Callable[[str, int], Awaitable[Any]]]:
+        assert self.service is not None
+        service, metrics, password = self.service, self.metrics, self.settings.password or None
+
+        async def resp(host: str, port: int) -> Any:
+            from dynamo_toolkit_server.resp.server import start_resp_server
+
+            return await start_resp_server(service, host, port, metrics=metrics, password=password)
+
+        async def http(host: str, port: int) -> Any:
+            from dynamo_toolkit_server.http_api import start_http_server
+
+            return await start_http_server(service, host, port, metrics=metrics)
+
+        async def native(host: str, port: int) -> Any:
+            from dynamo_toolkit_server.native.server import start_native_server
+
+            return await start_native_server(service, host, port, metrics=metrics)
+
+        return {"resp": resp, "http": http, "native": native}
+
+    async def _flush_periodically(self) -> None:
+        # Group commit: engines buffer writes; flushing on a timer bounds what a
+        # crash can lose to one interval, without a sync per write.
+        assert self.node is not None
+        while True:
+            await asyncio.sleep(self.settings.flush_interval)
+            self.node.engine.flush()
+
+    def _write_ready(self) -> None:
+        payload = {"node": self.settings.node_id, "pid": os.getpid(), **self.bound}
+        ready = self.settings.data_dir / READY_FILE
+        temporary = ready.with_suffix(".tmp")
+        temporary.write_text(json.dumps(payload))
+        temporary.replace(ready)  # atomic: a reader never sees half a file
+
+    async def stop(self) -> None:
+        """Graceful stop: front-ends first (finishing in-flight requests), then the node."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.settings.data_dir / READY_FILE).unlink()
+        for server in self.frontends.values():
+            await server.close()
+        self.frontends.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self.node is not None:
+            await self.node.close()
+            self.node = None
+
+
+async def _serve(settings: NodeSettings) -> None:
+    process = NodeProcess(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await process.start()
+        await stop.wait()
+    finally:
+        await process.stop()
+
+
+def run_node(settings: NodeSettings) -> None:
+    """Run a node in the foreground until SIGTERM or SIGINT (uvloop when available)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(_serve(settings))
+    else:
+        uvloop.run(_serve(settings))
+
+
+def main(config: str | Path) -> None:
+    """Entry point of ``python -m dynamo_toolkit_server.serve CONFIG``."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_node(NodeSettings.from_toml(config))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    main(sys.argv[1])
