@@ -32,28 +32,54 @@ __all__ = ["Coordinator"]
 
 
 class _Quorum:
-    """Collects replica replies until ``needed`` succeed or all have answered."""
+    """Collects replica replies until ``needed`` succeed or all have answered.
+
+    Its futures are made only when someone must wait: a request answered
+    entirely by the local replica never touches the event loop.
+    """
 
     def __init__(self, contacted: int, needed: int) -> None:
         self.contacted = contacted
         self.needed = needed
         self.replies: dict[str, object] = {}
         self.errors: dict[str, str] = {}
-        self.reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reached: asyncio.Future[None] | None = None
+        self._finished: asyncio.Future[None] | None = None
+
+    @property
+    def is_reached(self) -> bool:
+        """Enough replies, or nothing more to wait for."""
+        return len(self.replies) >= self.needed or self.is_finished
+
+    @property
+    def is_finished(self) -> bool:
+        """Every contacted replica replied or failed."""
+        return len(self.replies) + len(self.errors) == self.contacted
 
     def record(self, replica: str, reply: object | None, error: str | None) -> None:
+        """Note one replica's reply (or error) and wake whoever waits."""
         if error is None:
             self.replies[replica] = reply
         else:
             self.errors[replica] = error
-        if not self.reached.done() and (
-            len(self.replies) >= self.needed
-            or len(self.replies) + len(self.errors) == self.contacted
-        ):
-            self.reached.set_result(None)
-        if len(self.replies) + len(self.errors) == self.contacted and not self.finished.done():
-            self.finished.set_result(None)
+        for future, done in ((self._reached, self.is_reached), (self._finished, self.is_finished)):
+            if done and future is not None and not future.done():
+                future.set_result(None)
+
+    async def wait(self, finished: bool, timeout: float) -> None:
+        """Wait until reached (or ``finished``), at most ``timeout`` seconds."""
+        if (self.is_finished if finished else self.is_reached) is True:
+            return
+        future = asyncio.get_running_loop().create_future()
+        if finished:
+            self._finished = future
+        else:
+            self._reached = future
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            pass
 
 
 class Coordinator:
@@ -83,7 +109,10 @@ class Coordinator:
         }
         siblings = self._reconcile(replies.values())
         # Repair once every replica has answered or failed, off the client's path.
-        self.node.spawn(self._read_repair(stored_key, position, quorum))
+        if quorum.is_finished:
+            self._repair(stored_key, position, quorum)
+        else:
+            self.node.spawn(self._read_repair(stored_key, position, quorum))
         return self._result(stored_key, siblings, len(quorum.replies))
 
     async def put(
@@ -160,12 +189,12 @@ class Coordinator:
             )
         quorum = _Quorum(len(replicas), needed)
         for replica in replicas:
-            node.spawn(self._ask(replica, message, quorum))
-        try:
-            async with asyncio.timeout(node.config.request_timeout):
-                await asyncio.shield(quorum.reached)
-        except TimeoutError:
-            pass
+            if replica == node.node_id:
+                # The local replica answers synchronously: no task, no message.
+                quorum.record(replica, node.handle_replica_message(message), None)
+            else:
+                node.spawn(self._ask(replica, message, quorum))
+        await quorum.wait(False, node.config.request_timeout)
         if len(quorum.replies) < needed:
             node.stats.quorum_failures += 1
             reason = (
@@ -180,9 +209,7 @@ class Coordinator:
     async def _ask(self, replica: str, message: object, quorum: _Quorum) -> None:
         node = self.node
         try:
-            if replica == node.node_id:
-                reply = node.handle_replica_message(message)
-            elif node.transport is None:
+            if node.transport is None:
                 raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
             else:
                 reply = await node.transport.request(replica, message, node.config.request_timeout)
@@ -204,12 +231,11 @@ class Coordinator:
         return GetResult(key, values, encode_context(clock), siblings, replies)
 
     async def _read_repair(self, key: bytes, position: int, quorum: _Quorum) -> None:
+        await quorum.wait(True, self.node.config.request_timeout)
+        self._repair(key, position, quorum)
+
+    def _repair(self, key: bytes, position: int, quorum: _Quorum) -> None:
         node = self.node
-        try:
-            async with asyncio.timeout(node.config.request_timeout):
-                await asyncio.shield(quorum.finished)
-        except TimeoutError:
-            pass
         replies = {
             replica: reply.versions
             for replica, reply in quorum.replies.items()

@@ -1,0 +1,165 @@
+"""Real node processes on loopback, driven as a user would: dtk, redis-py, redis-cli."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+DTK = [sys.executable, "-m", "dynamo_toolkit.cli"]
+
+
+def _free_base(nodes: int) -> int:
+    """A base port whose node ports (10 per node) are all free on 127.0.0.1."""
+    for base in range(21000, 60000, 100):
+        ports = [base + i * 10 + k for i in range(nodes) for k in range(4)]
+        ok = True
+        for port in ports:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def dtk(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``dtk`` as a user would."""
+    return subprocess.run([*DTK, *args], capture_output=True, text=True, timeout=120, check=check)
+
+
+@pytest.fixture(scope="module")
+def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Any]]]:
+    directory = tmp_path_factory.mktemp("cluster")
+    base = _free_base(3)
+    out = dtk(
+        "cluster", "up", "--nodes", "3", "--dir", str(directory), "--base-port", str(base), "--json"
+    )
+    nodes = json.loads(out.stdout)["nodes"]
+    try:
+        yield directory, nodes
+    finally:
+        dtk("cluster", "down", "--dir", str(directory), check=False)
+        for node in nodes:  # belt and braces: no process may outlive the tests
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node["pid"], signal.SIGKILL)
+
+
+def _redis(address: str, **options: Any) -> redis.Redis:
+    host, port = address.rsplit(":", 1)
+    return redis.Redis(host=host, port=int(port), socket_timeout=10, **options)
+
+
+def test_up_reports_every_node(cluster_dir: tuple[Path, list[Any]]) -> None:
+    _, nodes = cluster_dir
+    assert [n["name"] for n in nodes] == ["n1", "n2", "n3"]
+    for node in nodes:
+        assert node["pid"] > 0
+        for key in ("resp", "http", "native"):
+            assert node[key].startswith("127.0.0.1:")
+
+
+def test_write_through_one_node_read_through_another(cluster_dir: tuple[Path, list[Any]]) -> None:
+    _, nodes = cluster_dir
+    first, second, third = (_redis(n["resp"]) for n in nodes)
+    assert first.set("greeting", "hello") is True
+    assert second.get("greeting") == b"hello"
+    third.rpush("queue", "a", "b", "c")
+    assert first.lrange("queue", 0, -1) == [b"a", b"b", b"c"]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        second.lpush("greeting", "x")
+    for client in (first, second, third):
+        client.close()
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-cli") is None, reason="redis-cli (Debian redis-tools) not installed"
+)
+def test_redis_cli_talks_to_a_node(cluster_dir: tuple[Path, list[Any]]) -> None:
+    _, nodes = cluster_dir
+    host, port = nodes[0]["resp"].rsplit(":", 1)
+    cli = ["redis-cli", "-h", host, "-p", port]
+    assert (
+        subprocess.run(
+            [*cli, "SET", "cli-key", "cli value"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+        == "OK"
+    )
+    host2, port2 = nodes[1]["resp"].rsplit(":", 1)
+    got = subprocess.run(
+        ["redis-cli", "-h", host2, "-p", port2, "GET", "cli-key"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert got.stdout.strip() == "cli value"
+    unknown = subprocess.run([*cli, "NOSUCH"], capture_output=True, text=True, timeout=30)
+    assert "unknown command" in unknown.stdout
+
+
+def test_dtk_get_put_del(cluster_dir: tuple[Path, list[Any]]) -> None:
+    directory, _ = cluster_dir
+    assert dtk("put", "shell-key", "shell value", "--dir", str(directory)).stdout.strip() == "OK"
+    assert dtk("get", "shell-key", "--dir", str(directory)).stdout.strip() == "shell value"
+    dtk("del", "shell-key", "--dir", str(directory))
+    missing = dtk("get", "shell-key", "--dir", str(directory), check=False)
+    assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_kill_one_node_and_bring_it_back(cluster_dir: tuple[Path, list[Any]]) -> None:
+    directory, nodes = cluster_dir
+    victim, survivor = nodes[0], nodes[1]
+    client = _redis(survivor["resp"])
+    client.set("before", "1")
+    os.kill(victim["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # waiting for another process to die
+        try:
+            os.kill(victim["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    # R=W=2 through the two survivors, before and after their detectors notice.
+    for round_ in range(5):
+        assert client.set(f"during-{round_}", str(round_)) is True
+        assert client.get(f"during-{round_}") == str(round_).encode()
+        assert client.get("before") == b"1"
+    status = json.loads(dtk("cluster", "status", "--dir", str(directory), "--json").stdout)["nodes"]
+    assert [n["running"] for n in status] == [False, True, True]
+    restarted = json.loads(dtk("cluster", "up", "--dir", str(directory), "--json").stdout)["nodes"]
+    assert all(n["running"] for n in restarted)
+    back = _redis(restarted[0]["resp"])
+    assert back.get("during-4") == b"4"
+    assert back.get("before") == b"1"
+    nodes[0]["pid"] = restarted[0]["pid"]
+    back.close()
+    client.close()
+
+
+def test_down_leaves_no_process(tmp_path: Path) -> None:
+    base = _free_base(2)
+    out = dtk(
+        "cluster", "up", "--nodes", "2", "--dir", str(tmp_path), "--base-port", str(base), "--json"
+    )
+    pids = [n["pid"] for n in json.loads(out.stdout)["nodes"]]
+    assert "stopped: n1, n2" in dtk("cluster", "down", "--dir", str(tmp_path)).stdout
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # Graceful stop flushed storage and logged it.
+    assert "ready" in (tmp_path / "n1" / "node.log").read_text()
