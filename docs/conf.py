@@ -38,13 +38,15 @@ nitpicky = False
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_member_order = "bysource"
-autodoc_class_signature = "separated"
 autodoc_default_options = {
     "members": True,
     "show-inheritance": True,
 }
-# Napoleon only matters for Google/NumPy sections; the code uses plain reST.
-napoleon_google_docstring = True
+# The code's docstrings are plain reST. Napoleon stays loaded for Google- or
+# NumPy-style sections, but both parsers are off for now: the Google parser
+# reads any ``#: words: more words`` attribute comment as "type: description"
+# and mangles it (e.g. interfaces.transport.Handler, VIRTUAL_EPOCH).
+napoleon_google_docstring = False
 napoleon_numpy_docstring = False
 
 # Keep the sources readable next to the reference (no network needed).

@@ -88,6 +88,14 @@ class StoreConfig:
 
     def __attrs_post_init__(self) -> None:
         validate_quorum(self.n, self.r, self.w)
+        if type(self.max_pair_bytes) is not int:
+            raise ConfigurationError(
+                f"max_pair_bytes must be an integer, got {self.max_pair_bytes!r}"
+            )
+        for name in ("request_timeout", "heartbeat_interval"):
+            value = getattr(self, name)
+            if type(value) not in (int, float):
+                raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
         if self.max_pair_bytes < 1:
             raise ConfigurationError(f"max_pair_bytes must be positive, got {self.max_pair_bytes}")
         if self.request_timeout <= 0 or self.heartbeat_interval <= 0:

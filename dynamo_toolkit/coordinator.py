@@ -197,10 +197,12 @@ class Coordinator:
         await quorum.wait(False, node.config.request_timeout)
         if len(quorum.replies) < needed:
             node.stats.quorum_failures += 1
-            reason = (
-                "; ".join(f"{r}: {e}" for r, e in sorted(quorum.errors.items()))
-                or f"timed out after {node.config.request_timeout} s"
-            )
+            silent = [r for r in replicas if r not in quorum.replies and r not in quorum.errors]
+            reasons = [f"{r}: {e}" for r, e in sorted(quorum.errors.items())]
+            if silent:
+                timeout = node.config.request_timeout
+                reasons.append(f"no reply from {', '.join(silent)} within {timeout} s")
+            reason = "; ".join(reasons)
             raise QuorumNotReachedError(
                 operation, len(quorum.replies), needed, len(replicas), reason
             )

@@ -45,6 +45,7 @@ class ComponentSpec:
     factory: Factory
     plugin: str
     description: str = ""
+    replaces: bool = False
 
 
 class ComponentRegistry:
@@ -77,16 +78,22 @@ class ComponentRegistry:
         if not name:
             raise ConfigurationError("component name must not be empty")
         existing = self._specs[interface].get(name)
-        if existing is not None and not replace:
-            raise ConfigurationError(
-                f"{interface} {name!r} from plugin {self.current_plugin!r} is already "
-                f"registered by plugin {existing.plugin!r} (pass replace=True to override)"
-            )
+        if existing is not None:
+            # Replacement must not depend on plugin load order: a replacing
+            # component wins over a plain one whichever registers first.
+            if existing.replaces and not replace:
+                return
+            if existing.replaces or not replace:
+                raise ConfigurationError(
+                    f"{interface} {name!r} from plugin {self.current_plugin!r} is already "
+                    f"registered by plugin {existing.plugin!r}"
+                    + ("" if existing.replaces else " (pass replace=True to override)")
+                )
         if not description:
             lines = (factory.__doc__ or "").strip().splitlines()
             description = lines[0] if lines else ""
         self._specs[interface][name] = ComponentSpec(
-            interface, name, factory, self.current_plugin, description
+            interface, name, factory, self.current_plugin, description, replace
         )
 
     def add_partitioner(self, name: str, factory: Factory, **options: Any) -> None:

@@ -75,6 +75,7 @@ def test_tutorial_script_prints_what_the_tutorial_shows(tmp_path: Path) -> None:
     assert "sibling ['buy milk', 'fix bike']" in out
     assert "resolved with the context -> ['buy milk', 'call Bob', 'fix bike']" in out
     assert "R=W=2 still works" in out
+    assert "an R=3 read repaired 1 stale replica" in out
     assert "fails after 1.0 s: write quorum not reached: 1 of 3 replicas answered" in out
     assert "fails after 0.0 s: read quorum not reached" in out
     assert "failure detector reports" in out

@@ -228,3 +228,24 @@ def test_a_hook_implementation_without_spec_fails_at_start() -> None:
 
     with pytest.raises(Exception, match="unknown hook 'dtk_register_component'"):
         load_plugins(extra=[("typo", Typo())])
+
+
+def test_replace_wins_whatever_the_load_order() -> None:
+    class Replacement:
+        @hookimpl
+        def dtk_register_components(self, registry: ComponentRegistry) -> None:
+            registry.add_conflict_resolver("lww", Replacement, replace=True)
+
+    for extra_first in (True, False):
+        registry = ComponentRegistry()
+        plugins = [("mine", Replacement()), ("theirs", None)]
+        order = plugins if extra_first else list(reversed(plugins))
+        for name, plugin in order:
+            registry.current_plugin = name
+            if plugin is None:
+                registry.add_conflict_resolver("lww", object)
+            else:
+                plugin.dtk_register_components(registry)
+        assert registry.get("conflict_resolver", "lww").plugin == "mine"
+    host = load_plugins(extra=[("mine", Replacement())])
+    assert host.registry.get("conflict_resolver", "lww").factory is Replacement

@@ -66,10 +66,12 @@ async def tour(host: PluginHost, config: StoreConfig, data_dir: Path) -> None:
         await cluster.put(key, [*got.value, "water plants"], got.context)
         print(f"stopped {first}; R=W=2 still works -> {(await cluster.get(key)).value}")
         await cluster.restart_node(first)
-        print(f"restarted {first}")
+        got = await cluster.get(key, r=3)
+        await cluster.settle()
+        repairs = sum(node.stats.read_repairs for node in cluster.nodes.values())
+        print(f"restarted {first}; an R=3 read repaired {repairs} stale replica")
 
         # -- 6. A partition, then healing ------------------------------------------
-        got = await cluster.get(key, r=3)
         cluster.partition([first])
         print(f"partitioned {first} away from the other nodes")
         started = loop.time()

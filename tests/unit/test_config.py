@@ -55,3 +55,16 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     path.write_text("[store\n")
     with pytest.raises(ConfigurationError, match=r"bad\.toml"):
         StoreConfig.from_toml(path)
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ({"max_pair_bytes": 10.5}, "max_pair_bytes must be an integer"),
+        ({"request_timeout": "1s"}, "request_timeout must be a number"),
+        ({"heartbeat_interval": None}, "heartbeat_interval must be a number"),
+    ],
+)
+def test_store_settings_are_type_checked(store: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        StoreConfig.from_dict({"store": store})

@@ -1,0 +1,664 @@
+"""A small HTTP/1.1 front-end of one node (keep-alive, no dependencies).
+
+Routes:
+
+``GET /kv/{key}``
+    ``200`` with the value: ``bytes`` as ``application/octet-stream``, ``str`` as
+    ``text/plain; charset=utf-8``, anything else as ``application/json``.
+    ``300 Multiple Choices`` when concurrent siblings exist, with the JSON body
+    ``{"siblings": [...], "context": "<base64>"}``. ``404`` when absent. Every
+    answer carries ``X-Dtk-Context``, the base64 of the read's context (covering
+    tombstones, so a PUT with it supersedes a delete). Query: ``?r=``.
+``PUT /kv/{key}``
+    The body is the value: parsed JSON if ``Content-Type`` is
+    ``application/json``, otherwise the raw bytes. Send ``X-Dtk-Context`` from
+    a GET to supersede what it saw (without it, concurrent versions become
+    siblings). Query: ``?w=``. ``204`` with the new version's ``X-Dtk-Context``.
+``DELETE /kv/{key}``
+    ``204``. With ``X-Dtk-Context`` it supersedes what that read saw; without,
+    the server reads first and deletes every sibling it finds. Query ``?r=``, ``?w=``.
+``GET /health``
+    ``200 {"status": "ok", "node": ..., ...}``; ``503`` with status
+    ``"stopped"`` when the node is not running.
+``GET /metrics``
+    Prometheus text format.
+
+Keys are the rest of the path after ``/kv/``, percent-decoded to bytes
+(``/kv/a%2Fb`` and ``/kv/a/b`` are both the key ``a/b``).
+
+JSON and bytes: JSON has no bytes, so a bytes value inside a JSON document (a
+sibling, or an item of a list value) is written as ``{"$base64": "<base64>"}``;
+a PUT with ``application/json`` turns such an object back into bytes. Map keys
+that are not strings are written as strings (bytes keys as base64).
+
+Errors have a JSON body ``{"error": <name>, "message": ..., ...}``: ``400``
+malformed request, bad query, context or JSON; ``404`` unknown path; ``405``
+wrong method (with ``Allow``); ``413`` body over 1 MiB, or key and value over
+the store's pair limit (with ``key_bytes``, ``value_bytes``, ``limit``); ``431``
+request head over 16 KiB; ``503`` quorum not reached (with ``answered`` and
+``required``) or node stopped; ``500`` anything unexpected. A malformed request
+closes its connection after the answer; other errors keep it open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+import attrs
+
+from dynamo_toolkit.errors import (
+    ConfigurationError,
+    DynamoError,
+    InvalidContextError,
+    PairTooLargeError,
+    QuorumNotReachedError,
+    TransportError,
+    UnsupportedKeyTypeError,
+    UnsupportedValueTypeError,
+)
+from dynamo_toolkit_server.metrics import NodeMetrics
+from dynamo_toolkit_server.operations import StoreService
+
+__all__ = [
+    "CONTEXT_HEADER",
+    "MAX_BODY_BYTES",
+    "MAX_HEAD_BYTES",
+    "HttpError",
+    "HttpServer",
+    "Request",
+    "from_json",
+    "parse_head",
+    "start_http_server",
+    "to_json",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest request line plus headers (and chunked-encoding line) accepted.
+MAX_HEAD_BYTES = 16 * 1024
+#: Largest request body accepted.
+MAX_BODY_BYTES = 1024 * 1024
+#: The header carrying a base64 context in both directions.
+CONTEXT_HEADER = "X-Dtk-Context"
+#: Key of the JSON object standing for a bytes value.
+BASE64_MARKER = "$base64"
+
+_METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_VERSION = re.compile(r"HTTP/(\d)\.(\d)")
+_QUERY_NAMES = {"GET": {"r"}, "PUT": {"w"}, "DELETE": {"r", "w"}}
+
+
+class HttpError(Exception):
+    """An HTTP error answer: ``status``, a message, extra JSON fields, maybe ``close``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        name: str | None = None,
+        close: bool = False,
+        headers: Mapping[str, str] | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.name = name or HTTPStatus(status).phrase.replace(" ", "")
+        self.close = close
+        self.headers = dict(headers or {})
+        self.fields = fields
+
+
+@attrs.frozen
+class Request:
+    """A parsed request head (headers lower-cased) plus its body."""
+
+    method: str
+    path: str
+    query: str
+    version: tuple[int, int]
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the client wants the connection kept after this request."""
+        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
+        if self.version >= (1, 1):
+            return "close" not in tokens
+        return "keep-alive" in tokens
+
+
+def parse_head(head: bytes) -> Request:
+    """Parse a request line and headers (ending with an empty line); :class:`HttpError` 400."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line", close=True)
+    method, target, version_text = parts
+    version = _VERSION.fullmatch(version_text)
+    if not _TOKEN.fullmatch(method) or version is None:
+        raise HttpError(400, "malformed request line", close=True)
+    major, minor = int(version[1]), int(version[2])
+    if major != 1:
+        raise HttpError(505, f"HTTP/{major}.{minor} is not supported", close=True)
+    if _BAD_VALUE_CHARS.search(target) or "\t" in target:
+        raise HttpError(400, "control characters in the request target", close=True)
+    if target.startswith(("http://", "https://")):  # absolute form: keep only the path
+        slash = target.find("/", target.index("//") + 2)
+        target = target[slash:] if slash >= 0 else "/"
+    if not target.startswith("/"):
+        raise HttpError(400, "the request target must be a path", close=True)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue  # the empty lines that end the head
+        if line[0] in " \t":
+            raise HttpError(400, "folded header lines are not accepted", close=True)
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise HttpError(400, f"malformed header line {line[:40]!r}", close=True)
+        value = value.strip(" \t")
+        if _BAD_VALUE_CHARS.search(value):
+            raise HttpError(400, f"control characters in header {name!r}", close=True)
+        name = name.lower()
+        if name in headers:
+            if name == "content-length" and headers[name] != value:
+                # Two lengths would let a proxy and us disagree on the framing.
+                raise HttpError(400, "conflicting Content-Length headers", close=True)
+            if name != "content-length":
+                headers[name] = f"{headers[name]}, {value}"
+            continue
+        headers[name] = value
+    path, _, query = target.partition("?")
+    return Request(method, path, query, (major, minor), headers)
+
+
+# -- JSON with bytes -------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def to_json(value: Any) -> Any:
+    """``value`` with bytes as ``{"$base64": ...}`` and map keys as strings, for json.dumps."""
+    if isinstance(value, bytes | bytearray):
+        return {BASE64_MARKER: _b64(bytes(value))}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, bytes):
+                text = _b64(key)
+            elif isinstance(key, str):
+                text = key
+            else:
+                text = json.dumps(key)  # 1 -> "1", True -> "true", as json.dumps would
+            out[text] = to_json(item)
+        return out
+    return value
+
+
+def from_json(value: Any) -> Any:
+    """Undo :func:`to_json`'s bytes marker on a parsed JSON document."""
+    if isinstance(value, list):
+        return [from_json(item) for item in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(BASE64_MARKER), str):
+            try:
+                return base64.b64decode(value[BASE64_MARKER], validate=True)
+            except binascii.Error as exc:
+                raise HttpError(400, f"bad base64 in {BASE64_MARKER}: {exc}") from exc
+        return {key: from_json(item) for key, item in value.items()}
+    return value
+
+
+def _json_body(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+# -- the server ----------------------------------------------------------------------------
+
+
+@attrs.define
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    close: bool = False
+
+
+def _error_response(error: HttpError) -> _Response:
+    document = {"error": error.name, "message": error.message, **error.fields}
+    return _Response(
+        error.status, _json_body(document), "application/json", error.headers, error.close
+    )
+
+
+def _service_error(exc: Exception) -> HttpError:
+    """Map a store error to its HTTP status and JSON fields."""
+    name = type(exc).__name__
+    if isinstance(exc, QuorumNotReachedError):
+        return HttpError(
+            503,
+            str(exc),
+            name=name,
+            operation=exc.operation,
+            answered=exc.answered,
+            required=exc.required,
+            contacted=exc.contacted,
+        )
+    if isinstance(exc, PairTooLargeError):
+        return HttpError(
+            413,
+            str(exc),
+            name=name,
+            key_bytes=exc.key_bytes,
+            value_bytes=exc.value_bytes,
+            limit=exc.limit,
+        )
+    if isinstance(
+        exc,
+        UnsupportedKeyTypeError
+        | UnsupportedValueTypeError
+        | InvalidContextError
+        | ConfigurationError,
+    ):
+        return HttpError(400, str(exc), name=name)
+    if isinstance(exc, TransportError):
+        return HttpError(503, str(exc), name=name)
+    if isinstance(exc, DynamoError):
+        return HttpError(500, str(exc), name=name)
+    log.exception("HTTP request failed unexpectedly", exc_info=exc)
+    return HttpError(500, f"{name}: {exc}", name="InternalError")
+
+
+class _Connection:
+    """Book-keeping for one client connection."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.idle = True
+
+
+class HttpServer:
+    """A listening HTTP server of one node; stop it with :meth:`close`.
+
+    ``idle_timeout`` closes keep-alive connections that send nothing for that
+    many seconds (and bounds how long a request head may take to arrive).
+    """
+
+    def __init__(
+        self,
+        service: StoreService,
+        metrics: NodeMetrics,
+        *,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.idle_timeout = idle_timeout
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _listen(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, host, port, limit=MAX_HEAD_BYTES
+        )
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        assert self._server is not None
+        return str(self._server.sockets[0].getsockname()[0])
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (useful after binding port 0)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        host = self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        """Stop accepting, let requests being handled finish, close every connection."""
+        if self.closing:
+            return
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            if connection.idle:
+                connection.writer.close()  # its read fails and the handler returns
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> HttpServer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        connection = _Connection(writer)
+        self._connections.add(connection)
+        try:
+            if self.closing:
+                return
+            await self._serve_requests(reader, connection)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away or stayed silent: nobody to answer
+        finally:
+            self._connections.discard(connection)
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve_requests(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
+        writer = connection.writer
+        while not self.closing:
+            connection.idle = True
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.LimitOverrunError:
+                await self._refuse(
+                    writer, HttpError(431, f"request head over {MAX_HEAD_BYTES} bytes", close=True)
+                )
+                return
+            connection.idle = False
+            head = head.lstrip(b"\r\n")  # tolerate stray CRLFs between requests
+            if not head:
+                continue
+            try:
+                request = parse_head(head)
+                request = attrs.evolve(request, body=await self._read_body(reader, writer, request))
+            except HttpError as error:
+                await self._refuse(writer, error)
+                return
+            response = await self._respond(request)
+            keep = request.keep_alive and not response.close and not self.closing
+            writer.write(self._render(response, keep))
+            await writer.drain()
+            if not keep:
+                return
+
+    async def _refuse(self, writer: asyncio.StreamWriter, error: HttpError) -> None:
+        """Answer an unreadable request and close: its framing can no longer be trusted."""
+        writer.write(self._render(_error_response(error), keep_alive=False))
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+            # Half-close first, so a client still sending sees the answer, not a reset.
+            if writer.can_write_eof():
+                writer.write_eof()
+
+    async def _read_body(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: Request
+    ) -> bytes:
+        headers = request.headers
+        if "transfer-encoding" in headers:
+            if "content-length" in headers:
+                raise HttpError(400, "both Transfer-Encoding and Content-Length", close=True)
+            if headers["transfer-encoding"].lower() != "chunked":
+                raise HttpError(501, "only chunked transfer coding is supported", close=True)
+            await self._continue(writer, request)
+            return await self._read_chunked(reader)
+        length_text = headers.get("content-length")
+        if length_text is None:
+            return b""
+        if not length_text.isdigit() or not length_text.isascii():
+            raise HttpError(400, "malformed Content-Length", close=True)
+        length = int(length_text)
+        if length > MAX_BODY_BYTES:
+            raise HttpError(
+                413,
+                f"body of {length} bytes exceeds {MAX_BODY_BYTES}",
+                name="BodyTooLarge",
+                close=True,
+                body_bytes=length,
+                limit=MAX_BODY_BYTES,
+            )
+        if length == 0:
+            return b""
+        await self._continue(writer, request)
+        return await reader.readexactly(length)
+
+    async def _continue(self, writer: asyncio.StreamWriter, request: Request) -> None:
+        # curl and others wait for this before sending a large body.
+        if request.headers.get("expect", "").lower() == "100-continue" and request.version >= (
+            1,
+            1,
+        ):
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+
+    async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
+        body = bytearray()
+        while True:
+            line = await reader.readuntil(b"\r\n")
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise HttpError(400, "malformed chunk size", close=True) from None
+            if size < 0 or not size_text.isalnum():
+                raise HttpError(400, "malformed chunk size", close=True)
+            if size == 0:
+                break
+            if len(body) + size > MAX_BODY_BYTES:
+                raise HttpError(
+                    413,
+                    f"body exceeds {MAX_BODY_BYTES} bytes",
+                    name="BodyTooLarge",
+                    close=True,
+                    limit=MAX_BODY_BYTES,
+                )
+            body += await reader.readexactly(size)
+            if await reader.readexactly(2) != b"\r\n":
+                raise HttpError(400, "chunk not followed by CRLF", close=True)
+        trailers = 0
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            trailers += len(line)  # trailers are read and ignored, within the head limit
+            if trailers > MAX_HEAD_BYTES:
+                raise HttpError(431, "trailers too large", close=True)
+        return bytes(body)
+
+    @staticmethod
+    def _render(response: _Response, keep_alive: bool) -> bytes:
+        status = HTTPStatus(response.status)
+        lines = [f"HTTP/1.1 {status.value} {status.phrase}"]
+        if response.content_type is not None:
+            lines.append(f"Content-Type: {response.content_type}")
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        lines.append(f"Content-Length: {len(response.body)}")
+        lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def _respond(self, request: Request) -> _Response:
+        try:
+            if request.path.startswith("/kv/"):
+                return await self._kv(request)
+            if request.path == "/health":
+                self._only(request, "GET")
+                return self._health()
+            if request.path == "/metrics":
+                self._only(request, "GET")
+                return _Response(200, self.metrics.render(), _METRICS_TYPE)
+            raise HttpError(404, f"no resource at {request.path}")
+        except HttpError as error:
+            return _error_response(error)
+
+    @staticmethod
+    def _only(request: Request, *methods: str) -> None:
+        if request.method not in methods:
+            allow = ", ".join(methods)
+            raise HttpError(
+                405, f"{request.method} not allowed here; use {allow}", headers={"Allow": allow}
+            )
+
+    def _health(self) -> _Response:
+        node = self.service.node
+        document = {
+            "status": "ok" if node.running else "stopped",
+            "node": node.node_id,
+            "running": node.running,
+            "members": sorted(node.members),
+            "n": node.config.n,
+            "r": node.config.r,
+            "w": node.config.w,
+        }
+        return _Response(200 if node.running else 503, _json_body(document), "application/json")
+
+    async def _kv(self, request: Request) -> _Response:
+        self._only(request, "GET", "PUT", "DELETE")
+        key = unquote_to_bytes(request.path[len("/kv/") :])
+        if not key:
+            raise HttpError(400, "empty key")
+        quorums = self._quorums(request)
+        context = self._context(request)
+        command = request.method.lower()
+        start = time.perf_counter()
+        ok = False
+        try:
+            if request.method == "GET":
+                response = await self._get(key, quorums.get("r"))
+            elif request.method == "PUT":
+                value = self._value(request)
+                result = await self.service.put(key, value, context, w=quorums.get("w"))
+                response = _Response(204, headers={CONTEXT_HEADER: _b64(result.context)})
+            else:
+                response = await self._delete(key, context, quorums.get("r"), quorums.get("w"))
+            ok = True
+            return response
+        except HttpError:
+            raise
+        except Exception as exc:
+            raise _service_error(exc) from exc
+        finally:
+            self.metrics.observe("http", command, time.perf_counter() - start, ok)
+
+    @staticmethod
+    def _quorums(request: Request) -> dict[str, int]:
+        allowed = _QUERY_NAMES[request.method]
+        quorums: dict[str, int] = {}
+        try:
+            pairs = parse_qsl(request.query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            pairs = [] if not request.query else [("", "")]
+        for name, value in pairs:
+            if name not in allowed:
+                raise HttpError(
+                    400, f"unknown query parameter {name!r}; allowed: {sorted(allowed)}"
+                )
+            if not value.isdigit() or not value.isascii() or int(value) < 1:
+                raise HttpError(400, f"{name} must be a positive integer, got {value!r}")
+            quorums[name] = int(value)
+        return quorums
+
+    @staticmethod
+    def _context(request: Request) -> bytes | None:
+        text = request.headers.get(CONTEXT_HEADER.lower(), "")
+        if not text:
+            return None
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error as exc:
+            raise HttpError(400, f"{CONTEXT_HEADER} is not base64: {exc}") from exc
+
+    @staticmethod
+    def _value(request: Request) -> Any:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            return request.body
+        try:
+            document = json.loads(request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise HttpError(400, f"body is not valid JSON: {exc}") from exc
+        return from_json(document)
+
+    async def _get(self, key: bytes, r: int | None) -> _Response:
+        result = await self.service.get(key, r=r)
+        headers = {CONTEXT_HEADER: _b64(result.context)}
+        if not result.values:
+            document = {"error": "NotFound", "message": "no value for this key"}
+            return _Response(404, _json_body(document), "application/json", headers)
+        if len(result.values) > 1:
+            document = {
+                "siblings": [to_json(value) for value in result.values],
+                "context": _b64(result.context),
+            }
+            return _Response(300, _json_body(document), "application/json", headers)
+        value = result.values[0]
+        if isinstance(value, bytes):
+            return _Response(200, value, "application/octet-stream", headers)
+        if isinstance(value, str):
+            return _Response(200, value.encode("utf-8"), "text/plain; charset=utf-8", headers)
+        return _Response(200, _json_body(to_json(value)), "application/json", headers)
+
+    async def _delete(
+        self, key: bytes, context: bytes | None, r: int | None, w: int | None
+    ) -> _Response:
+        if context is None:
+            current = await self.service.get(key, r=r)
+            if not current.values:
+                return _Response(204, headers={CONTEXT_HEADER: _b64(current.context)})
+            context = current.context
+        result = await self.service.delete(key, context, w=w)
+        return _Response(204, headers={CONTEXT_HEADER: _b64(result.context)})
+
+
+async def start_http_server(
+    service: StoreService,
+    host: str,
+    port: int,
+    *,
+    metrics: NodeMetrics | None = None,
+    idle_timeout: float = 60.0,
+) -> HttpServer:
+    """Serve ``service`` over HTTP on ``host:port`` (port 0: any free one).
+
+    ``metrics`` counts requests under protocol ``http`` and is what ``/metrics``
+    shows; without it the server keeps its own for the node.
+    """
+    server = HttpServer(service, metrics or NodeMetrics(service.node), idle_timeout=idle_timeout)
+    await server._listen(host, port)
+    return server

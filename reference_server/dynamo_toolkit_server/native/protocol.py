@@ -1,0 +1,217 @@
+"""Frames of the native protocol: msgpack values back to back on a TCP stream.
+
+A request is the array ``[request_id, op, args]`` (an int, a str, a map with
+str keys); its reply is ``[request_id, ok, result]`` where ``result`` is the
+operation's answer when ``ok`` is true and an error map when it is false::
+
+    {"type": "QuorumNotReachedError", "message": "...", "operation": "write",
+     "answered": 1, "required": 2, "contacted": 3}
+
+Error maps always carry ``type`` (the server's error class name) and
+``message``; quorum errors add ``operation``, ``answered``, ``required`` and
+``contacted``; size errors add ``key_bytes``, ``value_bytes`` and ``limit``.
+
+A stream that is not msgpack, or a frame of the wrong shape, gets one error
+reply with request id ``0`` and type ``ProtocolError``, then the connection is
+closed: after garbage the server cannot tell where the next frame starts.
+Clients should therefore number their requests from 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import msgpack
+
+from dynamo_toolkit.errors import DynamoError, PairTooLargeError, QuorumNotReachedError
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_ITEMS",
+    "PROTOCOL_ERROR_ID",
+    "PROTOCOL_VERSION",
+    "FrameDecoder",
+    "InvalidRequestError",
+    "ProtocolError",
+    "Reply",
+    "Request",
+    "encode_error",
+    "encode_reply",
+    "encode_request",
+    "error_info",
+    "pack_args",
+    "parse_reply",
+    "parse_request",
+]
+
+#: Version reported by the ``info`` operation; bumped on incompatible changes.
+PROTOCOL_VERSION = 1
+
+#: Largest frame either side accepts (the whole msgpack array, in bytes).
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+#: Largest array or map length accepted inside a frame. msgpack allocates a
+#: declared length before the items arrive, so tiny frames could otherwise
+#: make the server reserve gigabytes.
+MAX_ITEMS = 1 << 20
+
+#: The request id of the error frame sent before closing a broken stream.
+PROTOCOL_ERROR_ID = 0
+
+
+class ProtocolError(DynamoError):
+    """The byte stream is not a sequence of well-formed frames; the connection closes."""
+
+
+class InvalidRequestError(DynamoError, ValueError):
+    """A well-formed frame asks for an unknown operation or has bad arguments."""
+
+
+@attrs.frozen
+class Request:
+    """A decoded request frame."""
+
+    request_id: int
+    op: str
+    args: Mapping[Any, Any]
+
+
+@attrs.frozen
+class Reply:
+    """A decoded reply frame: ``result`` is the answer if ``ok``, else an error map."""
+
+    request_id: int
+    ok: bool
+    result: Any
+
+
+class FrameDecoder:
+    """Splits a byte stream into msgpack objects, refusing oversized or malformed input.
+
+    Once it has raised :class:`ProtocolError` it stays broken: the stream has
+    lost its framing.
+    """
+
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES, max_items: int = MAX_ITEMS) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._unpacker = msgpack.Unpacker(
+            raw=False,
+            # User values may be maps with int keys; arg maps are checked later.
+            strict_map_key=False,
+            max_buffer_size=max_frame_bytes,
+            max_array_len=max_items,
+            max_map_len=max_items,
+        )
+        self._fed = 0
+        self._broken: str | None = None
+
+    def feed(self, data: bytes) -> Iterator[Any]:
+        """Add ``data`` and yield every object it completes.
+
+        Iterate the result to the end: the data is consumed as it goes, and a
+        :class:`ProtocolError` arrives only after the frames that preceded the
+        garbage.
+        """
+        if self._broken is not None:
+            raise ProtocolError(self._broken)
+        view = memoryview(data)
+        while True:
+            # Feed no more than the room left, so a frame's size is checked
+            # exactly and independently of how the stream was chunked.
+            buffered = self._fed - self._unpacker.tell()
+            room = self.max_frame_bytes - buffered
+            if room <= 0:
+                self._broken = f"frame larger than {self.max_frame_bytes} bytes"
+                raise ProtocolError(self._broken)
+            chunk, view = view[:room], view[room:]
+            try:
+                self._unpacker.feed(chunk)
+            except msgpack.BufferFull as exc:  # not expected given the room check
+                self._broken = f"frame larger than {self.max_frame_bytes} bytes"
+                raise ProtocolError(self._broken) from exc
+            self._fed += len(chunk)
+            while True:
+                try:
+                    frame = next(self._unpacker)
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    # Whatever the unpacker raises (format, depth, length limits,
+                    # bad UTF-8, unhashable map keys) means the stream is garbage.
+                    detail = f": {exc}" if str(exc) else ""
+                    self._broken = f"malformed msgpack ({type(exc).__name__}{detail})"
+                    raise ProtocolError(self._broken) from exc
+                yield frame
+            if not view:
+                return
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_request(frame: object) -> Request:
+    """Check a decoded object is ``[int, str, map]``; :class:`ProtocolError` if not."""
+    if not isinstance(frame, list) or len(frame) != 3:
+        raise ProtocolError("a request must be an array [request_id, op, args]")
+    request_id, op, args = frame
+    if not _is_int(request_id) or not isinstance(op, str) or not isinstance(args, dict):
+        raise ProtocolError("a request must be [int request_id, str op, map args]")
+    return Request(request_id, op, args)
+
+
+def parse_reply(frame: object) -> Reply:
+    """Check a decoded object is ``[int, bool, result]``; :class:`ProtocolError` if not."""
+    if not isinstance(frame, list) or len(frame) != 3:
+        raise ProtocolError("a reply must be an array [request_id, ok, result]")
+    request_id, ok, result = frame
+    if not _is_int(request_id) or not isinstance(ok, bool):
+        raise ProtocolError("a reply must be [int request_id, bool ok, result]")
+    if not ok and not (isinstance(result, dict) and isinstance(result.get("type"), str)):
+        raise ProtocolError("an error reply must carry a map with a str 'type'")
+    return Reply(request_id, ok, result)
+
+
+def pack_args(args: Mapping[str, Any]) -> bytes:
+    """Encode a request's argument map once (a client may send it to several nodes)."""
+    return msgpack.packb(args, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def encode_request(request_id: int, op: str, packed_args: bytes) -> bytes:
+    """A request frame around arguments already encoded by :func:`pack_args`."""
+    # 0x93 is the header of a 3-element array; the parts follow it as-is.
+    head: bytes = msgpack.packb(request_id) + msgpack.packb(op, use_bin_type=True)
+    return b"\x93" + head + packed_args
+
+
+def encode_reply(request_id: int, result: object) -> bytes:
+    """A successful reply frame."""
+    return msgpack.packb([request_id, True, result], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def encode_error(request_id: int, info: Mapping[str, Any]) -> bytes:
+    """An error reply frame; ``info`` comes from :func:`error_info`."""
+    return msgpack.packb([request_id, False, dict(info)], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """The error map of ``exc``: its class name, message and the facts to act on.
+
+    Errors outside :class:`DynamoError` are bugs or surprises on the server;
+    they are reported as ``InternalError`` so clients never depend on them.
+    """
+    if not isinstance(exc, DynamoError):
+        return {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+    info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, QuorumNotReachedError):
+        info.update(
+            operation=exc.operation,
+            answered=exc.answered,
+            required=exc.required,
+            contacted=exc.contacted,
+        )
+    elif isinstance(exc, PairTooLargeError):
+        info.update(key_bytes=exc.key_bytes, value_bytes=exc.value_bytes, limit=exc.limit)
+    return info

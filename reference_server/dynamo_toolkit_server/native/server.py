@@ -1,0 +1,523 @@
+"""The native protocol server: operations on a :class:`StoreService`, over asyncio.
+
+Operations and their arguments (``?`` marks optional ones) and results:
+
+==========  ==================================  ========================================
+op          args                                result
+==========  ==================================  ========================================
+``get``     key, r?                             ``{"values": [...], "context": bytes}``
+``put``     key, value, context?, w?            ``{"context": bytes, "acknowledged": int}``
+``delete``  key, context?, r?, w?               ``{"context", "acknowledged", "deleted"}``
+``lpush``   key, values, r?, w?                 new length (``rpush`` alike)
+``lpop``    key, count?, r?, w?                 item or nil; a list when count is given
+``lrange``  key, start, stop, r?                items ``start..stop`` inclusive (Redis)
+``llen``    key, r?                             length
+``ping``    (none)                              ``"pong"``
+``info``    (none)                              node id, quorum settings, stats
+==========  ==================================  ========================================
+
+Keys are str or bytes. A ``delete`` without a context first reads the key, so it
+removes every sibling the read sees (a context-less tombstone would only become
+one more sibling). List operations follow Redis: ``lpush`` of ``[a, b]`` leaves
+``b`` first, and popping the last item deletes the key. Unknown argument names
+are refused, so a typo never silently falls back to a default.
+
+Requests on one connection run concurrently and are answered as they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from dynamo_toolkit.errors import DynamoError
+from dynamo_toolkit.values import Key
+from dynamo_toolkit_server.metrics import NodeMetrics
+from dynamo_toolkit_server.native.protocol import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_ERROR_ID,
+    PROTOCOL_VERSION,
+    FrameDecoder,
+    InvalidRequestError,
+    ProtocolError,
+    Request,
+    encode_error,
+    encode_reply,
+    error_info,
+    parse_request,
+)
+from dynamo_toolkit_server.operations import StoreService, WrongTypeError
+
+__all__ = ["OPERATIONS", "NativeServer", "RequestHandler", "start_native_server"]
+
+log = logging.getLogger(__name__)
+
+#: Requests one connection may have running before the server stops reading it.
+MAX_IN_FLIGHT = 256
+
+#: Seconds :meth:`NativeServer.close` lets a connection flush before aborting it.
+_CLOSE_FLUSH_SECONDS = 2.0
+
+
+class _Args:
+    """Typed access to a request's argument map; remembers which names were read."""
+
+    def __init__(self, op: str, args: Mapping[Any, Any]) -> None:
+        self.op = op
+        self._args = args
+        self._used: set[str] = set()
+
+    def _bad(self, message: str) -> InvalidRequestError:
+        return InvalidRequestError(f"{self.op}: {message}")
+
+    def raw(self, name: str, *, required: bool = True) -> Any:
+        """The argument ``name`` as sent; ``None`` if optional and absent."""
+        self._used.add(name)
+        if name in self._args:
+            return self._args[name]
+        if required:
+            raise self._bad(f"missing argument {name!r}")
+        return None
+
+    def key(self) -> Key:
+        """The ``key`` argument (str or bytes)."""
+        key = self.raw("key")
+        if not isinstance(key, str | bytes):
+            raise self._bad(f"key must be str or bytes, not {type(key).__name__}")
+        return key
+
+    def context(self) -> bytes | None:
+        """The optional ``context`` (bytes from an earlier reply)."""
+        context = self.raw("context", required=False)
+        if context is not None and not isinstance(context, bytes):
+            raise self._bad(f"context must be bytes, not {type(context).__name__}")
+        return context or None
+
+    def integer(self, name: str, *, required: bool = False, minimum: int | None = None) -> Any:
+        """An int argument, at least ``minimum``; ``None`` if optional and absent."""
+        value = self.raw(name, required=required)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._bad(f"{name} must be an integer, not {type(value).__name__}")
+        if minimum is not None and value < minimum:
+            raise self._bad(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def quorum(self, name: str) -> int | None:
+        """An optional ``r`` or ``w``."""
+        value: int | None = self.integer(name, minimum=1)
+        return value
+
+    def items(self) -> list[Any]:
+        """The ``values`` of a push: a non-empty array."""
+        values = self.raw("values")
+        if not isinstance(values, list) or not values:
+            raise self._bad("values must be a non-empty array")
+        return values
+
+    def check_all_used(self) -> None:
+        """Refuse argument names the operation does not know."""
+        unknown = [name for name in self._args if name not in self._used]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            raise self._bad(f"unknown argument(s) {names}")
+
+
+def redis_range(items: list[Any], start: int, stop: int) -> list[Any]:
+    """``items[start..stop]`` with Redis LRANGE rules: inclusive, negative from the end."""
+    length = len(items)
+    if start < 0:
+        start = max(length + start, 0)
+    if stop < 0:
+        stop = length + stop
+    if start >= length or start > stop:
+        return []
+    return items[start : min(stop, length - 1) + 1]
+
+
+_Operation = Callable[["RequestHandler", _Args], Awaitable[Any]]
+
+#: Operation name -> implementation, filled in by :func:`_operation`.
+OPERATIONS: dict[str, _Operation] = {}
+
+
+def _operation(name: str) -> Callable[[_Operation], _Operation]:
+    def register(function: _Operation) -> _Operation:
+        OPERATIONS[name] = function
+        return function
+
+    return register
+
+
+class RequestHandler:
+    """Runs decoded requests against a service; independent of any connection."""
+
+    def __init__(self, service: StoreService, metrics: NodeMetrics | None = None) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.connections = 0
+
+    async def handle(self, request: Request) -> bytes:
+        """Run ``request`` and return its encoded reply frame; never raises."""
+        start = time.perf_counter()
+        operation = OPERATIONS.get(request.op)
+        ok = False
+        try:
+            if operation is None:
+                known = ", ".join(sorted(OPERATIONS))
+                raise InvalidRequestError(f"unknown op {request.op!r}; known: {known}")
+            result = await operation(self, _Args(request.op, request.args))
+            frame = encode_reply(request.request_id, result)
+            ok = True
+        except Exception as exc:
+            if not isinstance(exc, DynamoError):
+                log.exception("native %s failed unexpectedly", request.op)
+            frame = encode_error(request.request_id, error_info(exc))
+        if self.metrics is not None:
+            # An unknown op is labelled "unknown": clients must not grow label sets.
+            command = request.op if operation is not None else "unknown"
+            self.metrics.observe("native", command, time.perf_counter() - start, ok)
+        return frame
+
+    # -- operations ------------------------------------------------------------
+
+    @_operation("get")
+    async def _get(self, args: _Args) -> Any:
+        key, r = args.key(), args.quorum("r")
+        args.check_all_used()
+        result = await self.service.get(key, r=r)
+        return {"values": list(result.values), "context": result.context}
+
+    @_operation("put")
+    async def _put(self, args: _Args) -> Any:
+        key, value = args.key(), args.raw("value")
+        context, w = args.context(), args.quorum("w")
+        args.check_all_used()
+        result = await self.service.put(key, value, context, w=w)
+        return {"context": result.context, "acknowledged": result.acknowledged}
+
+    @_operation("delete")
+    async def _delete(self, args: _Args) -> Any:
+        key, context = args.key(), args.context()
+        r, w = args.quorum("r"), args.quorum("w")
+        args.check_all_used()
+        if context is None:
+            current = await self.service.get(key, r=r)
+            if not current.values:
+                return {"context": current.context, "acknowledged": 0, "deleted": False}
+            context = current.context
+        result = await self.service.delete(key, context, w=w)
+        return {"context": result.context, "acknowledged": result.acknowledged, "deleted": True}
+
+    async def _push(self, args: _Args, *, left: bool) -> Any:
+        key, values = args.key(), args.items()
+        r, w = args.quorum("r"), args.quorum("w")
+        args.check_all_used()
+
+        def push(items: list[Any]) -> tuple[list[Any], int]:
+            # Redis pushes one by one, so LPUSH a b leaves b at the head.
+            new = [*reversed(values), *items] if left else [*items, *values]
+            return new, len(new)
+
+        return await self.service.update_list(key, push, r=r, w=w)
+
+    @_operation("lpush")
+    async def _lpush(self, args: _Args) -> Any:
+        return await self._push(args, left=True)
+
+    @_operation("rpush")
+    async def _rpush(self, args: _Args) -> Any:
+        return await self._push(args, left=False)
+
+    async def _pop(self, args: _Args, *, left: bool) -> Any:
+        key = args.key()
+        count: int | None = args.integer("count", minimum=0)
+        r, w = args.quorum("r"), args.quorum("w")
+        args.check_all_used()
+
+        def pop(items: list[Any]) -> tuple[list[Any] | None, Any]:
+            taken = min(1 if count is None else count, len(items))
+            if taken == 0:
+                return None, None if count is None else []
+            popped = items[:taken] if left else items[::-1][:taken]
+            rest = items[taken:] if left else items[: len(items) - taken]
+            return rest, popped[0] if count is None else popped
+
+        return await self.service.update_list(key, pop, r=r, w=w)
+
+    @_operation("lpop")
+    async def _lpop(self, args: _Args) -> Any:
+        return await self._pop(args, left=True)
+
+    @_operation("rpop")
+    async def _rpop(self, args: _Args) -> Any:
+        return await self._pop(args, left=False)
+
+    async def _read_list(self, key: Key, r: int | None) -> list[Any]:
+        current = await self.service.read_one(key, r=r)
+        if current.value is None:
+            return []
+        if not isinstance(current.value, list):
+            raise WrongTypeError()
+        return current.value
+
+    @_operation("lrange")
+    async def _lrange(self, args: _Args) -> Any:
+        key = args.key()
+        start: int = args.integer("start", required=True)
+        stop: int = args.integer("stop", required=True)
+        r = args.quorum("r")
+        args.check_all_used()
+        return redis_range(await self._read_list(key, r), start, stop)
+
+    @_operation("llen")
+    async def _llen(self, args: _Args) -> Any:
+        key, r = args.key(), args.quorum("r")
+        args.check_all_used()
+        return len(await self._read_list(key, r))
+
+    @_operation("ping")
+    async def _ping(self, args: _Args) -> Any:
+        args.check_all_used()
+        return "pong"
+
+    @_operation("info")
+    async def _info(self, args: _Args) -> Any:
+        args.check_all_used()
+        node = self.service.node
+        config = node.config
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "node": node.node_id,
+            "running": node.running,
+            "members": sorted(node.members),
+            "n": config.n,
+            "r": config.r,
+            "w": config.w,
+            "max_pair_bytes": config.max_pair_bytes,
+            "stats": attrs.asdict(node.stats),
+            "connections": self.connections,
+        }
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: decode frames, run each as a task, write replies."""
+
+    def __init__(self, server: NativeServer) -> None:
+        self._server = server
+        self._decoder = FrameDecoder(server.max_frame_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+        self._closing = False
+        self._writing_paused = False
+        self._reading_paused = False
+        self._stopped = False
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- asyncio.Protocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server._connections.add(self)
+        self._server.handler.connections += 1
+        if self._server.closing:
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._outbox.clear()
+        if not self.lost.done():
+            self._server._connections.discard(self)
+            self._server.handler.connections -= 1
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            for frame in self._decoder.feed(data):
+                self._start(parse_request(frame))
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    # -- requests ------------------------------------------------------------------
+
+    def _start(self, request: Request) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(request))
+        self._tasks.add(task)
+        self._server._in_flight.add(task)
+        task.add_done_callback(self._finished)
+        self._update_reading()
+
+    async def _run(self, request: Request) -> None:
+        self._send(await self._server.handler.handle(request))
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._server._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("native request task failed", exc_info=task.exception())
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        # Backpressure: a client that does not read its replies, or floods us
+        # with requests, stops being read until it catches up.
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        pause = self._stopped or self._writing_paused or len(self._tasks) >= MAX_IN_FLIGHT
+        if pause and not self._reading_paused:
+            transport.pause_reading()
+            self._reading_paused = True
+        elif not pause and self._reading_paused:
+            transport.resume_reading()
+            self._reading_paused = False
+
+    # -- output ----------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        if self._closing:
+            return  # the client is gone or broke the stream: drop late replies
+        self._outbox.append(frame)
+        if not self._flush_scheduled:
+            # Replies finished in the same loop turn go out in one write.
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._outbox and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(self._outbox))
+        self._outbox.clear()
+
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        self._send(encode_error(PROTOCOL_ERROR_ID, error_info(exc)))
+        if self._server.handler.metrics is not None:
+            self._server.handler.metrics.observe("native", "protocol_error", 0.0, False)
+        self.close()
+
+    def stop_reading(self) -> None:
+        """Take no new requests (the server is closing)."""
+        self._stopped = True
+        self._update_reading()
+
+    def close(self) -> None:
+        """Write what is queued, then close; replies finishing later are dropped."""
+        self._flush()
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Close at once, discarding unsent data."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class NativeServer:
+    """A listening native-protocol server; stop it with :meth:`close`."""
+
+    def __init__(self, handler: RequestHandler, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self.handler = handler
+        self.max_frame_bytes = max_frame_bytes
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def _listen(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port)
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        assert self._server is not None
+        return str(self._server.sockets[0].getsockname()[0])
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (useful after binding port 0)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as clients take it."""
+        host = self.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    async def close(self) -> None:
+        """Stop accepting, finish requests in flight, send their replies, close connections."""
+        if self.closing:
+            return
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.stop_reading()
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        await asyncio.sleep(0)  # let the replies' scheduled flushes run
+        connections = list(self._connections)
+        for connection in connections:
+            connection.close()
+        if connections:
+            # A client that never reads could keep its buffer unflushed forever.
+            _, stuck = await asyncio.wait(
+                [c.lost for c in connections], timeout=_CLOSE_FLUSH_SECONDS
+            )
+            for connection in connections:
+                if not connection.lost.done():
+                    connection.abort()
+            if stuck:
+                await asyncio.wait(stuck, timeout=_CLOSE_FLUSH_SECONDS)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> NativeServer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def start_native_server(
+    service: StoreService,
+    host: str,
+    port: int,
+    *,
+    metrics: NodeMetrics | None = None,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
+) -> NativeServer:
+    """Serve ``service`` over the native protocol on ``host:port`` (port 0: any free one).
+
+    ``metrics`` counts every request under protocol ``native``.
+    """
+    server = NativeServer(RequestHandler(service, metrics), max_frame_bytes=max_frame_bytes)
+    await server._listen(host, port)
+    return server
