@@ -93,9 +93,12 @@ class Coordinator:
     async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
         """Read ``key`` from R of its N replicas; siblings come with one covering context."""
         cfg = self.node.config
-        n = cfg.n if n is None else n
-        r = cfg.r if r is None else r
-        validate_quorum(n, r, min(cfg.w, n))
+        if n is not None or r is not None:  # the store's own values were checked at start
+            n = cfg.n if n is None else n
+            r = cfg.r if r is None else r
+            validate_quorum(n, r, min(cfg.w, n))
+        else:
+            n, r = cfg.n, cfg.r
         stored_key = encode_key(key)
         position = key_position(stored_key)
         replicas = self.node.placement(position, n).replicas
@@ -152,9 +155,12 @@ class Coordinator:
         n: int | None,
     ) -> PutResult:
         cfg = self.node.config
-        n = cfg.n if n is None else n
-        w = cfg.w if w is None else w
-        validate_quorum(n, min(cfg.r, n), w)
+        if n is not None or w is not None:
+            n = cfg.n if n is None else n
+            w = cfg.w if w is None else w
+            validate_quorum(n, min(cfg.r, n), w)
+        else:
+            n, w = cfg.n, cfg.w
         base = decode_context(context)
         position = key_position(key)
         replicas = self.node.placement(position, n).replicas

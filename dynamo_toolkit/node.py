@@ -98,6 +98,7 @@ class Node:
         )
         self.store = ReplicaStore(self.engine, self.resolver)
         self.table = table if table is not None else self.partitioner.assign(members)
+        self._placements: dict[tuple[int, int], Placement] = {}
         self.coordinator = Coordinator(self)
         self.transport: Transport | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -123,10 +124,18 @@ class Node:
         return self._clock
 
     def placement(self, position: int, n: int | None = None) -> Placement:
-        """Replicas (and sloppy-quorum fallbacks) of ``position``."""
-        return self.replicator.place(
-            self.table, position, self.config.n if n is None else n, self.members
-        )
+        """Replicas (and sloppy-quorum fallbacks) of ``position``.
+
+        Every position of a partition has the same placement, so it is
+        computed once per partition and kept until the table changes.
+        """
+        count = self.config.n if n is None else n
+        slot = (self.table.partition_of(position), count)
+        placement = self._placements.get(slot)
+        if placement is None:
+            placement = self.replicator.place(self.table, position, count, self.members)
+            self._placements[slot] = placement
+        return placement
 
     def is_available(self, node_id: str, now: float | None = None) -> bool:
         """The failure detector's opinion of ``node_id``."""

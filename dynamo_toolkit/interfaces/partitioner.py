@@ -44,7 +44,12 @@ class OwnershipTable(ABC):
 
     @abstractmethod
     def partition_of(self, position: int) -> int:
-        """Id of the partition holding ``position``."""
+        """Id of the partition holding ``position``.
+
+        A partition is the unit of placement: :meth:`walk` gives the same
+        nodes for every position of one partition (nodes cache placements
+        per partition).
+        """
 
     @abstractmethod
     def partition_range(self, partition: int) -> tuple[int, int]:

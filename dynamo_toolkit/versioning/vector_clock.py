@@ -67,16 +67,32 @@ class VectorClock:
 
     def compare(self, other: VectorClock) -> Ordering:
         """Relate ``self`` to ``other``: BEFORE means ``self`` happened before ``other``."""
-        mine, theirs = self.counters(), other.counters()
+        # A merge walk over both actor-sorted entry lists: this sits on every
+        # read and write path, so no dicts are built.
+        mine, theirs = self.entries, other.entries
+        i = j = 0
         less = greater = False
-        for actor in mine.keys() | theirs.keys():
-            a, b = mine.get(actor, 0), theirs.get(actor, 0)
-            if a < b:
-                less = True
-            elif a > b:
-                greater = True
+        while i < len(mine) and j < len(theirs):
+            a, b = mine[i], theirs[j]
+            if a.actor == b.actor:
+                if a.counter < b.counter:
+                    less = True
+                elif a.counter > b.counter:
+                    greater = True
+                i += 1
+                j += 1
+            elif a.actor < b.actor:
+                greater = greater or a.counter > 0
+                i += 1
+            else:
+                less = less or b.counter > 0
+                j += 1
             if less and greater:
                 return Ordering.CONCURRENT
+        greater = greater or any(e.counter > 0 for e in mine[i:])
+        less = less or any(e.counter > 0 for e in theirs[j:])
+        if less and greater:
+            return Ordering.CONCURRENT
         if less:
             return Ordering.BEFORE
         if greater:

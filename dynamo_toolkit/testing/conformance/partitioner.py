@@ -90,6 +90,8 @@ class PartitionerSuite:
             # The owner is a property of the partition: its first and last
             # positions have the same owner as any position inside.
             assert walked[0] == _owner(table, start) == _owner(table, end - 1)
+            # Nodes cache placements per partition: the whole walk must agree.
+            assert _walk(table, start) == walked == _walk(table, end - 1)
 
     def test_partitions_cover_the_space(self, make_partitioner: MakePartitioner) -> None:
         """Partitions tile ``[0, 2**64)`` and agree with ``partition_of``."""
