@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -77,4 +76,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run())
+    run()

@@ -95,6 +95,10 @@ CONTEXT_HEADER = "X-Dtk-Context"
 #: Key of the JSON object standing for a bytes value.
 BASE64_MARKER = "$base64"
 
+#: How long, and how much, a refused client may still send before the close.
+_LINGER_SECONDS = 1.0
+_LINGER_BYTES = 4 * MAX_BODY_BYTES
+
 _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -322,9 +326,7 @@ class HttpServer:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def _listen(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, host, port, limit=MAX_HEAD_BYTES
-        )
+        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD_BYTES)
 
     @property
     def host(self) -> str:
@@ -400,7 +402,9 @@ class HttpServer:
                     head = await reader.readuntil(b"\r\n\r\n")
             except asyncio.LimitOverrunError:
                 await self._refuse(
-                    writer, HttpError(431, f"request head over {MAX_HEAD_BYTES} bytes", close=True)
+                    reader,
+                    writer,
+                    HttpError(431, f"request head over {MAX_HEAD_BYTES} bytes", close=True),
                 )
                 return
             connection.idle = False
@@ -411,7 +415,8 @@ class HttpServer:
                 request = parse_head(head)
                 request = attrs.evolve(request, body=await self._read_body(reader, writer, request))
             except HttpError as error:
-                await self._refuse(writer, error)
+                connection.idle = True  # closable while lingering
+                await self._refuse(reader, writer, error)
                 return
             response = await self._respond(request)
             keep = request.keep_alive and not response.close and not self.closing
@@ -420,14 +425,23 @@ class HttpServer:
             if not keep:
                 return
 
-    async def _refuse(self, writer: asyncio.StreamWriter, error: HttpError) -> None:
+    async def _refuse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, error: HttpError
+    ) -> None:
         """Answer an unreadable request and close: its framing can no longer be trusted."""
         writer.write(self._render(_error_response(error), keep_alive=False))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
-            # Half-close first, so a client still sending sees the answer, not a reset.
+            # Half-close, then swallow what the client is still sending for a
+            # moment: closing with unread input sends a reset, which can destroy
+            # the answer before the client reads it.
             if writer.can_write_eof():
                 writer.write_eof()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_LINGER_SECONDS):
+                    discarded = 0
+                    while discarded < _LINGER_BYTES and (data := await reader.read(65536)):
+                        discarded += len(data)
 
     async def _read_body(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: Request
@@ -462,17 +476,15 @@ class HttpServer:
 
     async def _continue(self, writer: asyncio.StreamWriter, request: Request) -> None:
         # curl and others wait for this before sending a large body.
-        if request.headers.get("expect", "").lower() == "100-continue" and request.version >= (
-            1,
-            1,
-        ):
+        expects = request.headers.get("expect", "").lower() == "100-continue"
+        if expects and request.version >= (1, 1):
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
 
     async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
         body = bytearray()
         while True:
-            line = await reader.readuntil(b"\r\n")
+            line = await self._line(reader)
             size_text = line.split(b";", 1)[0].strip()
             try:
                 size = int(size_text, 16)
@@ -494,11 +506,18 @@ class HttpServer:
             if await reader.readexactly(2) != b"\r\n":
                 raise HttpError(400, "chunk not followed by CRLF", close=True)
         trailers = 0
-        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        while (line := await self._line(reader)) != b"\r\n":
             trailers += len(line)  # trailers are read and ignored, within the head limit
             if trailers > MAX_HEAD_BYTES:
                 raise HttpError(431, "trailers too large", close=True)
         return bytes(body)
+
+    @staticmethod
+    async def _line(reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError:
+            raise HttpError(400, "chunked-encoding line too long", close=True) from None
 
     @staticmethod
     def _render(response: _Response, keep_alive: bool) -> bytes:
@@ -507,7 +526,8 @@ class HttpServer:
         if response.content_type is not None:
             lines.append(f"Content-Type: {response.content_type}")
         lines.extend(f"{name}: {value}" for name, value in response.headers.items())
-        lines.append(f"Content-Length: {len(response.body)}")
+        if response.status != 204:  # a 204 must not announce a length (RFC 9110)
+            lines.append(f"Content-Length: {len(response.body)}")
         lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
@@ -526,6 +546,8 @@ class HttpServer:
             raise HttpError(404, f"no resource at {request.path}")
         except HttpError as error:
             return _error_response(error)
+        except Exception as exc:  # one bad request must not take the connection down
+            return _error_response(_service_error(exc))
 
     @staticmethod
     def _only(request: Request, *methods: str) -> None:
@@ -583,7 +605,7 @@ class HttpServer:
         try:
             pairs = parse_qsl(request.query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
-            pairs = [] if not request.query else [("", "")]
+            raise HttpError(400, f"malformed query string {request.query!r}") from None
         for name, value in pairs:
             if name not in allowed:
                 raise HttpError(
@@ -618,6 +640,7 @@ class HttpServer:
     async def _get(self, key: bytes, r: int | None) -> _Response:
         result = await self.service.get(key, r=r)
         headers = {CONTEXT_HEADER: _b64(result.context)}
+        document: dict[str, Any]
         if not result.values:
             document = {"error": "NotFound", "message": "no value for this key"}
             return _Response(404, _json_body(document), "application/json", headers)

@@ -54,7 +54,13 @@ from dynamo_toolkit_server.native.protocol import (
 )
 from dynamo_toolkit_server.operations import StoreService, WrongTypeError
 
-__all__ = ["OPERATIONS", "NativeServer", "RequestHandler", "start_native_server"]
+__all__ = [
+    "OPERATIONS",
+    "NativeConnection",
+    "NativeServer",
+    "RequestHandler",
+    "start_native_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -307,8 +313,12 @@ class RequestHandler:
         }
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: decode frames, run each as a task, write replies."""
+class NativeConnection(asyncio.Protocol):
+    """One client connection: decode frames, run each as a task, write replies.
+
+    :class:`NativeServer` makes one per accepted socket; it can also be driven
+    directly with any :class:`asyncio.Transport` (tests do, with a fake one).
+    """
 
     def __init__(self, server: NativeServer) -> None:
         self._server = server
@@ -441,12 +451,12 @@ class NativeServer:
         self.max_frame_bytes = max_frame_bytes
         self.closing = False
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[NativeConnection] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def _listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port)
+        self._server = await loop.create_server(lambda: NativeConnection(self), host, port)
 
     @property
     def host(self) -> str:
@@ -466,6 +476,12 @@ class NativeServer:
         host = self.host
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
+    async def wait_idle(self) -> None:
+        """Wait until no request is running (new ones may start afterwards)."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        await asyncio.sleep(0)  # let the replies' scheduled flushes run
+
     async def close(self) -> None:
         """Stop accepting, finish requests in flight, send their replies, close connections."""
         if self.closing:
@@ -475,9 +491,7 @@ class NativeServer:
             self._server.close()
         for connection in list(self._connections):
             connection.stop_reading()
-        while self._in_flight:
-            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
-        await asyncio.sleep(0)  # let the replies' scheduled flushes run
+        await self.wait_idle()
         connections = list(self._connections)
         for connection in connections:
             connection.close()

@@ -89,7 +89,7 @@ from dynamo_toolkit_server.resp.protocol import (
     OK,
     PONG,
     RESP2,
-    Command as Args,
+    Command,
     Resp2Encoder,
     array,
     bulk,
@@ -109,9 +109,9 @@ __all__ = [
     "check",
     "error_reply",
     "lookup",
-    "unknown_command",
     "run_async",
     "run_sync",
+    "unknown_command",
 ]
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,8 @@ class Session:
         "context",
         "created",
         "enc",
-        "last_command",
         "laddr",
+        "last_command",
         "lib_name",
         "lib_ver",
         "name",
@@ -234,8 +234,8 @@ class Session:
         )
 
 
-SyncHandler = Callable[[Session, Args], bytes]
-AsyncHandler = Callable[[Session, Args], Awaitable[bytes]]
+SyncHandler = Callable[[Session, Command], bytes]
+AsyncHandler = Callable[[Session, Command], Awaitable[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,20 +354,20 @@ def _valid_name(name: bytes) -> bool:
 # -- connection commands (synchronous) ----------------------------------------------
 
 
-def _ping(s: Session, args: Args) -> bytes:
+def _ping(s: Session, args: Command) -> bytes:
     return PONG if len(args) == 1 else s.enc.bulk(args[1])
 
 
-def _echo(s: Session, args: Args) -> bytes:
+def _echo(s: Session, args: Command) -> bytes:
     return bulk(args[1])
 
 
-def _quit(s: Session, args: Args) -> bytes:
+def _quit(s: Session, args: Command) -> bytes:
     s.quit = True
     return OK
 
 
-def _auth(s: Session, args: Args) -> bytes:
+def _auth(s: Session, args: Command) -> bytes:
     ctx = s.context
     if len(args) == 2:
         if ctx.password is None:
@@ -384,7 +384,7 @@ def _auth(s: Session, args: Args) -> bytes:
     return OK
 
 
-def _hello(s: Session, args: Args) -> bytes:
+def _hello(s: Session, args: Command) -> bytes:
     protocol = s.protocol
     position = 1
     if len(args) > 1:
@@ -467,7 +467,7 @@ _CLIENT_ARITY = {
 }
 
 
-def _client(s: Session, args: Args) -> bytes:
+def _client(s: Session, args: Command) -> bytes:
     sub = args[1].upper()
     expected = _CLIENT_ARITY.get(sub)
     if expected is None:
@@ -523,7 +523,7 @@ def _command_entry(spec: CommandSpec) -> bytes:
     )
 
 
-def _command(s: Session, args: Args) -> bytes:
+def _command(s: Session, args: Command) -> bytes:
     if len(args) == 1:
         return array([_command_entry(spec) for spec in COMMANDS.values()])
     sub = args[1].upper()
@@ -543,7 +543,7 @@ def _command(s: Session, args: Args) -> bytes:
     raise CommandError(f"ERR unknown subcommand '{text}'. Try COMMAND HELP.")
 
 
-def _select(s: Session, args: Args) -> bytes:
+def _select(s: Session, args: Command) -> bytes:
     if parse_int(args[1]) != 0:
         raise CommandError("ERR DB index is out of range")
     return OK
@@ -557,7 +557,7 @@ _CONFIG = {
 }
 
 
-def _config(s: Session, args: Args) -> bytes:
+def _config(s: Session, args: Command) -> bytes:
     sub = args[1].upper()
     if sub == b"GET":
         if len(args) < 3:
@@ -624,7 +624,7 @@ def _info_sections(ctx: ServerContext) -> dict[str, list[str]]:
     }
 
 
-def _info(s: Session, args: Args) -> bytes:
+def _info(s: Session, args: Command) -> bytes:
     sections = _info_sections(s.context)
     wanted = {arg.decode("utf-8", "replace").lower() for arg in args[1:]}
     if wanted & {"all", "everything", "default"} or not wanted:
@@ -639,7 +639,7 @@ def _info(s: Session, args: Args) -> bytes:
     return bulk("\r\n".join(parts).encode())
 
 
-def _consistency(s: Session, args: Args) -> bytes:
+def _consistency(s: Session, args: Command) -> bytes:
     cfg = s.service.node.config
     if len(args) == 1:
         return s.enc.map(
@@ -658,7 +658,7 @@ def _consistency(s: Session, args: Args) -> bytes:
 
 
 def _refuse(reason: str) -> SyncHandler:
-    def refuse(s: Session, args: Args) -> bytes:
+    def refuse(s: Session, args: Command) -> bytes:
         raise CommandError(f"ERR {args[0].decode('utf-8', 'replace').upper()} {reason}")
 
     return refuse
@@ -673,12 +673,12 @@ _NO_TRANSACTIONS = (
 # -- strings -------------------------------------------------------------------------
 
 
-async def _get(s: Session, args: Args) -> bytes:
+async def _get(s: Session, args: Command) -> bytes:
     current = await s.service.read_one(args[1], r=s.r)
     return s.enc.bulk(_as_string(current.value))
 
 
-async def _set(s: Session, args: Args) -> bytes:
+async def _set(s: Session, args: Command) -> bytes:
     nx = xx = want_old = False
     for option in args[3:]:
         upper = option.upper()
@@ -708,13 +708,13 @@ async def _set(s: Session, args: Args) -> bytes:
     return s.enc.bulk(old) if want_old else OK
 
 
-async def _strlen(s: Session, args: Args) -> bytes:
+async def _strlen(s: Session, args: Command) -> bytes:
     current = await s.service.read_one(args[1], r=s.r)
     value = _as_string(current.value)
     return integer(0 if value is None else len(value))
 
 
-async def _append(s: Session, args: Args) -> bytes:
+async def _append(s: Session, args: Command) -> bytes:
     current = await s.service.read_one(args[1], r=s.r)
     new = (_as_string(current.value) or b"") + args[2]
     await s.service.put(args[1], new, current.context, w=s.w)
@@ -732,19 +732,19 @@ async def _incr_by(s: Session, key: bytes, delta: int) -> bytes:
     return integer(number)
 
 
-async def _incr(s: Session, args: Args) -> bytes:
+async def _incr(s: Session, args: Command) -> bytes:
     return await _incr_by(s, args[1], 1)
 
 
-async def _decr(s: Session, args: Args) -> bytes:
+async def _decr(s: Session, args: Command) -> bytes:
     return await _incr_by(s, args[1], -1)
 
 
-async def _incrby(s: Session, args: Args) -> bytes:
+async def _incrby(s: Session, args: Command) -> bytes:
     return await _incr_by(s, args[1], parse_int(args[2]))
 
 
-async def _decrby(s: Session, args: Args) -> bytes:
+async def _decrby(s: Session, args: Command) -> bytes:
     delta = parse_int(args[2])
     if delta == _INT64_MIN:
         raise CommandError("ERR decrement would overflow")
@@ -754,7 +754,7 @@ async def _decrby(s: Session, args: Args) -> bytes:
 # -- keys ----------------------------------------------------------------------------
 
 
-async def _del(s: Session, args: Args) -> bytes:
+async def _del(s: Session, args: Command) -> bytes:
     service = s.service
     if len(args) == 2:
         return integer(int(await service.remove(args[1], r=s.r, w=s.w)))
@@ -763,24 +763,24 @@ async def _del(s: Session, args: Args) -> bytes:
     return integer(sum(removed))
 
 
-async def _exists(s: Session, args: Args) -> bytes:
+async def _exists(s: Session, args: Command) -> bytes:
     keys = list(dict.fromkeys(args[1:]))
     results = await _gather(s.service.get(key, r=s.r) for key in keys)
     found = {key: result.found for key, result in zip(keys, results, strict=True)}
     return integer(sum(found[key] for key in args[1:]))  # Redis counts repeats
 
 
-async def _type(s: Session, args: Args) -> bytes:
+async def _type(s: Session, args: Command) -> bytes:
     current = await s.service.read_one(args[1], r=s.r)
     return simple(_kind(current.value))
 
 
-async def _ttl(s: Session, args: Args) -> bytes:
+async def _ttl(s: Session, args: Command) -> bytes:
     found = (await s.service.get(args[1], r=s.r)).found
     return b":-1\r\n" if found else b":-2\r\n"
 
 
-async def _mget(s: Session, args: Args) -> bytes:
+async def _mget(s: Session, args: Command) -> bytes:
     keys = list(dict.fromkeys(args[1:]))
     results = await _gather(s.service.read_one(key, r=s.r) for key in keys)
     values: dict[bytes, bytes | None] = {}
@@ -795,7 +795,7 @@ async def _mget(s: Session, args: Args) -> bytes:
     return s.enc.bulk_array([values[key] for key in args[1:]])
 
 
-async def _mset(s: Session, args: Args) -> bytes:
+async def _mset(s: Session, args: Command) -> bytes:
     if len(args) % 2 == 0:
         raise arity_error("mset")
     pairs = dict(zip(args[1::2], args[2::2], strict=True))  # a repeated key: last wins
@@ -806,7 +806,7 @@ async def _mset(s: Session, args: Args) -> bytes:
 # -- lists ---------------------------------------------------------------------------
 
 
-async def _push(s: Session, args: Args, left: bool) -> bytes:
+async def _push(s: Session, args: Command, left: bool) -> bytes:
     items = args[2:]
 
     def change(current: list[Any]) -> tuple[list[Any], int]:
@@ -817,15 +817,15 @@ async def _push(s: Session, args: Args, left: bool) -> bytes:
     return integer(await s.service.update_list(args[1], change, r=s.r, w=s.w))
 
 
-async def _lpush(s: Session, args: Args) -> bytes:
+async def _lpush(s: Session, args: Command) -> bytes:
     return await _push(s, args, left=True)
 
 
-async def _rpush(s: Session, args: Args) -> bytes:
+async def _rpush(s: Session, args: Command) -> bytes:
     return await _push(s, args, left=False)
 
 
-async def _pop(s: Session, args: Args, left: bool) -> bytes:
+async def _pop(s: Session, args: Command, left: bool) -> bytes:
     count: int | None = None
     if len(args) == 3:
         count = parse_int(args[2], "ERR value is out of range, must be positive")
@@ -852,15 +852,15 @@ async def _pop(s: Session, args: Args, left: bool) -> bytes:
     return s.enc.bulk_array([_item(item) for item in answer])
 
 
-async def _lpop(s: Session, args: Args) -> bytes:
+async def _lpop(s: Session, args: Command) -> bytes:
     return await _pop(s, args, left=True)
 
 
-async def _rpop(s: Session, args: Args) -> bytes:
+async def _rpop(s: Session, args: Command) -> bytes:
     return await _pop(s, args, left=False)
 
 
-async def _lrange(s: Session, args: Args) -> bytes:
+async def _lrange(s: Session, args: Command) -> bytes:
     start, stop = parse_int(args[2]), parse_int(args[3])
     items = _as_list((await s.service.read_one(args[1], r=s.r)).value)
     length = len(items)
@@ -871,18 +871,18 @@ async def _lrange(s: Session, args: Args) -> bytes:
     return s.enc.bulk_array([_item(item) for item in items[start : stop + 1]])
 
 
-async def _llen(s: Session, args: Args) -> bytes:
+async def _llen(s: Session, args: Command) -> bytes:
     return integer(len(_as_list((await s.service.read_one(args[1], r=s.r)).value)))
 
 
-async def _lindex(s: Session, args: Args) -> bytes:
+async def _lindex(s: Session, args: Command) -> bytes:
     index = parse_int(args[2])
     items = _as_list((await s.service.read_one(args[1], r=s.r)).value)
     index = _index(index, len(items))
     return s.enc.bulk(_item(items[index]) if 0 <= index < len(items) else None)
 
 
-async def _lset(s: Session, args: Args) -> bytes:
+async def _lset(s: Session, args: Command) -> bytes:
     index, element = parse_int(args[2]), args[3]
 
     def change(current: list[Any]) -> tuple[list[Any], bytes]:
@@ -902,18 +902,18 @@ async def _lset(s: Session, args: Args) -> bytes:
 # -- sibling-aware commands ----------------------------------------------------------
 
 
-async def _getv(s: Session, args: Args) -> bytes:
+async def _getv(s: Session, args: Command) -> bytes:
     result = await s.service.get(args[1], r=s.r)
     enc = s.enc
     return array([bulk(result.context), array([_render(v, enc) for v in result.values])])
 
 
-async def _putv(s: Session, args: Args) -> bytes:
+async def _putv(s: Session, args: Command) -> bytes:
     result = await s.service.put(args[1], args[3], args[2] or None, w=s.w)
     return bulk(result.context)
 
 
-async def _delv(s: Session, args: Args) -> bytes:
+async def _delv(s: Session, args: Command) -> bytes:
     result = await s.service.delete(args[1], args[2] or None, w=s.w)
     return bulk(result.context)
 
@@ -1006,7 +1006,7 @@ def lookup(name: bytes) -> CommandSpec | None:
     return spec
 
 
-def check(spec: CommandSpec, session: Session, args: Args) -> bytes | None:
+def check(spec: CommandSpec, session: Session, args: Command) -> bytes | None:
     """The error reply if ``args`` may not run now (arity, NOAUTH), else None."""
     count = len(args)
     arity = spec.arity
@@ -1021,7 +1021,7 @@ def check(spec: CommandSpec, session: Session, args: Args) -> bytes | None:
     return None
 
 
-def unknown_command(args: Args) -> bytes:
+def unknown_command(args: Command) -> bytes:
     """Redis's unknown-command error, quoting the arguments up to about 128 bytes."""
     shown = b""
     for arg in args[1:]:
@@ -1047,7 +1047,7 @@ def error_reply(exc: Exception) -> bytes:
     return error(f"ERR internal error: {type(exc).__name__}: {exc}")
 
 
-def run_sync(spec: CommandSpec, session: Session, args: Args) -> bytes:
+def run_sync(spec: CommandSpec, session: Session, args: Command) -> bytes:
     """Run a synchronous command; errors become error replies."""
     assert spec.handler is not None
     session.last_command = spec.name
@@ -1057,7 +1057,7 @@ def run_sync(spec: CommandSpec, session: Session, args: Args) -> bytes:
         return error_reply(exc)
 
 
-async def run_async(spec: CommandSpec, session: Session, args: Args) -> bytes:
+async def run_async(spec: CommandSpec, session: Session, args: Command) -> bytes:
     """Run a command (of either kind); errors become error replies."""
     session.last_command = spec.name
     try:
