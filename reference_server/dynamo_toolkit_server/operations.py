@@ -109,9 +109,17 @@ class StoreService:
     async def overwrite(
         self, key: Key, value: object, *, r: int | None = None, w: int | None = None
     ) -> PutResult:
-        """Redis SET semantics: supersede every version a read sees."""
-        current = await self.node.get(key, r=r)
-        return await self.node.put(key, value, current.context, w=w)
+        """Redis SET semantics: supersede the versions this node knows of.
+
+        On a replica of the key, its local versions give the context (no
+        network round trip); elsewhere a read with R gives it. Versions the
+        context misses (written elsewhere, not yet here) stay as siblings, and
+        a plain read shows the newest.
+        """
+        context = self.node.local_context(key)
+        if context is None:
+            context = (await self.node.get(key, r=r)).context
+        return await self.node.put(key, value, context, w=w)
 
     async def remove(self, key: Key, *, r: int | None = None, w: int | None = None) -> bool:
         """Redis DEL semantics: tombstone the key if it exists; True if it did."""

@@ -1,0 +1,11 @@
+"""The Redis-protocol (RESP2 and RESP3) front-end of a node.
+
+Start one with :func:`start_resp_server`; see :mod:`.commands` for the command
+table and how Redis data types map onto the store, :mod:`.protocol` for the
+wire format.
+"""
+
+from dynamo_toolkit_server.resp.protocol import ProtocolError, RespParser
+from dynamo_toolkit_server.resp.server import RespServer, start_resp_server
+
+__all__ = ["ProtocolError", "RespParser", "RespServer", "start_resp_server"]

@@ -1,0 +1,401 @@
+"""The RESP server: asyncio protocol, per-connection ordering, pipelining, shutdown.
+
+Each connection parses what it receives into commands and answers them in
+order. Connection commands (PING, HELLO, CLIENT, ...) are answered right in
+``data_received`` when nothing is ahead of them; data commands, which wait for
+replicas, go to one worker task per connection that runs them one after the
+other. Replies produced in the same event-loop turn leave in one
+``transport.write``.
+
+A malformed request gets ``-ERR Protocol error: ...`` after the replies to the
+commands before it, and its connection is closed; a client that shuts down its
+write side still gets the replies to what it sent, then the connection closes.
+Nothing a client sends can stop the node: handler failures become error replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from types import TracebackType
+from typing import Any, cast
+
+from dynamo_toolkit_server.metrics import NodeMetrics
+from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.resp.commands import (
+    ServerContext,
+    Session,
+    check,
+    lookup,
+    run_async,
+    run_sync,
+    unknown_command,
+)
+from dynamo_toolkit_server.resp.protocol import (
+    DEFAULT_MAX_ARRAY,
+    DEFAULT_MAX_BULK,
+    Command,
+    ProtocolError,
+    RespParser,
+    error,
+)
+
+__all__ = ["RespServer", "start_resp_server"]
+
+log = logging.getLogger(__name__)
+
+_PROTOCOL = "resp"  # the metrics label of this front-end
+_MAX_QUEUED = 4096  # commands waiting before we stop reading from that client
+_MAX_PENDING_REPLIES = 256  # replies held for batching before writing anyway
+
+
+class _Registry:
+    """The live connections of one server, and whether it is closing."""
+
+    def __init__(self, context: ServerContext, max_bulk: int, max_array: int) -> None:
+        self.context = context
+        self.max_bulk = max_bulk
+        self.max_array = max_array
+        self.connections: set[_Connection] = set()
+        self.closing = False
+
+
+class _Connection(asyncio.Protocol):
+    """One client: parser, command queue, worker task, reply batching."""
+
+    def __init__(self, registry: _Registry) -> None:
+        self._registry = registry
+        self._ctx = registry.context
+        self._parser = RespParser(max_bulk=registry.max_bulk, max_array=registry.max_array)
+        self._queue: deque[Command] = deque()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._busy = False  # the worker is running a command
+        self._eof = False  # the client shut down its write side
+        self._lost = False  # the transport is gone
+        self._stopping = False  # the server is closing: finish the current command only
+        self._fatal: bytes | None = None  # protocol error reply; the connection then closes
+        self._read_paused = False
+        self._wakeup: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None  # pending while writes are paused
+        self.worker: asyncio.Task[None] | None = None
+        self.closed: asyncio.Future[None]
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Register the client and start its worker."""
+        self._transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()
+        self.closed = self._loop.create_future()
+        self._session = Session(
+            self._ctx,
+            addr=_address(transport.get_extra_info("peername")),
+            laddr=_address(transport.get_extra_info("sockname")),
+        )
+        if self._registry.closing:
+            self._lost = True
+            self._transport.close()
+            return
+        self._registry.connections.add(self)
+        self._ctx.sessions[self._session.client_id] = self._session
+        self._ctx.total_connections += 1
+        self.worker = self._loop.create_task(self._work())
+
+    def data_received(self, data: bytes) -> None:
+        """Parse, answer what can be answered at once, queue the rest."""
+        if self._stopping or self._fatal is not None or self._session.quit:
+            return
+        try:
+            commands = self._parser.feed(data)
+        except ProtocolError as exc:
+            commands = exc.commands
+            self._fatal = error(f"ERR {exc}")
+            self._pause_reading()
+        queue = self._queue
+        if not queue and not self._busy and self._writable is None:
+            # Fast path: nothing is ahead of these commands, so synchronous ones
+            # can be answered here without waking the worker.
+            taken = 0
+            for args in commands:
+                reply = self._try_sync(args)
+                if reply is None:
+                    break
+                self._out.append(reply)
+                taken += 1
+                if self._session.quit:
+                    taken = len(commands)  # what follows QUIT is never run
+                    break
+            if taken:
+                commands = commands[taken:]
+                self._flush()
+        if commands:
+            queue.extend(commands)
+            if len(queue) > _MAX_QUEUED:
+                self._pause_reading()
+        if queue or self._fatal is not None or self._session.quit:
+            self._wake()
+
+    def eof_received(self) -> bool:
+        """Half-close: keep the transport open to send the replies still due."""
+        self._eof = True
+        self._wake()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the client; commands already received still run (unanswered)."""
+        self._lost = True
+        self._out.clear()
+        self._registry.connections.discard(self)
+        self._ctx.sessions.pop(self._session.client_id, None)
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._wake()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        """The client is not reading its replies: stop running its commands."""
+        if self._writable is None:
+            self._writable = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        """The client caught up."""
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    # -- the worker ------------------------------------------------------------
+
+    async def _work(self) -> None:
+        queue = self._queue
+        session = self._session
+        try:
+            while not (self._stopping or session.quit):
+                if not queue:
+                    if self._fatal is not None or self._eof or self._lost:
+                        break
+                    if self._read_paused:
+                        self._read_paused = False
+                        self._transport.resume_reading()
+                    self._wakeup = self._loop.create_future()
+                    try:
+                        await self._wakeup
+                    finally:
+                        self._wakeup = None
+                    continue
+                if self._writable is not None:
+                    await self._writable
+                    continue
+                args = queue.popleft()
+                self._busy = True
+                try:
+                    reply = await self._run(args)
+                finally:
+                    self._busy = False
+                self._send(reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must cost one connection, never the node
+            log.exception("RESP connection %s failed", session.addr)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._lost:
+            return
+        if self._fatal is not None:
+            self._out.append(self._fatal)
+        self._flush()
+        self._transport.close()
+
+    def shutdown(self) -> None:
+        """Server closing: stop reading, drop queued commands, finish the current one."""
+        self._stopping = True
+        self._queue.clear()
+        self._pause_reading()
+        self._wake()
+
+    def abort(self) -> None:
+        """Drop the connection without flushing (it would not close in time)."""
+        if not self._lost:
+            self._transport.abort()
+
+    # -- running commands ------------------------------------------------------
+
+    def _try_sync(self, args: Command) -> bytes | None:
+        """The reply if ``args`` can be answered without waiting, else None."""
+        spec = lookup(args[0])
+        metrics = self._ctx.metrics
+        if spec is None:
+            self._ctx.total_commands += 1
+            if metrics is not None:
+                metrics.observe(_PROTOCOL, "unknown", 0.0, False)
+            return unknown_command(args)
+        if spec.handler is None:
+            return None
+        self._ctx.total_commands += 1
+        rejected = check(spec, self._session, args)
+        if rejected is not None:
+            if metrics is not None:
+                metrics.observe(_PROTOCOL, spec.name, 0.0, False)
+            return rejected
+        if metrics is None:
+            return run_sync(spec, self._session, args)
+        start = time.perf_counter()
+        reply = run_sync(spec, self._session, args)
+        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
+        return reply
+
+    async def _run(self, args: Command) -> bytes:
+        ctx = self._ctx
+        ctx.total_commands += 1
+        metrics = ctx.metrics
+        spec = lookup(args[0])
+        if spec is None:
+            if metrics is not None:
+                metrics.observe(_PROTOCOL, "unknown", 0.0, False)
+            return unknown_command(args)
+        rejected = check(spec, self._session, args)
+        if rejected is not None:
+            if metrics is not None:
+                metrics.observe(_PROTOCOL, spec.name, 0.0, False)
+            return rejected
+        if metrics is None:
+            return await run_async(spec, self._session, args)
+        start = time.perf_counter()
+        reply = await run_async(spec, self._session, args)
+        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
+        return reply
+
+    # -- output ----------------------------------------------------------------
+
+    def _send(self, reply: bytes) -> None:
+        if self._lost:
+            return
+        out = self._out
+        out.append(reply)
+        if not self._queue or len(out) >= _MAX_PENDING_REPLIES:
+            self._flush()  # nothing to batch with (or enough): write now
+        elif not self._flush_scheduled:
+            # More commands are queued: let this loop turn's replies accumulate.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out or self._lost:
+            out.clear()
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and not self._lost:
+            self._read_paused = True
+            self._transport.pause_reading()
+
+
+def _address(info: Any) -> str:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return f"{info[0]}:{info[1]}"
+    return str(info or "")
+
+
+class RespServer:
+    """A listening RESP front-end of one node; :meth:`close` it when done."""
+
+    def __init__(self, server: asyncio.Server, registry: _Registry) -> None:
+        self._server = server
+        self._registry = registry
+        self.context = registry.context
+
+    @property
+    def host(self) -> str:
+        """The address the first listening socket is bound to."""
+        return str(self._server.sockets[0].getsockname()[0])
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful after asking for port 0)."""
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connections(self) -> int:
+        """Clients currently connected."""
+        return len(self._registry.connections)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting, let commands in progress finish, close every connection.
+
+        Commands still queued behind the one in progress are dropped. After
+        ``timeout`` seconds, workers are cancelled and connections aborted.
+        """
+        registry = self._registry
+        if registry.closing:
+            return
+        registry.closing = True
+        self._server.close()
+        connections = list(registry.connections)
+        for connection in connections:
+            connection.shutdown()
+        workers = [c.worker for c in connections if c.worker is not None]
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        closed = [c.closed for c in connections]
+        if closed:
+            _, late_closes = await asyncio.wait(closed, timeout=timeout)
+            if late_closes:
+                for connection in connections:
+                    connection.abort()
+                await asyncio.wait(late_closes, timeout=timeout)
+        await self._server.wait_closed()
+
+    async def __aenter__(self) -> RespServer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def start_resp_server(
+    service: StoreService,
+    host: str,
+    port: int,
+    *,
+    metrics: NodeMetrics | None = None,
+    password: str | None = None,
+    max_bulk: int = DEFAULT_MAX_BULK,
+    max_array: int = DEFAULT_MAX_ARRAY,
+) -> RespServer:
+    """Listen on ``host``:``port`` (0: any free port) and answer RESP clients.
+
+    ``password``: clients must AUTH (or HELLO ... AUTH) first. ``max_bulk`` and
+    ``max_array`` bound what one request may declare; more is a protocol error.
+    Each command is recorded in ``metrics`` under protocol ``resp``.
+    """
+    context = ServerContext(service, password=password, metrics=metrics)
+    registry = _Registry(context, max_bulk, max_array)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Connection(registry), host, port)
+    resp_server = RespServer(server, registry)
+    context.port = resp_server.port
+    return resp_server
