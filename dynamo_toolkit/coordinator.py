@@ -23,7 +23,7 @@ from dynamo_toolkit.values import (
     encode_value,
     key_position,
 )
-from dynamo_toolkit.versioning import VectorClock, Version, decode_context, encode_context
+from dynamo_toolkit.versioning import Version, decode_context
 
 if TYPE_CHECKING:
     from dynamo_toolkit.node import Node
@@ -126,12 +126,18 @@ class Coordinator:
         *,
         w: int | None = None,
         n: int | None = None,
+        supersede_local: bool = False,
     ) -> PutResult:
-        """Write ``value``; ``context`` (from ``get``) says which versions it supersedes."""
+        """Write ``value``; ``context`` (from ``get``) says which versions it supersedes.
+
+        With ``supersede_local``, a coordinator that is a replica of the key also
+        supersedes every version it holds itself (Redis-style overwrite without
+        a read round trip); versions only other replicas hold stay siblings.
+        """
         stored_key = encode_key(key)
         encoded = encode_value(value)
         check_pair_size(stored_key, encoded, self.node.config.max_pair_bytes)
-        return await self._write(stored_key, encoded, context, w, n)
+        return await self._write(stored_key, encoded, context, w, n, supersede_local)
 
     async def delete(
         self,
@@ -140,9 +146,10 @@ class Coordinator:
         *,
         w: int | None = None,
         n: int | None = None,
+        supersede_local: bool = False,
     ) -> PutResult:
-        """Write a tombstone superseding the versions ``context`` covers."""
-        return await self._write(encode_key(key), None, context, w, n)
+        """Write a tombstone superseding the versions ``context`` covers (see :meth:`put`)."""
+        return await self._write(encode_key(key), None, context, w, n, supersede_local)
 
     # -- internals -----------------------------------------------------------
 
@@ -153,6 +160,7 @@ class Coordinator:
         context: bytes | None,
         w: int | None,
         n: int | None,
+        supersede_local: bool = False,
     ) -> PutResult:
         cfg = self.node.config
         if n is not None or w is not None:
@@ -166,10 +174,13 @@ class Coordinator:
         replicas = self.node.placement(position, n).replicas
         me = self.node.node_id
         local = self.node.store.read(key) if me in replicas else ()
+        if supersede_local:
+            for held in local:
+                base = base.merge(held.clock)
         version = self.node.resolver.new_version(base, me, value, self.node.clock.now(), local)
         quorum = await self._fan_out(replicas, ReplicaWrite(key, position, (version,)), w, "write")
         self.node.stats.writes += 1
-        return PutResult(key, encode_context(version.clock), len(quorum.replies))
+        return PutResult(key, version.clock, len(quorum.replies))
 
     async def _fan_out(
         self, replicas: Sequence[str], message: object, needed: int, operation: str
@@ -232,11 +243,8 @@ class Coordinator:
         return self.node.resolver.reconcile(versions)
 
     def _result(self, key: bytes, siblings: tuple[Version, ...], replies: int) -> GetResult:
-        clock = VectorClock()
-        for version in siblings:
-            clock = clock.merge(version.clock)
         values = tuple(decode_value(v.value) for v in siblings if v.value is not None)
-        return GetResult(key, values, encode_context(clock), siblings, replies)
+        return GetResult(key, values, siblings, replies)
 
     async def _read_repair(self, key: bytes, position: int, quorum: _Quorum) -> None:
         await quorum.wait(True, self.node.config.request_timeout)

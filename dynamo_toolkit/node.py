@@ -33,8 +33,7 @@ from dynamo_toolkit.messages import Ack, Heartbeat, ReplicaRead, ReplicaReadRepl
 from dynamo_toolkit.plugin_manager import PluginHost
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.results import GetResult, PutResult
-from dynamo_toolkit.values import Key, encode_key, key_position
-from dynamo_toolkit.versioning import VectorClock, encode_context
+from dynamo_toolkit.values import Key
 
 __all__ = ["Node", "NodeStats"]
 
@@ -239,22 +238,6 @@ class Node:
 
     # -- client API ----------------------------------------------------------
 
-    def local_context(self, key: Key) -> bytes | None:
-        """The context covering every version this node holds for ``key``.
-
-        ``None`` when this node is not one of the key's replicas (its local
-        view says nothing then). A write with this context supersedes what the
-        node has seen; versions only other replicas hold stay as siblings.
-        """
-        stored_key = encode_key(key)
-        position = key_position(stored_key)
-        if self.node_id not in self.placement(position).replicas:
-            return None
-        clock = VectorClock()
-        for version in self.store.read(stored_key):
-            clock = clock.merge(version.clock)
-        return encode_context(clock)
-
     async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
         """Coordinate a read (see :meth:`Coordinator.get`)."""
         return await self.coordinator.get(key, r=r, n=n)
@@ -267,9 +250,12 @@ class Node:
         *,
         w: int | None = None,
         n: int | None = None,
+        supersede_local: bool = False,
     ) -> PutResult:
         """Coordinate a write (see :meth:`Coordinator.put`)."""
-        return await self.coordinator.put(key, value, context, w=w, n=n)
+        return await self.coordinator.put(
+            key, value, context, w=w, n=n, supersede_local=supersede_local
+        )
 
     async def delete(
         self,
@@ -278,6 +264,9 @@ class Node:
         *,
         w: int | None = None,
         n: int | None = None,
+        supersede_local: bool = False,
     ) -> PutResult:
         """Coordinate a delete (a versioned tombstone)."""
-        return await self.coordinator.delete(key, context, w=w, n=n)
+        return await self.coordinator.delete(
+            key, context, w=w, n=n, supersede_local=supersede_local
+        )

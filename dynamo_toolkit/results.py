@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from dynamo_toolkit.versioning import Version
+from dynamo_toolkit.versioning import VectorClock, Version, encode_context
 
 __all__ = ["GetResult", "PutResult"]
 
@@ -22,9 +22,17 @@ class GetResult:
 
     key: bytes
     values: tuple[Any, ...]
-    context: bytes
     versions: tuple[Version, ...]
     replies: int
+
+    @property
+    def context(self) -> bytes:
+        """The opaque context covering every version read (tombstones included)."""
+        # Computed on demand: plain reads (Redis GET) never need it.
+        clock = VectorClock()
+        for version in self.versions:
+            clock = clock.merge(version.clock)
+        return encode_context(clock)
 
     @property
     def found(self) -> bool:
@@ -51,5 +59,10 @@ class PutResult:
     """A write: the ``context`` of the new version and how many replicas acknowledged."""
 
     key: bytes
-    context: bytes
+    clock: VectorClock
     acknowledged: int
+
+    @property
+    def context(self) -> bytes:
+        """The opaque context of the version written."""
+        return encode_context(self.clock)

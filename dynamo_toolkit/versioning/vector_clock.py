@@ -51,6 +51,14 @@ class VectorClock:
         """Build a clock from ``{actor: counter}`` (timestamps zero); handy in tests."""
         return cls(tuple(ClockEntry(actor, count) for actor, count in counters.items() if count))
 
+    @classmethod
+    def _sorted(cls, entries: tuple[ClockEntry, ...]) -> VectorClock:
+        # Internal fast constructor for entries already sorted by unique actor:
+        # skips the converter, which matters on every read and write.
+        clock = object.__new__(cls)
+        object.__setattr__(clock, "entries", entries)
+        return clock
+
     def counters(self) -> dict[str, int]:
         """Return ``{actor: counter}``."""
         return {entry.actor: entry.counter for entry in self.entries}
@@ -105,6 +113,10 @@ class VectorClock:
 
     def merge(self, other: VectorClock) -> VectorClock:
         """Pointwise maximum (the least clock that descends both)."""
+        if not other.entries or self.entries == other.entries:
+            return self
+        if not self.entries:
+            return other
         merged: dict[str, ClockEntry] = {entry.actor: entry for entry in self.entries}
         for entry in other.entries:
             current = merged.get(entry.actor)
@@ -113,13 +125,18 @@ class VectorClock:
                 current.timestamp,
             ):
                 merged[entry.actor] = entry
-        return VectorClock(tuple(merged.values()))
+        return VectorClock._sorted(tuple(merged[actor] for actor in sorted(merged)))
 
     def increment(self, actor: str, timestamp: float, at_least: int = 0) -> VectorClock:
         """Advance ``actor``'s counter past both its own and ``at_least``, stamped ``timestamp``."""
         counter = max(self.counter(actor), at_least) + 1
+        fresh = ClockEntry(actor, counter, timestamp)
         kept = [entry for entry in self.entries if entry.actor != actor]
-        return VectorClock((*kept, ClockEntry(actor, counter, timestamp)))
+        index = 0
+        while index < len(kept) and kept[index].actor < actor:
+            index += 1
+        kept.insert(index, fresh)
+        return VectorClock._sorted(tuple(kept))
 
     def prune(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> VectorClock:
         """Drop the oldest entries (by timestamp, then actor) down to ``max_entries``."""
@@ -138,6 +155,8 @@ class VectorClock:
     def from_wire(cls, data: Iterable[Iterable[object]]) -> VectorClock:
         """Inverse of :meth:`to_wire`; ``ValueError`` on anything malformed."""
         entries = []
+        previous = ""
+        in_order = True
         seen: set[str] = set()
         for item in data:
             actor, counter, timestamp = item
@@ -147,6 +166,9 @@ class VectorClock:
                 raise ValueError(f"clock counter must be a positive integer, got {counter!r}")
             if type(timestamp) not in (int, float) or not math.isfinite(timestamp):  # type: ignore[arg-type]
                 raise ValueError(f"clock timestamp must be a finite number, got {timestamp!r}")
+            in_order = in_order and actor > previous
+            previous = actor
             seen.add(actor)
             entries.append(ClockEntry(actor, counter, float(timestamp)))  # type: ignore[arg-type]
-        return cls(tuple(entries))
+        # to_wire emits sorted entries; only foreign input needs sorting.
+        return cls._sorted(tuple(entries)) if in_order else cls(tuple(entries))

@@ -21,7 +21,7 @@ import attrs
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.results import GetResult, PutResult
-from dynamo_toolkit.values import Key
+from dynamo_toolkit.values import Key, encode_key, key_position
 
 __all__ = ["ReadOne", "StoreService", "WrongTypeError", "merge_lists"]
 
@@ -116,9 +116,10 @@ class StoreService:
         context misses (written elsewhere, not yet here) stay as siblings, and
         a plain read shows the newest.
         """
-        context = self.node.local_context(key)
-        if context is None:
-            context = (await self.node.get(key, r=r)).context
+        placement = self.node.placement(key_position(encode_key(key)))
+        if self.node.node_id in placement.replicas:
+            return await self.node.put(key, value, None, w=w, supersede_local=True)
+        context = (await self.node.get(key, r=r)).context
         return await self.node.put(key, value, context, w=w)
 
     async def remove(self, key: Key, *, r: int | None = None, w: int | None = None) -> bool:

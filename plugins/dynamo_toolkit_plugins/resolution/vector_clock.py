@@ -104,6 +104,9 @@ class VectorClockResolver(ConflictResolver):
 
     def reconcile(self, versions: Iterable[Version]) -> tuple[Version, ...]:
         """Survivors: versions no other version strictly descends, deduplicated, sorted."""
+        versions = tuple(versions)
+        if len(versions) == 1:  # the common case on reads: nothing to reconcile
+            return versions
         # Exact duplicates collapse to the smallest representative so that the
         # choice does not depend on arrival order.
         unique: dict[tuple[frozenset[tuple[str, int]], float, bytes | None], Version] = {}
