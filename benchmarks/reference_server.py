@@ -1,0 +1,298 @@
+"""Reference server against Redis on the same machine, in the same run.
+
+Starts Debian's redis-server and local dtk clusters (1 node with N=1; 3 nodes
+with N=3, R=2, W=2), drives each with redis-benchmark (SET, GET, LPUSH,
+LRANGE_100; 50 clients; unpipelined and pipelined 16), measures the Python
+client's own throughput, and writes:
+
+* ``docs/benchmarks/reference_server.json``: every figure;
+* ``docs/benchmarks/reference_server_table.rst``: the table the docs include;
+* ``docs/_static/bench_reference_server.png``: ratios to Redis, as bars.
+
+Run: ``.venv/bin/python benchmarks/reference_server.py`` (needs redis-server
+and redis-benchmark: ``apt-get install redis-server``; plots need matplotlib:
+``pip install -e '.[bench]'``). Figures are machine-dependent; only the ratios
+to Redis from the same run are comparable across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "reference_server"))
+
+from dynamo_toolkit_server.local_cluster import plan_cluster, start_cluster, stop_cluster  # noqa: E402
+
+TESTS = ("SET", "GET", "LPUSH", "LRANGE_100")
+# A list is one value: every LPUSH rewrites it, and it must stay under the
+# 10 KiB pair limit, so list tests push at most this many 3-byte items.
+LIST_REQUESTS = 1500
+
+
+def free_base(ports: int) -> int:
+    """A base port with ``ports`` free ports after it on 127.0.0.1."""
+    for base in range(30000, 60000, 200):
+        try:
+            for port in range(base, base + ports):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port range")
+
+
+def redis_benchmark(
+    port: int, tests: str, requests: int, clients: int, pipeline: int
+) -> dict[str, dict[str, float]]:
+    """Run redis-benchmark; ``{TEST: {"rps", "p50_ms", "p99_ms"}}``."""
+    command = [
+        "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+        "-n", str(requests), "-r", "10000", "-P", str(pipeline), "-t", tests, "--csv",
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True).stdout
+    results = {}
+    for row in csv.DictReader(io.StringIO(out)):
+        name = row["test"].split(" ")[0]
+        results[name] = {
+            "rps": float(row["rps"]),
+            "p50_ms": float(row["p50_latency_ms"]),
+            "p99_ms": float(row["p99_latency_ms"]),
+        }
+    return results
+
+
+def drive(port: int, requests: int, clients: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Every test, unpipelined and pipelined 16."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for pipeline in (1, 16):
+        label = "unpipelined" if pipeline == 1 else "pipelined16"
+        figures = redis_benchmark(port, "set,get", requests, clients, pipeline)
+        figures |= redis_benchmark(port, "lpush,lrange_100", LIST_REQUESTS, clients, pipeline)
+        out[label] = {test: figures[test] for test in TESTS if test in figures}
+        subprocess.run(
+            ["redis-cli", "-p", str(port), "DEL", "mylist"], capture_output=True, check=False
+        )
+    return out
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    """Redis with persistence off, as a cache-like baseline."""
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ping = subprocess.run(
+            ["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True
+        )
+        if ping.stdout.strip() == "PONG":
+            return server
+        time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def client_throughput(
+    addresses: list[str], seconds: float = 3.0, concurrency: int = 50
+) -> dict[str, float]:
+    """The Python client's own throughput: async (concurrent) and sync (sequential)."""
+    from dynamo_toolkit_server.client import AsyncClient, Client
+
+    async def run_async() -> float:
+        client = AsyncClient(addresses)
+        done = 0
+        stop = time.perf_counter() + seconds
+
+        async def worker(index: int) -> None:
+            nonlocal done
+            i = 0
+            while time.perf_counter() < stop:
+                key = f"py:{index}:{i % 100}"
+                await client.put(key, b"x" * 100)
+                await client.get(key)
+                done += 2
+                i += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        await client.close()
+        return done / elapsed
+
+    async_rate = asyncio.run(run_async())
+    with Client(addresses) as client:
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            client.put(f"sync:{done % 100}", b"x" * 100)
+            client.get(f"sync:{done % 100}")
+            done += 2
+        sync_rate = done / (time.perf_counter() - start)
+    return {"async_ops_per_s": async_rate, "sync_ops_per_s": sync_rate}
+
+
+def run_cluster(
+    nodes: int, n: int, requests: int, clients: int
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Benchmark one local cluster through its first node's RESP port."""
+    with tempfile.TemporaryDirectory(prefix="dtk-bench-") as tmp:
+        directory = Path(tmp)
+        plan = plan_cluster(
+            nodes, free_base(nodes * 10), n=n, r=min(2, n), w=min(2, n), storage="memory"
+        )
+        rows = start_cluster(directory, plan)
+        try:
+            port = int(rows[0]["resp"].rsplit(":", 1)[1])
+            figures = drive(port, requests, clients)
+            python = client_throughput([row["native"] for row in rows])
+        finally:
+            stop_cluster(directory)
+    return figures, python
+
+
+def ratios(target: dict[str, Any], redis: dict[str, Any]) -> dict[str, Any]:
+    """Each figure divided by Redis's (throughput: higher is better; latency: lower)."""
+    return {
+        mode: {
+            test: {
+                "rps": target[mode][test]["rps"] / redis[mode][test]["rps"],
+                "p99_ms": target[mode][test]["p99_ms"] / max(redis[mode][test]["p99_ms"], 1e-3),
+            }
+            for test in target[mode]
+        }
+        for mode in target
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    """An rst table of every figure and its ratio to Redis."""
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - target",
+        "     - mode",
+        "     - test",
+        "     - ops/s",
+        "     - p50 ms",
+        "     - p99 ms",
+        "     - ops/s vs Redis",
+    ]
+    for target in ("redis", "dtk_1node_n1", "dtk_3nodes_n3r2w2"):
+        for mode, tests in results[target].items():
+            for test, figures in tests.items():
+                ratio = (
+                    results["ratios"].get(target, {}).get(mode, {}).get(test, {}).get("rps", 1.0)
+                )
+                lines += [
+                    f"   * - {target}",
+                    f"     - {mode}",
+                    f"     - {test}",
+                    f"     - {figures['rps']:,.0f}",
+                    f"     - {figures['p50_ms']:.3f}",
+                    f"     - {figures['p99_ms']:.3f}",
+                    f"     - {ratio:.2f}x",
+                ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Bars: ops/s of each dtk target as a fraction of Redis, per test and mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for axis, mode in zip(axes, ("unpipelined", "pipelined16"), strict=True):
+        width = 0.38
+        for offset, (target, label) in enumerate(
+            (("dtk_1node_n1", "1 node, N=1"), ("dtk_3nodes_n3r2w2", "3 nodes, N=3 R=2 W=2"))
+        ):
+            values = [results["ratios"][target][mode][t]["rps"] for t in TESTS]
+            xs = [i + (offset - 0.5) * width for i in range(len(TESTS))]
+            axis.bar(xs, values, width, label=label)
+        axis.axhline(1.0, color="black", linewidth=0.8)
+        axis.axhline(0.8, color="tab:blue", linestyle="--", linewidth=0.8)
+        axis.axhline(0.4, color="tab:orange", linestyle="--", linewidth=0.8)
+        axis.set_xticks(range(len(TESTS)), TESTS)
+        axis.set_title(mode)
+    axes[0].set_ylabel("ops/s relative to Redis (same run)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    """Run everything and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    args = parser.parse_args()
+    for tool in ("redis-server", "redis-benchmark", "redis-cli"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found: apt-get install redis-server")
+
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "requests": args.requests,
+        "list_requests": LIST_REQUESTS,
+        "clients": args.clients,
+    }
+    port = free_base(1)
+    redis = start_redis(port)
+    try:
+        results["redis"] = drive(port, args.requests, args.clients)
+    finally:
+        redis.terminate()
+        redis.wait(10)
+    results["dtk_1node_n1"], results["python_client_1node"] = run_cluster(
+        1, 1, args.requests, args.clients
+    )
+    results["dtk_3nodes_n3r2w2"], results["python_client_3nodes"] = run_cluster(
+        3, 3, args.requests, args.clients
+    )
+    results["ratios"] = {
+        target: ratios(results[target], results["redis"])
+        for target in ("dtk_1node_n1", "dtk_3nodes_n3r2w2")
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "reference_server.json").write_text(json.dumps(results, indent=2))
+    (args.out / "reference_server_table.rst").write_text(table(results))
+    try:
+        plot(results, ROOT / "docs" / "_static" / "bench_reference_server.png")
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install -e '.[bench]')")
+    print(json.dumps(results["ratios"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
