@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint docs clean
+.PHONY: venv run demo bench test lint docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dynamo-toolkit needs Python 3.11 or newer")'
@@ -15,9 +15,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: the main job: a narrated 5-node in-process cluster on the simulated network
+## run: the main job: a 3-node local cluster in the foreground (Ctrl-C stops it)
 run: venv
+	$(BIN)/dtk cluster run --nodes 3 --dir .dtk-cluster
+
+## demo: a narrated 5-node in-process cluster on the simulated network
+demo: venv
 	$(BIN)/dtk demo
+
+## bench: the reference server against Redis (needs redis-server; writes docs/benchmarks)
+bench: venv
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/reference_server.py
 
 ## test: lint and types, then the whole suite (unit, conformance, scenarios, docs build)
 test: venv

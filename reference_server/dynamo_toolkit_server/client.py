@@ -33,7 +33,8 @@ import itertools
 import threading
 import time
 import weakref
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -66,6 +67,11 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+#: Bytes a frame adds around its arguments (array header, request id, op name), at most.
+_FRAME_OVERHEAD = 64
+#: Seconds a closing connection may take to flush before it is aborted.
+_CLOSE_SECONDS = 1.0
 
 
 # -- errors ------------------------------------------------------------------------
@@ -273,7 +279,7 @@ class _Connection:
             self._pending.pop(request_id, None)
 
     async def _read_replies(self) -> None:
-        failure: Exception = _Unreachable("connection closed by the server")
+        failure: Callable[[], Exception] = partial(_Unreachable, "connection closed by the server")
         try:
             while True:
                 data = await self._reader.read(65536)
@@ -282,7 +288,8 @@ class _Connection:
                 for frame in self._decoder.feed(data):
                     reply = parse_reply(frame)
                     if reply.request_id == PROTOCOL_ERROR_ID and not reply.ok:
-                        failure = ServerError(
+                        failure = partial(
+                            ServerError,
                             f"the server refused the stream: {reply.result.get('message')}",
                             remote_type=str(reply.result.get("type")),
                             details=reply.result,
@@ -292,28 +299,34 @@ class _Connection:
                     if waiter is not None and not waiter.done():
                         waiter.set_result(reply)
         except ProtocolError as exc:
-            failure = ServerError(f"malformed reply from the server: {exc}")
+            failure = partial(ServerError, f"malformed reply from the server: {exc}")
         except OSError as exc:
-            failure = _Unreachable(_describe(exc))
+            failure = partial(_Unreachable, _describe(exc))
         finally:
             self._fail_all(failure)
 
-    def _fail_all(self, failure: Exception) -> None:
+    def _fail_all(self, failure: Callable[[], Exception]) -> None:
+        # One exception object per waiter: each is raised in its own task.
         self.closed = True
         for waiter in self._pending.values():
             if not waiter.done():
-                waiter.set_exception(failure)
+                waiter.set_exception(failure())
         self._pending.clear()
         self._writer.close()
 
     async def close(self) -> None:
         """Close the connection; requests still waiting fail as unreachable."""
-        self._fail_all(_Unreachable("connection closed by the client"))
+        self._fail_all(partial(_Unreachable, "connection closed by the client"))
         self._reader_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, OSError):
             await self._reader_task
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
+        try:
+            async with asyncio.timeout(_CLOSE_SECONDS):  # a server not reading could stall it
+                await self._writer.wait_closed()
+        except TimeoutError:
+            self._writer.transport.abort()
+        except OSError:
+            pass  # reset by the server: closed all the same
 
 
 @attrs.define
@@ -388,9 +401,12 @@ class AsyncClient:
             self._connections[address] = connection
             return connection
 
-    async def _mark_down(self, address: str, reason: str) -> None:
+    async def _mark_down(self, address: str, reason: str, connection: _Connection | None) -> None:
         self._down[address] = _Down(time.monotonic() + self.retry_after, reason)
-        connection = self._connections.pop(address, None)
+        # Only drop the connection that failed: a concurrent request may already
+        # have opened a fresh one to this address.
+        if connection is not None and self._connections.get(address) is connection:
+            del self._connections[address]
         if connection is not None:
             await connection.close()
 
@@ -408,19 +424,23 @@ class AsyncClient:
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidRequest(f"cannot encode the request: {exc}") from exc
+        if len(packed) > self.max_frame_bytes - _FRAME_OVERHEAD:
+            limit = self.max_frame_bytes
+            raise InvalidRequest(f"request of {len(packed)} bytes exceeds the {limit}-byte frames")
         attempts: list[tuple[str, str]] = []
         for address in self._candidates():
+            connection: _Connection | None = None
             try:
                 connection = await self._connection(address)
                 reply = await connection.request(op, packed, self.timeout)
             except _Unreachable as exc:
                 attempts.append((address, str(exc)))
-                await self._mark_down(address, str(exc))
+                await self._mark_down(address, str(exc), connection)
                 continue
             if not reply.ok and reply.result.get("type") in _RETRY_ELSEWHERE:
                 reason = str(reply.result.get("message", "node unavailable"))
                 attempts.append((address, reason))
-                await self._mark_down(address, reason)
+                await self._mark_down(address, reason, connection)
                 continue
             self._down.pop(address, None)
             if not reply.ok:

@@ -307,7 +307,8 @@ class HttpServer:
     """A listening HTTP server of one node; stop it with :meth:`close`.
 
     ``idle_timeout`` closes keep-alive connections that send nothing for that
-    many seconds (and bounds how long a request head may take to arrive).
+    many seconds, and bounds how long a request head, and then its body, may
+    take to arrive.
     """
 
     def __init__(
@@ -322,23 +323,24 @@ class HttpServer:
         self.idle_timeout = idle_timeout
         self.closing = False
         self._server: asyncio.Server | None = None
+        self._bound: tuple[str, int] = ("", 0)  # kept after close, for messages
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def _listen(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD_BYTES)
+        name = self._server.sockets[0].getsockname()
+        self._bound = (str(name[0]), int(name[1]))
 
     @property
     def host(self) -> str:
         """The address the server listens on."""
-        assert self._server is not None
-        return str(self._server.sockets[0].getsockname()[0])
+        return self._bound[0]
 
     @property
     def port(self) -> int:
         """The port the server listens on (useful after binding port 0)."""
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._bound[1]
 
     @property
     def url(self) -> str:
@@ -390,8 +392,14 @@ class HttpServer:
             self._connections.discard(connection)
             self._tasks.discard(task)
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            try:
+                # A client that does not read could hold the close forever.
+                async with asyncio.timeout(_LINGER_SECONDS):
+                    await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
+            except Exception:
+                pass  # the peer reset the connection: it is closed either way
 
     async def _serve_requests(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         writer = connection.writer
@@ -413,7 +421,9 @@ class HttpServer:
                 continue
             try:
                 request = parse_head(head)
-                request = attrs.evolve(request, body=await self._read_body(reader, writer, request))
+                async with asyncio.timeout(self.idle_timeout):  # a trickled body is cut off too
+                    body = await self._read_body(reader, writer, request)
+                request = attrs.evolve(request, body=body)
             except HttpError as error:
                 connection.idle = True  # closable while lingering
                 await self._refuse(reader, writer, error)

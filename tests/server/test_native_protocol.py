@@ -7,6 +7,7 @@ that keeps a one-node cluster for the whole hypothesis run.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -113,7 +114,7 @@ def one_node_loop() -> Iterator[Callable[[list[bytes]], tuple[list[Any], bool]]]
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     """``data`` cut at ``cuts`` (positions modulo its length)."""
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)] or [b""]
+    return [data[a:b] for a, b in itertools.pairwise(points)] or [b""]
 
 
 def check_reply_shapes(replies: list[Any]) -> None:
@@ -142,8 +143,10 @@ scalars = (
 )
 packable = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=4) | st.integers(0, 9), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=4) | st.integers(0, 9), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

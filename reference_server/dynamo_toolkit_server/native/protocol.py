@@ -104,7 +104,8 @@ class FrameDecoder:
             max_array_len=max_items,
             max_map_len=max_items,
         )
-        self._fed = 0
+        self._fed = 0  # bytes fed so far
+        self._frame_start = 0  # stream offset where the incomplete frame begins
         self._broken: str | None = None
 
     def feed(self, data: bytes) -> Iterator[Any]:
@@ -119,9 +120,10 @@ class FrameDecoder:
         view = memoryview(data)
         while True:
             # Feed no more than the room left, so a frame's size is checked
-            # exactly and independently of how the stream was chunked.
-            buffered = self._fed - self._unpacker.tell()
-            room = self.max_frame_bytes - buffered
+            # exactly and independently of how the stream was chunked. The
+            # unpacker's own max_buffer_size is no bound: it only counts bytes
+            # not yet parsed, and it parses incomplete frames as far as it can.
+            room = self.max_frame_bytes - (self._fed - self._frame_start)
             if room <= 0:
                 self._broken = f"frame larger than {self.max_frame_bytes} bytes"
                 raise ProtocolError(self._broken)
@@ -143,6 +145,7 @@ class FrameDecoder:
                     detail = f": {exc}" if str(exc) else ""
                     self._broken = f"malformed msgpack ({type(exc).__name__}{detail})"
                     raise ProtocolError(self._broken) from exc
+                self._frame_start = self._unpacker.tell()
                 yield frame
             if not view:
                 return

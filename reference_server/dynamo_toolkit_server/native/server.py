@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -336,14 +336,16 @@ class NativeConnection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        """Register with the server (closing at once if the server is closing)."""
+        # uvloop's transports are not asyncio.Transport subclasses: cast, don't check.
+        self._transport = cast(asyncio.Transport, transport)
         self._server._connections.add(self)
         self._server.handler.connections += 1
         if self._server.closing:
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection; requests still running finish, their replies dropped."""
         self._closing = True
         self._outbox.clear()
         if not self.lost.done():
@@ -352,6 +354,7 @@ class NativeConnection(asyncio.Protocol):
             self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        """Start a task for every complete frame; a broken stream ends the connection."""
         if self._closing:
             return
         try:
@@ -361,10 +364,12 @@ class NativeConnection(asyncio.Protocol):
             self._protocol_error(exc)
 
     def pause_writing(self) -> None:
+        """The client reads too slowly: stop reading its requests for now."""
         self._writing_paused = True
         self._update_reading()
 
     def resume_writing(self) -> None:
+        """The client caught up: read requests again (unless too many are in flight)."""
         self._writing_paused = False
         self._update_reading()
 
@@ -451,24 +456,25 @@ class NativeServer:
         self.max_frame_bytes = max_frame_bytes
         self.closing = False
         self._server: asyncio.Server | None = None
+        self._bound: tuple[str, int] = ("", 0)  # kept after close, for messages
         self._connections: set[NativeConnection] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def _listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: NativeConnection(self), host, port)
+        name = self._server.sockets[0].getsockname()
+        self._bound = (str(name[0]), int(name[1]))
 
     @property
     def host(self) -> str:
         """The address the server listens on."""
-        assert self._server is not None
-        return str(self._server.sockets[0].getsockname()[0])
+        return self._bound[0]
 
     @property
     def port(self) -> int:
         """The port the server listens on (useful after binding port 0)."""
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._bound[1]
 
     @property
     def address(self) -> str:

@@ -216,6 +216,7 @@ class _Connection(asyncio.Protocol):
         self._stopping = True
         self._queue.clear()
         self._pause_reading()
+        self.resume_writing()  # a worker blocked on a slow reader must see the stop
         self._wake()
 
     def abort(self) -> None:
@@ -318,16 +319,11 @@ class RespServer:
         self._server = server
         self._registry = registry
         self.context = registry.context
-
-    @property
-    def host(self) -> str:
-        """The address the first listening socket is bound to."""
-        return str(self._server.sockets[0].getsockname()[0])
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful after asking for port 0)."""
-        return int(self._server.sockets[0].getsockname()[1])
+        address = server.sockets[0].getsockname()
+        #: The address the (first) listening socket is bound to.
+        self.host: str = str(address[0])
+        #: The bound port (useful after asking for port 0).
+        self.port: int = int(address[1])
 
     @property
     def connections(self) -> int:
