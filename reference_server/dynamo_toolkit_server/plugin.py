@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -203,7 +204,7 @@ def run(directory: Path, **options: Any) -> None:
 Connect with:
   redis-cli -h {host} -p {port}
   curl -X PUT --data hello http://{first["http"]}/kv/greeting; curl http://{first["http"]}/kv/greeting
-  python -c "from dynamo_toolkit_server.client import Client; c = Client([{addresses}]); \\
+  {sys.executable} -c "from dynamo_toolkit_server.client import Client; c = Client([{addresses}]); \\
 c.put('k', ['a', 'b']); print(c.get('k').values)"
   dtk get k --dir {directory}
 Status: dtk cluster status --dir {directory}     Ctrl-C stops every node.

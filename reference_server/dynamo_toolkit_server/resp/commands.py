@@ -5,6 +5,22 @@ Every handler takes the connection's :class:`Session` and the command as sent
 plain functions (answered without a task switch); data commands are coroutines
 that go through the node's :class:`~dynamo_toolkit_server.operations.StoreService`.
 
+The command table
+-----------------
+* Connection: PING, ECHO, HELLO [2|3 [AUTH user pass] [SETNAME name]], AUTH,
+  CLIENT SETNAME|GETNAME|ID|INFO|LIST|SETINFO|HELP, COMMAND [COUNT|DOCS|INFO|LIST],
+  SELECT 0, INFO [section ...], CONFIG GET, QUIT.
+* Strings: GET, SET [NX|XX] [GET] [KEEPTTL], STRLEN, APPEND, INCR, DECR, INCRBY,
+  DECRBY, MGET, MSET.
+* Keys: DEL, EXISTS, TYPE, TTL, PTTL.
+* Lists: LPUSH, RPUSH, LPOP [count], RPOP [count], LRANGE, LLEN, LINDEX, LSET.
+* Ours: DTK.CONSISTENCY, DTK.GETV, DTK.PUTV, DTK.DELV (below).
+* Refused with the reason: EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, SETEX, PSETEX,
+  MULTI, EXEC, DISCARD, WATCH. Anything else is an unknown command.
+
+With a password configured, every command but AUTH, HELLO and QUIT answers
+``-NOAUTH Authentication required.`` until the client authenticates.
+
 How Redis data maps onto a Dynamo-style store
 ---------------------------------------------
 * **Strings.** SET stores the argument bytes as a ``bytes`` value. GET returns
@@ -102,13 +118,18 @@ from dynamo_toolkit_server.resp.protocol import (
 __all__ = [
     "COMMANDS",
     "REDIS_VERSION",
+    "WRONGTYPE_OTHER",
+    "AsyncHandler",
     "CommandError",
     "CommandSpec",
     "ServerContext",
     "Session",
+    "SyncHandler",
+    "arity_error",
     "check",
     "error_reply",
     "lookup",
+    "parse_int",
     "run_async",
     "run_sync",
     "unknown_command",
@@ -122,6 +143,7 @@ REDIS_VERSION = "7.0.0"
 _INT64 = re.compile(rb"-?(?:0|[1-9][0-9]{0,18})\Z")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
+#: The WRONGTYPE message for values that are neither strings nor lists of strings.
 WRONGTYPE_OTHER = (
     "Operation against a key holding a value that is neither a string nor a list of "
     "strings (written through another API); read it with DTK.GETV"
@@ -234,7 +256,9 @@ class Session:
         )
 
 
+#: A connection command: answers at once.
 SyncHandler = Callable[[Session, Command], bytes]
+#: A data command: waits for the store.
 AsyncHandler = Callable[[Session, Command], Awaitable[bytes]]
 
 
