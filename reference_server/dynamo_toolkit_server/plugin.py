@@ -204,8 +204,8 @@ def run(directory: Path, **options: Any) -> None:
 Connect with:
   redis-cli -h {host} -p {port}
   curl -X PUT --data hello http://{first["http"]}/kv/greeting; curl http://{first["http"]}/kv/greeting
-  {sys.executable} -c "from dynamo_toolkit_server.client import Client; c = Client([{addresses}]); \\
-c.put('k', ['a', 'b']); print(c.get('k').values)"
+  {sys.executable} -c "from dynamo_toolkit_server.client import Client; \\
+c = Client([{addresses}]); c.put('k', ['a', 'b']); print(c.get('k').values)"
   dtk get k --dir {directory}
 Status: dtk cluster status --dir {directory}     Ctrl-C stops every node.
 """
