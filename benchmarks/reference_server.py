@@ -41,7 +41,7 @@ from dynamo_toolkit_server.local_cluster import plan_cluster, start_cluster, sto
 TESTS = ("SET", "GET", "LPUSH", "LRANGE_100")
 # A list is one value: every LPUSH rewrites it, and it must stay under the
 # 10 KiB pair limit, so list tests push at most this many 3-byte items.
-LIST_REQUESTS = 1500
+LIST_REQUESTS = 1000
 
 
 def free_base(ports: int) -> int:

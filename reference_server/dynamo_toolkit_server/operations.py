@@ -13,7 +13,9 @@ supersedes every sibling the read saw.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -23,7 +25,11 @@ from dynamo_toolkit.node import Node
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import Key, encode_key, key_position
 
-__all__ = ["ReadOne", "StoreService", "WrongTypeError", "merge_lists"]
+__all__ = ["KEEP", "ReadOne", "StoreService", "WrongTypeError", "merge_lists"]
+
+
+#: Returned by an :meth:`StoreService.update` change function: write nothing.
+KEEP: Any = object()
 
 
 class WrongTypeError(DynamoError, TypeError):
@@ -78,6 +84,7 @@ class StoreService:
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._locks: dict[bytes, tuple[asyncio.Lock, list[int]]] = {}
 
     async def get(self, key: Key, *, r: int | None = None) -> GetResult:
         """Read all siblings and their covering context."""
@@ -130,6 +137,55 @@ class StoreService:
         await self.node.delete(key, current.context, w=w)
         return True
 
+    @contextlib.asynccontextmanager
+    async def key_lock(self, key: Key) -> AsyncIterator[None]:
+        """Serialise read-modify-writes of ``key`` coordinated by this node.
+
+        Without it, two concurrent updates through one node read the same
+        context and the node's vector-clock entry orders them: the first
+        write would be silently superseded. Updates through different nodes
+        still race, and become siblings (which :meth:`read_one` folds).
+        """
+        stored = encode_key(key)
+        entry = self._locks.get(stored)
+        if entry is None:
+            entry = self._locks[stored] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[stored]
+
+    async def update(
+        self,
+        key: Key,
+        change: Callable[[Any], tuple[Any, Any]],
+        *,
+        r: int | None = None,
+        w: int | None = None,
+    ) -> Any:
+        """Read-modify-write one value, serialised per key on this node.
+
+        ``change(current)`` gets the current value (``None`` if absent;
+        siblings folded as :meth:`read_one` does) and returns
+        ``(new_value, answer)``: :data:`KEEP` writes nothing, ``None`` deletes.
+        Returns ``answer``.
+        """
+        async with self.key_lock(key):
+            current = await self.read_one(key, r=r)
+            new, answer = change(current.value)
+            if new is KEEP:
+                return answer
+            if new is not None:
+                await self.node.put(key, new, current.context, w=w)
+            elif current.value is not None:
+                await self.node.delete(key, current.context, w=w)
+            return answer
+
     async def update_list(
         self,
         key: Key,
@@ -138,24 +194,20 @@ class StoreService:
         r: int | None = None,
         w: int | None = None,
     ) -> Any:
-        """Read-modify-write a list.
+        """Read-modify-write a list (see :meth:`update`).
 
         ``change(current)`` gets the current list (``[]`` if absent; siblings
         merged) and returns ``(new_list_or_None, answer)``; ``None`` means no
         write. An empty new list deletes the key, as Redis does. Raises
         :class:`WrongTypeError` if the key holds a non-list.
         """
-        current = await self.read_one(key, r=r)
-        if current.value is None:
-            items: list[Any] = []
-        elif isinstance(current.value, list):
-            items = list(current.value)
-        else:
-            raise WrongTypeError()
-        new, answer = change(items)
-        if new is not None:
-            if new:
-                await self.node.put(key, new, current.context, w=w)
-            elif current.value is not None:
-                await self.node.delete(key, current.context, w=w)
-        return answer
+
+        def on_list(value: Any) -> tuple[Any, Any]:
+            if value is not None and not isinstance(value, list):
+                raise WrongTypeError()
+            new, answer = change(list(value or []))
+            if new is None:
+                return KEEP, answer
+            return (new or None), answer
+
+        return await self.update(key, on_list, r=r, w=w)

@@ -99,7 +99,7 @@ from dynamo_toolkit import __version__ as dtk_version
 from dynamo_toolkit.config import validate_quorum
 from dynamo_toolkit.errors import DynamoError, QuorumNotReachedError
 from dynamo_toolkit_server.metrics import NodeMetrics
-from dynamo_toolkit_server.operations import StoreService, WrongTypeError
+from dynamo_toolkit_server.operations import KEEP, StoreService, WrongTypeError
 from dynamo_toolkit_server.resp.protocol import (
     EMPTY_ARRAY,
     OK,
@@ -723,13 +723,16 @@ async def _set(s: Session, args: Command) -> bytes:
     if not (nx or xx or want_old):
         await service.overwrite(key, value, r=s.r, w=s.w)
         return OK
-    current = await service.read_one(key, r=s.r)
-    old = _as_string(current.value) if want_old else None
-    exists = current.value is not None
-    if (nx and exists) or (xx and not exists):
-        return s.enc.bulk(old) if want_old else s.enc.null
-    await service.put(key, value, current.context, w=s.w)
-    return s.enc.bulk(old) if want_old else OK
+
+    def conditional(current: Any) -> tuple[Any, bytes]:
+        old = _as_string(current) if want_old else None
+        exists = current is not None
+        if (nx and exists) or (xx and not exists):
+            return KEEP, s.enc.bulk(old) if want_old else s.enc.null
+        return value, s.enc.bulk(old) if want_old else OK
+
+    reply: bytes = await service.update(key, conditional, r=s.r, w=s.w)
+    return reply
 
 
 async def _strlen(s: Session, args: Command) -> bytes:
@@ -739,21 +742,24 @@ async def _strlen(s: Session, args: Command) -> bytes:
 
 
 async def _append(s: Session, args: Command) -> bytes:
-    current = await s.service.read_one(args[1], r=s.r)
-    new = (_as_string(current.value) or b"") + args[2]
-    await s.service.put(args[1], new, current.context, w=s.w)
-    return integer(len(new))
+
+    def append(current: Any) -> tuple[bytes, int]:
+        new = (_as_string(current) or b"") + args[2]
+        return new, len(new)
+
+    return integer(await s.service.update(args[1], append, r=s.r, w=s.w))
 
 
 async def _incr_by(s: Session, key: bytes, delta: int) -> bytes:
-    current = await s.service.read_one(key, r=s.r)
-    old = _as_string(current.value)
-    number = 0 if old is None else parse_int(old)
-    number += delta
-    if not _INT64_MIN <= number <= _INT64_MAX:
-        raise CommandError("ERR increment or decrement would overflow")
-    await s.service.put(key, b"%d" % number, current.context, w=s.w)
-    return integer(number)
+
+    def increment(current: Any) -> tuple[bytes, int]:
+        old = _as_string(current)
+        number = (0 if old is None else parse_int(old)) + delta
+        if not _INT64_MIN <= number <= _INT64_MAX:
+            raise CommandError("ERR increment or decrement would overflow")
+        return b"%d" % number, number
+
+    return integer(await s.service.update(key, increment, r=s.r, w=s.w))
 
 
 async def _incr(s: Session, args: Command) -> bytes:

@@ -1,0 +1,70 @@
+"""StoreService: the operations every front-end shares."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.testing import run_virtual
+from dynamo_toolkit_server.operations import StoreService, merge_lists
+
+N3 = {"store": {"n": 3, "r": 2, "w": 2}}
+
+
+def _push(item: Any) -> Any:
+    return lambda items: ([*items, item], len(items) + 1)
+
+
+def test_concurrent_pushes_through_one_node_all_survive() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="simulated", seed=4) as cluster:
+            service = StoreService(cluster.node("n1"))
+            await asyncio.gather(*(service.update_list("q", _push(i)) for i in range(40)))
+            read = await service.read_one("q")
+            assert sorted(read.value) == list(range(40))
+            assert read.siblings == 1
+
+    run_virtual(scenario())
+
+
+def test_concurrent_pushes_through_two_nodes_merge() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="simulated", seed=5) as cluster:
+            first, second = StoreService(cluster.node("n1")), StoreService(cluster.node("n2"))
+            await first.update_list("q", _push("base"))
+            await asyncio.gather(
+                *(first.update_list("q", _push(f"a{i}")) for i in range(5)),
+                *(second.update_list("q", _push(f"b{i}")) for i in range(5)),
+            )
+            read = await first.read_one("q", r=3)
+            assert sorted(read.value) == sorted(
+                ["base", *(f"a{i}" for i in range(5)), *(f"b{i}" for i in range(5))]
+            )
+            # Writing the merge back with its context collapses the siblings.
+            await first.put("q", read.value, read.context)
+            assert (await second.read_one("q", r=3)).siblings == 1
+
+    run_virtual(scenario())
+
+
+def test_overwrite_supersedes_what_the_node_holds() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="memory") as cluster:
+            service = StoreService(cluster.node(cluster.replicas("k")[0]))
+            other = StoreService(cluster.node(cluster.replicas("k")[1]))
+            await service.put("k", b"one")
+            await other.put("k", b"two")  # a blind write elsewhere: siblings
+            await cluster.settle()
+            assert (await service.get("k", r=3)).conflict
+            await service.overwrite("k", b"three", w=3)
+            read = await other.get("k", r=3)
+            assert read.values == (b"three",)
+
+    run_virtual(scenario())
+
+
+def test_merge_lists_keeps_every_concurrent_push() -> None:
+    assert merge_lists([[1, 2, 3], [1, 2, 4]]) == [1, 2, 3, 4]
+    assert merge_lists([[1, 1], [1]]) == [1, 1]
+    assert merge_lists([]) == []
