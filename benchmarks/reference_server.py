@@ -6,7 +6,7 @@ LRANGE_100; 50 clients; unpipelined and pipelined 16), measures the Python
 client's own throughput, and writes:
 
 * ``docs/benchmarks/reference_server.json``: every figure;
-* ``docs/benchmarks/reference_server_table.rst``: the table the docs include;
+* ``docs/benchmarks/reference_server_table.inc``: the table the docs include;
 * ``docs/_static/bench_reference_server.png``: ratios to Redis, as bars.
 
 Run: ``.venv/bin/python benchmarks/reference_server.py`` (needs redis-server
@@ -286,7 +286,7 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reference_server.json").write_text(json.dumps(results, indent=2))
-    (args.out / "reference_server_table.rst").write_text(table(results))
+    (args.out / "reference_server_table.inc").write_text(table(results))
     try:
         plot(results, ROOT / "docs" / "_static" / "bench_reference_server.png")
     except ImportError:

@@ -105,14 +105,13 @@ class Coordinator:
         quorum = await self._fan_out(replicas, ReplicaRead(stored_key), r, "read")
         self.node.stats.reads += 1
 
-        replies = {
-            replica: reply.versions
-            for replica, reply in quorum.replies.items()
-            if isinstance(reply, ReplicaReadReply)
-        }
-        siblings = self._reconcile(replies.values())
+        answers = [r.versions for r in quorum.replies.values() if isinstance(r, ReplicaReadReply)]
+        # A replica's stored set is reconciled already: one answer needs no work.
+        siblings = answers[0] if len(answers) == 1 else self._reconcile(answers)
         # Repair once every replica has answered or failed, off the client's path.
-        if quorum.is_finished:
+        if len(replicas) == 1:
+            pass  # a sole replica cannot be stale against itself
+        elif quorum.is_finished:
             self._repair(stored_key, position, quorum)
         else:
             self.node.spawn(self._read_repair(stored_key, position, quorum))

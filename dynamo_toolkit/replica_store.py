@@ -19,7 +19,7 @@ class ReplicaStore:
     """
 
     def __init__(
-        self, engine: StorageEngine, resolver: ConflictResolver, decoded_cache: int = 4096
+        self, engine: StorageEngine, resolver: ConflictResolver, decoded_cache: int = 65536
     ) -> None:
         self.engine = engine
         self.resolver = resolver

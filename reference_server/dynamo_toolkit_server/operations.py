@@ -41,12 +41,17 @@ class WrongTypeError(DynamoError, TypeError):
 
 @attrs.frozen
 class ReadOne:
-    """A plain read: one ``value`` (``None`` if absent), its ``context`` and how many
-    siblings were folded into it (1 when there was no conflict)."""
+    """A plain read: one ``value`` (``None`` if absent), how many siblings were
+    folded into it (1 when there was no conflict), and the full ``result``."""
 
     value: Any
-    context: bytes
     siblings: int
+    result: GetResult
+
+    @property
+    def context(self) -> bytes:
+        """The context covering every version read (computed on demand)."""
+        return self.result.context
 
 
 def merge_lists(siblings: Sequence[list[Any]]) -> list[Any]:
@@ -106,12 +111,12 @@ class StoreService:
         """One value for clients that cannot handle siblings (see module docstring)."""
         result = await self.node.get(key, r=r)
         if not result.values:
-            return ReadOne(None, result.context, 0)
+            return ReadOne(None, 0, result)
         if len(result.values) == 1:
-            return ReadOne(result.values[0], result.context, 1)
+            return ReadOne(result.values[0], 1, result)
         if all(isinstance(v, list) for v in result.values):
-            return ReadOne(merge_lists(result.values), result.context, len(result.values))
-        return ReadOne(_newest(result), result.context, len(result.values))
+            return ReadOne(merge_lists(result.values), len(result.values), result)
+        return ReadOne(_newest(result), len(result.values), result)
 
     async def overwrite(
         self, key: Key, value: object, *, r: int | None = None, w: int | None = None
