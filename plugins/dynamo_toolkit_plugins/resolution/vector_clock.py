@@ -107,6 +107,12 @@ class VectorClockResolver(ConflictResolver):
         versions = tuple(versions)
         if len(versions) == 1:  # the common case on reads: nothing to reconcile
             return versions
+        if len(versions) == 2:  # the common case on writes: new version over old
+            order = versions[0].clock.compare(versions[1].clock)
+            if order is Ordering.BEFORE:
+                return versions[1:]
+            if order is Ordering.AFTER:
+                return versions[:1]
         # Exact duplicates collapse to the smallest representative so that the
         # choice does not depend on arrival order.
         unique: dict[tuple[frozenset[tuple[str, int]], float, bytes | None], Version] = {}
