@@ -8,7 +8,8 @@ read repair (reads).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from dynamo_toolkit.config import validate_quorum
@@ -44,7 +45,7 @@ class _Quorum:
         self.replies: dict[str, object] = {}
         self.errors: dict[str, str] = {}
         self._reached: asyncio.Future[None] | None = None
-        self._finished: asyncio.Future[None] | None = None
+        self._on_finished: Callable[[], None] | None = None
 
     @property
     def is_reached(self) -> bool:
@@ -62,24 +63,29 @@ class _Quorum:
             self.replies[replica] = reply
         else:
             self.errors[replica] = error
-        for future, done in ((self._reached, self.is_reached), (self._finished, self.is_finished)):
-            if done and future is not None and not future.done():
-                future.set_result(None)
+        if self._reached is not None and self.is_reached and not self._reached.done():
+            self._reached.set_result(None)
+        if self.is_finished and self._on_finished is not None:
+            callback, self._on_finished = self._on_finished, None
+            callback()
 
-    async def wait(self, finished: bool, timeout: float) -> None:
-        """Wait until reached (or ``finished``), at most ``timeout`` seconds."""
-        if (self.is_finished if finished else self.is_reached) is True:
+    async def wait_reached(self) -> None:
+        """Wait until enough replies, or until every replica has replied or failed.
+
+        No timer of its own: transports complete every request within its
+        timeout (a reply, an error, or a timeout error), so this always ends.
+        """
+        if self.is_reached:
             return
-        future = asyncio.get_running_loop().create_future()
-        if finished:
-            self._finished = future
+        self._reached = asyncio.get_running_loop().create_future()
+        await self._reached
+
+    def when_finished(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every replica has replied or failed."""
+        if self.is_finished:
+            callback()
         else:
-            self._reached = future
-        try:
-            async with asyncio.timeout(timeout):
-                await future
-        except TimeoutError:
-            pass
+            self._on_finished = callback
 
 
 class Coordinator:
@@ -108,13 +114,10 @@ class Coordinator:
         answers = [r.versions for r in quorum.replies.values() if isinstance(r, ReplicaReadReply)]
         # A replica's stored set is reconciled already: one answer needs no work.
         siblings = answers[0] if len(answers) == 1 else self._reconcile(answers)
-        # Repair once every replica has answered or failed, off the client's path.
-        if len(replicas) == 1:
-            pass  # a sole replica cannot be stale against itself
-        elif quorum.is_finished:
-            self._repair(stored_key, position, quorum)
-        else:
-            self.node.spawn(self._read_repair(stored_key, position, quorum))
+        # Repair once every replica has answered or failed, off the client's path
+        # (a sole replica cannot be stale against itself).
+        if len(replicas) > 1:
+            quorum.when_finished(lambda: self._repair(stored_key, position, quorum))
         return self._result(stored_key, siblings, len(quorum.replies))
 
     async def put(
@@ -204,13 +207,18 @@ class Coordinator:
                 f"failure detector reports {', '.join(down)} down",
             )
         quorum = _Quorum(len(replicas), needed)
+        transport = node.transport
+        assert transport is not None
+        timeout = node.config.request_timeout
         for replica in replicas:
             if replica == node.node_id:
                 # The local replica answers synchronously: no task, no message.
                 quorum.record(replica, node.handle_replica_message(message), None)
             else:
-                node.spawn(self._ask(replica, message, quorum))
-        await quorum.wait(False, node.config.request_timeout)
+                reply = transport.request_future(replica, message, timeout)
+                node.track(reply)
+                reply.add_done_callback(partial(self._on_reply, replica, quorum))
+        await quorum.wait_reached()
         if len(quorum.replies) < needed:
             node.stats.quorum_failures += 1
             silent = [r for r in replicas if r not in quorum.replies and r not in quorum.errors]
@@ -224,18 +232,18 @@ class Coordinator:
             )
         return quorum
 
-    async def _ask(self, replica: str, message: object, quorum: _Quorum) -> None:
-        node = self.node
-        try:
-            if node.transport is None:
-                raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
-            else:
-                reply = await node.transport.request(replica, message, node.config.request_timeout)
-                node.heard_from(replica)
-        except DynamoError as exc:
-            quorum.record(replica, None, str(exc))
-        else:
-            quorum.record(replica, reply, None)
+    def _on_reply(self, replica: str, quorum: _Quorum, reply: asyncio.Future[object]) -> None:
+        if reply.cancelled():
+            quorum.record(replica, None, "request cancelled")
+            return
+        error = reply.exception()
+        if error is None:
+            self.node.heard_from(replica)
+            quorum.record(replica, reply.result(), None)
+        elif isinstance(error, DynamoError):
+            quorum.record(replica, None, str(error))
+        else:  # a transport bug: count it as a failed replica, keep serving
+            quorum.record(replica, None, f"{type(error).__name__}: {error}")
 
     def _reconcile(self, sets: Any) -> tuple[Version, ...]:
         versions = [version for versions in sets for version in versions]
@@ -245,12 +253,10 @@ class Coordinator:
         values = tuple(decode_value(v.value) for v in siblings if v.value is not None)
         return GetResult(key, values, siblings, replies)
 
-    async def _read_repair(self, key: bytes, position: int, quorum: _Quorum) -> None:
-        await quorum.wait(True, self.node.config.request_timeout)
-        self._repair(key, position, quorum)
-
     def _repair(self, key: bytes, position: int, quorum: _Quorum) -> None:
         node = self.node
+        if not node.running:
+            return
         replies = {
             replica: reply.versions
             for replica, reply in quorum.replies.items()

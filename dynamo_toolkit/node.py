@@ -101,7 +101,7 @@ class Node:
         self._placements: dict[tuple[int, int], Placement] = {}
         self.coordinator = Coordinator(self)
         self.transport: Transport | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     # -- identity and state --------------------------------------------------
@@ -187,9 +187,14 @@ class Node:
         """Run ``coro`` in the background, tracked so :meth:`settle` can wait for it."""
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._finished)
+        task.add_done_callback(self._task_finished)
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
+    def track(self, future: asyncio.Future[Any]) -> None:
+        """Keep ``future`` (e.g. a replica's reply) in the background work :meth:`settle` awaits."""
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    def _task_finished(self, task: asyncio.Future[Any]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: background task failed", self.node_id, exc_info=task.exception())

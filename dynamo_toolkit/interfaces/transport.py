@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
@@ -36,6 +37,16 @@ class Transport(ABC):
         :class:`~dynamo_toolkit.errors.NodeUnavailableError` when ``dest`` is
         known to be stopped.
         """
+
+    def request_future(self, dest: str, message: object, timeout: float) -> asyncio.Future[object]:
+        """Like :meth:`request`, but return a future of the reply at once.
+
+        The future must complete within ``timeout`` seconds (with the reply or
+        a :class:`~dynamo_toolkit.errors.TransportError`): the coordinator
+        relies on it instead of timing every request itself. The default runs
+        :meth:`request` in a task; a transport may do better.
+        """
+        return asyncio.ensure_future(self.request(dest, message, timeout))
 
     @abstractmethod
     def send(self, dest: str, message: object) -> None:

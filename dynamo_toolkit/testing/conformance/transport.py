@@ -155,6 +155,24 @@ class TransportSuite:
 
         run(scenario())
 
+    def test_request_future_completes_within_its_timeout(
+        self, make_network: Callable[[], Network], run: Runner
+    ) -> None:
+        async def scenario() -> None:
+            network = make_network()
+            a, b, _, _ = await self._pair(network)
+            assert await a.request_future("b", _ask("warm"), 5.0) == _answer("b", "warm")
+            slow = a.request_future("b", _ask("sleep:2.0"), 0.2)
+            with pytest.raises(TransportError):
+                await slow
+            fast = [a.request_future("b", _ask(str(i)), 5.0) for i in range(10)]
+            assert await asyncio.gather(*fast) == [_answer("b", str(i)) for i in range(10)]
+            await a.stop()
+            await b.stop()
+            await network.close()
+
+        run(scenario())
+
     def test_handler_error_reaches_the_caller(
         self, make_network: Callable[[], Network], run: Runner
     ) -> None:

@@ -12,6 +12,7 @@ a connection is ``[HELLO, 0, sender_id]`` so the receiver knows who speaks.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -123,6 +124,12 @@ class _Connection(asyncio.Protocol):
             self.closed.set_result(None)
 
 
+def _expire(link: _Connection, request_id: int, dest: str, timeout: float) -> None:
+    future = link.pending.pop(request_id, None)
+    if future is not None and not future.done():
+        future.set_exception(TransportError(f"no reply from {dest!r} within {timeout} s"))
+
+
 class TcpTransport(Transport):
     """One node's endpoint: a listening socket and one outbound link per peer."""
 
@@ -138,6 +145,11 @@ class TcpTransport(Transport):
         self._retry_at: dict[str, tuple[float, float]] = {}  # peer -> (when, backoff)
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # (deadline, request id, link, dest, timeout) of requests sent; entries
+        # of requests already answered simply find nothing pending at expiry.
+        self._deadlines: list[tuple[float, int, _Connection, str, float]] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_at = 0.0
 
     @property
     def running(self) -> bool:
@@ -205,20 +217,53 @@ class TcpTransport(Transport):
     async def request(self, dest: str, message: object, timeout: float) -> object:
         """Send a request over the link to ``dest`` and wait for its reply."""
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             async with asyncio.timeout(timeout):
                 link = await self._link(dest)
-                self._next_id += 1
-                request_id = self._next_id
-                future: asyncio.Future[object] = loop.create_future()
-                link.pending[request_id] = future
-                try:
-                    link.write([REQUEST, request_id, encode_message(message)])
-                    return await future
-                finally:
-                    link.pending.pop(request_id, None)
         except TimeoutError:
-            raise TransportError(f"no reply from {dest!r} within {timeout} s") from None
+            raise TransportError(f"no connection to {dest!r} within {timeout} s") from None
+        return await self._send_request(link, dest, message, max(0.0, deadline - loop.time()))
+
+    def request_future(self, dest: str, message: object, timeout: float) -> asyncio.Future[object]:
+        """A future of the reply; no task when the link to ``dest`` is already open."""
+        link = self._links.get(dest)
+        if link is None:
+            return asyncio.ensure_future(self.request(dest, message, timeout))
+        return self._send_request(link, dest, message, timeout)
+
+    def _send_request(
+        self, link: _Connection, dest: str, message: object, timeout: float
+    ) -> asyncio.Future[object]:
+        loop = asyncio.get_running_loop()
+        self._next_id += 1
+        request_id = self._next_id
+        future: asyncio.Future[object] = loop.create_future()
+        link.pending[request_id] = future
+        link.write([REQUEST, request_id, encode_message(message)])
+        # One timer for all requests, armed for the earliest deadline: a loop
+        # timer per request costs more than the request itself.
+        deadline = loop.time() + timeout
+        heapq.heappush(self._deadlines, (deadline, request_id, link, dest, timeout))
+        if self._sweeper is None or deadline < self._sweep_at:
+            self._arm(deadline)
+        return future
+
+    def _arm(self, when: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._sweep_at = when
+        self._sweeper = asyncio.get_running_loop().call_at(when, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, request_id, link, dest, timeout = heapq.heappop(deadlines)
+            _expire(link, request_id, dest, timeout)
+        if deadlines:
+            self._arm(deadlines[0][0])
 
     def send(self, dest: str, message: object) -> None:
         """Send a one-way message (connecting in the background if needed)."""
@@ -265,6 +310,10 @@ class TcpTransport(Transport):
     async def stop(self) -> None:
         """Stop listening, let running handlers finish, close every connection."""
         self._handler = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._deadlines.clear()
         if self._server is not None:
             self._server.close()
         if self._tasks:
