@@ -131,6 +131,7 @@ class NodeProcess:
         if self.node is not None:
             await self.node.close()
             self.node = None
+            log.info("node %s stopped cleanly: storage flushed and closed", self.settings.node_id)
 
 
 async def _serve(settings: NodeSettings) -> None:
