@@ -76,6 +76,13 @@ class StoreConfig:
 
     ``request_timeout`` bounds a coordinator's wait for replicas (seconds);
     ``heartbeat_interval`` is how often nodes send heartbeats (seconds).
+    ``sloppy_quorum``: when an owner is down, the next healthy node takes its
+    write (and read) with a hint naming it (Dynamo §4.6);
+    ``hinted_writes_count``: whether such stand-in acknowledgements count
+    toward W (the paper's behaviour, so the default). ``hint_max_count``,
+    ``hint_max_bytes`` and ``hint_max_age`` (seconds) bound what one node
+    holds for others; ``hint_delivery_interval`` is how often it tries to
+    hand hints over.
     """
 
     n: int = 3
@@ -84,6 +91,12 @@ class StoreConfig:
     max_pair_bytes: int = DEFAULT_MAX_PAIR_BYTES
     request_timeout: float = 1.0
     heartbeat_interval: float = 0.5
+    sloppy_quorum: bool = True
+    hinted_writes_count: bool = True
+    hint_max_count: int = 100_000
+    hint_max_bytes: int = 64 * 1024 * 1024
+    hint_max_age: float = 3 * 3600.0
+    hint_delivery_interval: float = 1.0
     components: Mapping[str, ComponentChoice] = attrs.field(factory=_default_components)
 
     def __attrs_post_init__(self) -> None:
@@ -92,14 +105,25 @@ class StoreConfig:
             raise ConfigurationError(
                 f"max_pair_bytes must be an integer, got {self.max_pair_bytes!r}"
             )
-        for name in ("request_timeout", "heartbeat_interval"):
+        for name in ("sloppy_quorum", "hinted_writes_count"):
+            if type(getattr(self, name)) is not bool:
+                raise ConfigurationError(f"{name} must be true or false")
+        for name in ("hint_max_count", "hint_max_bytes"):
+            if type(getattr(self, name)) is not int or getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must be a non-negative integer")
+        for name in (
+            "request_timeout",
+            "heartbeat_interval",
+            "hint_max_age",
+            "hint_delivery_interval",
+        ):
             value = getattr(self, name)
-            if type(value) not in (int, float):
-                raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+            if type(value) not in (int, float) or value <= 0:
+                raise ConfigurationError(
+                    f"{name} must be a positive number of seconds, got {value!r}"
+                )
         if self.max_pair_bytes < 1:
             raise ConfigurationError(f"max_pair_bytes must be positive, got {self.max_pair_bytes}")
-        if self.request_timeout <= 0 or self.heartbeat_interval <= 0:
-            raise ConfigurationError("request_timeout and heartbeat_interval must be positive")
         missing = set(INTERFACES) - set(self.components)
         unknown = set(self.components) - set(INTERFACES)
         if missing or unknown:

@@ -8,12 +8,14 @@ read repair (reads).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from dynamo_toolkit.config import validate_quorum
 from dynamo_toolkit.errors import DynamoError, NodeUnavailableError, QuorumNotReachedError
+from dynamo_toolkit.interfaces import Placement
 from dynamo_toolkit.messages import ReplicaRead, ReplicaReadReply, ReplicaWrite
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import (
@@ -33,15 +35,22 @@ __all__ = ["Coordinator"]
 
 
 class _Quorum:
-    """Collects replica replies until ``needed`` succeed or all have answered.
+    """Collects replica replies until ``needed`` count or all have answered.
 
-    Its futures are made only when someone must wait: a request answered
-    entirely by the local replica never touches the event loop.
+    Keyed by the node asked; ``owners`` maps a stand-in to the owner it stands
+    in for (sloppy quorum). A stand-in's reply counts toward the quorum only
+    if ``count_hinted``. No future is made unless someone must wait: a request
+    answered entirely by the local replica never touches the event loop.
     """
 
-    def __init__(self, contacted: int, needed: int) -> None:
+    def __init__(
+        self, contacted: int, needed: int, owners: dict[str, str], count_hinted: bool
+    ) -> None:
         self.contacted = contacted
         self.needed = needed
+        self.owners = owners
+        self.count_hinted = count_hinted
+        self.counted = 0
         self.replies: dict[str, object] = {}
         self.errors: dict[str, str] = {}
         self._reached: asyncio.Future[None] | None = None
@@ -49,20 +58,22 @@ class _Quorum:
 
     @property
     def is_reached(self) -> bool:
-        """Enough replies, or nothing more to wait for."""
-        return len(self.replies) >= self.needed or self.is_finished
+        """Enough counted replies, or nothing more to wait for."""
+        return self.counted >= self.needed or self.is_finished
 
     @property
     def is_finished(self) -> bool:
-        """Every contacted replica replied or failed."""
+        """Every contacted node replied or failed."""
         return len(self.replies) + len(self.errors) == self.contacted
 
-    def record(self, replica: str, reply: object | None, error: str | None) -> None:
-        """Note one replica's reply (or error) and wake whoever waits."""
+    def record(self, node: str, reply: object | None, error: str | None) -> None:
+        """Note one node's reply (or error) and wake whoever waits."""
         if error is None:
-            self.replies[replica] = reply
+            self.replies[node] = reply
+            if self.count_hinted or node not in self.owners:
+                self.counted += 1
         else:
-            self.errors[replica] = error
+            self.errors[node] = error
         if self._reached is not None and self.is_reached and not self._reached.done():
             self._reached.set_result(None)
         if self.is_finished and self._on_finished is not None:
@@ -70,7 +81,7 @@ class _Quorum:
             callback()
 
     async def wait_reached(self) -> None:
-        """Wait until enough replies, or until every replica has replied or failed.
+        """Wait until enough replies, or until every node asked has replied or failed.
 
         No timer of its own: transports complete every request within its
         timeout (a reply, an error, or a timeout error), so this always ends.
@@ -81,7 +92,7 @@ class _Quorum:
         await self._reached
 
     def when_finished(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once every replica has replied or failed."""
+        """Call ``callback`` once every node asked has replied or failed."""
         if self.is_finished:
             callback()
         else:
@@ -107,8 +118,10 @@ class Coordinator:
             n, r = cfg.n, cfg.r
         stored_key = encode_key(key)
         position = key_position(stored_key)
-        replicas = self.node.placement(position, n).replicas
-        quorum = await self._fan_out(replicas, ReplicaRead(stored_key), r, "read")
+        targets = self._targets(self.node.placement(position, n))
+        quorum = await self._fan_out(
+            targets, lambda owner: ReplicaRead(stored_key, owner), r, "read"
+        )
         self.node.stats.reads += 1
 
         answers = [r.versions for r in quorum.replies.values() if isinstance(r, ReplicaReadReply)]
@@ -116,7 +129,7 @@ class Coordinator:
         siblings = answers[0] if len(answers) == 1 else self._reconcile(answers)
         # Repair once every replica has answered or failed, off the client's path
         # (a sole replica cannot be stale against itself).
-        if len(replicas) > 1:
+        if len(targets) > 1:
             quorum.when_finished(lambda: self._repair(stored_key, position, quorum))
         return self._result(stored_key, siblings, len(quorum.replies))
 
@@ -173,63 +186,106 @@ class Coordinator:
             n, w = cfg.n, cfg.w
         base = decode_context(context)
         position = key_position(key)
-        replicas = self.node.placement(position, n).replicas
+        placement = self.node.placement(position, n)
         me = self.node.node_id
-        local = self.node.store.read(key) if me in replicas else ()
+        local = self.node.store.read(key) if me in placement.replicas else ()
         if supersede_local:
             for held in local:
                 base = base.merge(held.clock)
         version = self.node.resolver.new_version(base, me, value, self.node.clock.now(), local)
-        quorum = await self._fan_out(replicas, ReplicaWrite(key, position, (version,)), w, "write")
+        versions = (version,)
+        quorum = await self._fan_out(
+            self._targets(placement),
+            lambda owner: ReplicaWrite(key, position, versions, owner),
+            w,
+            "write",
+        )
         self.node.stats.writes += 1
-        return PutResult(key, version.clock, len(quorum.replies))
+        return PutResult(key, version.clock, quorum.counted)
+
+    def _targets(self, placement: Placement) -> list[tuple[str, str | None]]:
+        """Whom to ask: ``(node, owner it stands in for or None)`` per replica.
+
+        With a sloppy quorum (Dynamo §4.6), an owner the failure detector
+        reports down is replaced by the next healthy fallback, which takes a
+        hint naming the owner; with no healthy fallback left, the owner is
+        asked anyway.
+        """
+        node = self.node
+        replicas = placement.replicas
+        if not node.config.sloppy_quorum or not placement.fallbacks:
+            return [(replica, None) for replica in replicas]
+        now = node.clock.monotonic()
+        me = node.node_id
+        down = {r for r in replicas if r != me and not node.is_available(r, now)}
+        if not down:
+            return [(replica, None) for replica in replicas]
+        standins = (f for f in placement.fallbacks if f == me or node.is_available(f, now))
+        targets: list[tuple[str, str | None]] = []
+        for replica in replicas:
+            standin = next(standins, None) if replica in down else None
+            targets.append((standin, replica) if standin is not None else (replica, None))
+        return targets
 
     async def _fan_out(
-        self, replicas: Sequence[str], message: object, needed: int, operation: str
+        self,
+        targets: Sequence[tuple[str, str | None]],
+        make: Callable[[str | None], object],
+        needed: int,
+        operation: str,
     ) -> _Quorum:
         node = self.node
         if not node.running:
             raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
-        if len(replicas) < needed:
+        contacted = len(targets)
+        if contacted < needed:
             node.stats.quorum_failures += 1
             raise QuorumNotReachedError(
-                operation, 0, needed, len(replicas), f"only {len(replicas)} nodes hold the key"
+                operation, 0, needed, contacted, f"only {contacted} nodes hold the key"
             )
         now = node.clock.monotonic()
-        down = [r for r in replicas if r != node.node_id and not node.is_available(r, now)]
-        if len(replicas) - len(down) < needed:
+        me = node.node_id
+        down = [t for t, _ in targets if t != me and not node.is_available(t, now)]
+        owners = {target: owner for target, owner in targets if owner is not None}
+        count_hinted = node.config.hinted_writes_count
+        countable = contacted - len(down) - (0 if count_hinted else len(owners))
+        if countable < needed:
             node.stats.quorum_failures += 1
-            raise QuorumNotReachedError(
-                operation,
-                0,
-                needed,
-                len(replicas),
-                f"failure detector reports {', '.join(down)} down",
+            reason = (
+                f"failure detector reports {', '.join(down)} down"
+                if down
+                else f"{len(owners)} stand-in(s) do not count toward the quorum"
             )
-        quorum = _Quorum(len(replicas), needed)
+            raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
+        quorum = _Quorum(contacted, needed, owners, count_hinted)
         transport = node.transport
         assert transport is not None
         timeout = node.config.request_timeout
-        for replica in replicas:
-            if replica == node.node_id:
+        for target, owner in targets:
+            message = make(owner)
+            if target == me:
                 # The local replica answers synchronously: no task, no message.
-                quorum.record(replica, node.handle_replica_message(message), None)
+                try:
+                    quorum.record(target, node.handle_replica_message(message), None)
+                except DynamoError as exc:
+                    quorum.record(target, None, str(exc))
             else:
-                reply = transport.request_future(replica, message, timeout)
+                reply = transport.request_future(target, message, timeout)
                 node.track(reply)
-                reply.add_done_callback(partial(self._on_reply, replica, quorum))
+                reply.add_done_callback(partial(self._on_reply, target, quorum))
         await quorum.wait_reached()
-        if len(quorum.replies) < needed:
+        if quorum.counted < needed:
             node.stats.quorum_failures += 1
-            silent = [r for r in replicas if r not in quorum.replies and r not in quorum.errors]
-            reasons = [f"{r}: {e}" for r, e in sorted(quorum.errors.items())]
+            asked = [t for t, _ in targets]
+            silent = [t for t in asked if t not in quorum.replies and t not in quorum.errors]
+            reasons = [f"{t}: {e}" for t, e in sorted(quorum.errors.items())]
             if silent:
-                timeout = node.config.request_timeout
                 reasons.append(f"no reply from {', '.join(silent)} within {timeout} s")
-            reason = "; ".join(reasons)
             raise QuorumNotReachedError(
-                operation, len(quorum.replies), needed, len(replicas), reason
+                operation, quorum.counted, needed, contacted, "; ".join(reasons)
             )
+        if owners:
+            node.stats.hinted_requests += 1
         return quorum
 
     def _on_reply(self, replica: str, quorum: _Quorum, reply: asyncio.Future[object]) -> None:
@@ -266,10 +322,11 @@ class Coordinator:
         stale = [r for r, versions in replies.items() if set(versions) != set(merged)]
         if not merged or not stale:
             return
-        repair = ReplicaWrite(key, position, merged)
         for replica in stale:
             node.stats.read_repairs += 1
+            repair = ReplicaWrite(key, position, merged, quorum.owners.get(replica))
             if replica == node.node_id:
-                node.handle_replica_message(repair)
+                with contextlib.suppress(DynamoError):  # e.g. a full hint store
+                    node.handle_replica_message(repair)
             else:
                 node.spawn(node.request_quietly(replica, repair))

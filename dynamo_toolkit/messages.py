@@ -11,11 +11,16 @@ __all__ = ["Ack", "Heartbeat", "ReplicaRead", "ReplicaReadReply", "ReplicaWrite"
 
 @attrs.frozen
 class ReplicaWrite:
-    """Coordinator -> replica: reconcile ``versions`` into the stored sibling set."""
+    """Coordinator -> replica: reconcile ``versions`` into the stored sibling set.
+
+    With ``hint_for``, the receiver is a stand-in (sloppy quorum): it holds the
+    write as a hint for that owner and hands it over when the owner is back.
+    """
 
     key: bytes
     position: int
     versions: tuple[Version, ...]
+    hint_for: str | None = None
 
 
 @attrs.frozen
@@ -25,9 +30,13 @@ class Ack:
 
 @attrs.frozen
 class ReplicaRead:
-    """Coordinator -> replica: send the versions you hold for ``key``."""
+    """Coordinator -> replica: send the versions you hold for ``key``.
+
+    With ``hint_for``, a stand-in answers with what it holds for that owner.
+    """
 
     key: bytes
+    hint_for: str | None = None
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from dynamo_toolkit.clock import clock_for_running_loop
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.coordinator import Coordinator
 from dynamo_toolkit.errors import DynamoError, TransportError
+from dynamo_toolkit.hints import HintLimits, HintStore
 from dynamo_toolkit.interfaces import (
     AntiEntropy,
     Clock,
@@ -50,6 +51,7 @@ class NodeStats:
     read_repairs: int = 0
     replica_writes: int = 0
     replica_reads: int = 0
+    hinted_requests: int = 0
 
 
 class Node:
@@ -97,12 +99,18 @@ class Node:
             "storage_engine", node_id=info.node_id, data_dir=data_dir
         )
         self.store = ReplicaStore(self.engine, self.resolver)
+        # Hints live in an engine of their own: as durable as the data, and
+        # never mixed with it.
+        hint_engine = build("storage_engine", node_id=f"{info.node_id}-hints", data_dir=data_dir)
+        limits = HintLimits(config.hint_max_count, config.hint_max_bytes, config.hint_max_age)
+        self.hints = HintStore(hint_engine, self.resolver, limits)
         self.table = table if table is not None else self.partitioner.assign(members)
         self._placements: dict[tuple[int, int], Placement] = {}
         self.coordinator = Coordinator(self)
         self.transport: Transport | None = None
         self._background: set[asyncio.Future[Any]] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._handoff_task: asyncio.Task[None] | None = None
 
     # -- identity and state --------------------------------------------------
 
@@ -159,7 +167,9 @@ class Node:
         for peer in self.members:
             if peer != self.node_id:
                 self.detector.watch(peer, now)
-        self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeats())
+        loop = asyncio.get_running_loop()
+        self._heartbeat_task = loop.create_task(self._heartbeats())
+        self._handoff_task = loop.create_task(self._deliver_hints())
         self.host.hook.dtk_node_started(node=self)
 
     async def stop(self) -> None:
@@ -167,9 +177,10 @@ class Node:
         if not self.running:
             return
         self.host.hook.dtk_node_stopping(node=self)
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        for periodic in (self._heartbeat_task, self._handoff_task):
+            if periodic is not None:
+                periodic.cancel()
+                await asyncio.gather(periodic, return_exceptions=True)
         transport, self.transport = self.transport, None
         assert transport is not None
         await transport.stop()
@@ -177,11 +188,13 @@ class Node:
             task.cancel()
         await self.settle()
         self.engine.flush()
+        self.hints.engine.flush()
 
     async def close(self) -> None:
         """Stop and close storage for good."""
         await self.stop()
         self.engine.close()
+        self.hints.engine.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, tracked so :meth:`settle` can wait for it."""
@@ -214,6 +227,33 @@ class Node:
                     self.transport.send(peer, beat)
             await self.clock.sleep(beat_every)
 
+    async def _deliver_hints(self) -> None:
+        # Hinted handoff: hand each owner what we hold for it once the failure
+        # detector says it is back; a failure ends the round for that owner.
+        while True:
+            await self.clock.sleep(self.config.hint_delivery_interval)
+            await self.deliver_hints()
+
+    async def deliver_hints(self, limit: int = 256) -> int:
+        """One handoff round: send pending hints to reachable owners; returns hints delivered."""
+        delivered = 0
+        now = self.clock.monotonic()
+        self.hints.expire(self.clock.now())
+        for owner in self.hints.owners():
+            if owner == self.node_id or owner not in self.members:
+                continue
+            if self.transport is None or not self.is_available(owner, now):
+                continue
+            for hint in self.hints.pending(owner, self.clock.now(), limit):
+                message = ReplicaWrite(hint.key, hint.position, hint.versions)
+                try:
+                    await self.transport.request(owner, message, self.config.request_timeout)
+                except TransportError:
+                    break
+                self.hints.remove(hint)
+                delivered += 1
+        return delivered
+
     async def request_quietly(self, dest: str, message: object) -> None:
         """Send a request whose failure only matters to background work."""
         if self.transport is None:
@@ -233,11 +273,22 @@ class Node:
     def handle_replica_message(self, message: object) -> object:
         """Apply a replica read or write to local storage."""
         if isinstance(message, ReplicaWrite):
+            owner = message.hint_for
+            if owner is not None and owner != self.node_id:
+                held = self.hints.add(
+                    owner, message.key, message.position, message.versions, self.clock.now()
+                )
+                if not held:
+                    raise DynamoError(f"{self.node_id}: hint store full, cannot hold for {owner}")
+                return Ack()
             self.stats.replica_writes += 1
             self.store.apply(message.key, message.position, message.versions)
             return Ack()
         if isinstance(message, ReplicaRead):
             self.stats.replica_reads += 1
+            owner = message.hint_for
+            if owner is not None and owner != self.node_id:
+                return ReplicaReadReply(self.hints.get(owner, message.key))
             return ReplicaReadReply(self.store.read(message.key))
         raise DynamoError(f"unexpected message {type(message).__name__}")
 

@@ -33,6 +33,15 @@ def _bytes(data: object) -> bytes:
     return data
 
 
+def _owner(rest: Sequence[Any]) -> str | None:
+    # An optional trailing field: the owner a hinted message stands in for.
+    if not rest or rest[0] is None:
+        return None
+    if not isinstance(rest[0], str):
+        raise WireFormatError("hint owner must be a string")
+    return rest[0]
+
+
 def _int(data: object) -> int:
     if type(data) is not int:
         raise WireFormatError("expected an integer")
@@ -40,9 +49,9 @@ def _int(data: object) -> int:
 
 
 _DECODERS: dict[str, Callable[[Sequence[Any]], object]] = {
-    "w": lambda f: ReplicaWrite(_bytes(f[0]), _int(f[1]), _versions(f[2])),
+    "w": lambda f: ReplicaWrite(_bytes(f[0]), _int(f[1]), _versions(f[2]), _owner(f[3:])),
     "a": lambda f: Ack(),
-    "r": lambda f: ReplicaRead(_bytes(f[0])),
+    "r": lambda f: ReplicaRead(_bytes(f[0]), _owner(f[1:])),
     "R": lambda f: ReplicaReadReply(_versions(f[0])),
     "h": lambda f: Heartbeat(float(f[0])),
     "n": lambda f: None,
@@ -52,9 +61,14 @@ _DECODERS: dict[str, Callable[[Sequence[Any]], object]] = {
 def encode_message(message: object) -> list[Any]:
     """The wire form of a kernel message (``None`` is a valid empty reply)."""
     if isinstance(message, ReplicaWrite):
-        return ["w", message.key, message.position, [v.to_wire() for v in message.versions]]
+        versions = [v.to_wire() for v in message.versions]
+        if message.hint_for is None:
+            return ["w", message.key, message.position, versions]
+        return ["w", message.key, message.position, versions, message.hint_for]
     if isinstance(message, ReplicaRead):
-        return ["r", message.key]
+        if message.hint_for is None:
+            return ["r", message.key]
+        return ["r", message.key, message.hint_for]
     if isinstance(message, ReplicaReadReply):
         return ["R", [v.to_wire() for v in message.versions]]
     if isinstance(message, Ack):

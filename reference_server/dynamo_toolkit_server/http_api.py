@@ -577,6 +577,8 @@ class HttpServer:
             "n": node.config.n,
             "r": node.config.r,
             "w": node.config.w,
+            "hints_pending": len(node.hints),
+            "hints_by_owner": node.hints.counts(),
         }
         return _Response(200 if node.running else 503, _json_body(document), "application/json")
 

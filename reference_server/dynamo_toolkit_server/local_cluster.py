@@ -287,18 +287,28 @@ def start_cluster(
 
     Returns the status of every node once all are ready.
     """
-    if plan is not None and not (directory / PLAN_FILE).exists():
+    fresh = plan is not None and not (directory / PLAN_FILE).exists()
+    if fresh:
+        assert plan is not None
         write_plan(directory, plan)
     current = read_plan(directory)
-    started = []
-    for node in current.nodes:
-        if _pid_of(directory / node.name) is None:
-            _launch(directory, node)
-            started.append(node.name)
+    if plan is not None and not fresh and plan != current:
+        raise ClusterError(
+            f"{directory} already holds a cluster of {len(current.nodes)} node(s) planned "
+            "differently; run `dtk cluster up --dir DIR` without settings to restart it, "
+            "or use a new --dir"
+        )
+    started: list[str] = []
     try:
+        for node in current.nodes:
+            if _pid_of(directory / node.name) is None:
+                _launch(directory, node)
+                started.append(node.name)
         _wait_ready(directory, started, timeout)
     except ClusterError:
         stop_cluster(directory, only=started)
+        if fresh:  # a first start that failed leaves no plan to trip over later
+            (directory / PLAN_FILE).unlink(missing_ok=True)
         raise
     return cluster_status(directory)
 
@@ -324,6 +334,7 @@ def cluster_status(directory: Path) -> list[dict[str, Any]]:
                 "pid": pid,
                 "running": pid is not None,
                 "healthy": bool(health and health.get("status") == "ok"),
+                "hints_pending": health.get("hints_pending", 0) if health else None,
                 "resp": node.resp,
                 "http": node.http,
                 "native": node.native,

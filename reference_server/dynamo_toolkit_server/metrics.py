@@ -44,6 +44,10 @@ class NodeMetrics:
             "coordinated_writes": "Writes coordinated by this node.",
             "replica_writes": "Replica writes applied to local storage.",
             "hints_pending": "Hinted-handoff writes held for other nodes.",
+            "hints_delivered": "Hinted writes handed over to their owners.",
+            "hints_refused": "Hinted writes refused because the hint store was full.",
+            "hints_expired": "Hints dropped because they outlived hint_max_age.",
+            "hinted_requests": "Requests coordinated here that used stand-ins.",
             "stored_keys": "Keys in local storage.",
         }
         self._gauges = {
@@ -78,7 +82,11 @@ class NodeMetrics:
                 "coordinated_reads": stats.reads,
                 "coordinated_writes": stats.writes,
                 "replica_writes": stats.replica_writes,
-                "hints_pending": 0,
+                "hints_pending": len(self.node.hints),
+                "hints_delivered": self.node.hints.delivered,
+                "hints_refused": self.node.hints.refused,
+                "hints_expired": self.node.hints.expired,
+                "hinted_requests": stats.hinted_requests,
                 "stored_keys": len(self.node.engine),
             }
             for name, value in values.items():

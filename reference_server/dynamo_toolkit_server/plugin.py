@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import tomllib
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.hookspecs import hookimpl
@@ -71,10 +73,12 @@ def serve(
             }
         if storage is not None:
             data["storage_engine"] = storage
-        data.setdefault("storage_engine", "sqlitedict")
         settings = NodeSettings.from_dict(data)
     except (DynamoError, OSError, tomllib.TOMLDecodeError) as exc:
         raise _fail(exc) from exc
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     run_node(settings)
 
 
@@ -103,14 +107,32 @@ def _start(
     w: int | None,
     config_path: str | None,
     storage: str | None,
+    password: str,
 ) -> list[dict[str, Any]]:
-    from dynamo_toolkit_server.local_cluster import plan_cluster, start_cluster
+    from dynamo_toolkit_server.local_cluster import PLAN_FILE, plan_cluster, start_cluster
 
+    if (directory / PLAN_FILE).exists():
+        # An existing cluster restarts as planned; settings now would be ignored.
+        context = click.get_current_context()
+        given = [
+            name
+            for name in ("nodes", "base_port", "n", "r", "w", "config_path", "storage", "password")
+            if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        ]
+        if given:
+            flags = ", ".join("--" + name.replace("_path", "").replace("_", "-") for name in given)
+            raise click.ClickException(
+                f"{directory} already holds a cluster; {flags} only apply to a new one "
+                f"(restart it with: dtk cluster up --dir {directory}, or use another --dir)"
+            )
+        return start_cluster(directory)
     config: dict[str, Any] = {}
     if config_path is not None:
         with open(config_path, "rb") as handle:
             config = tomllib.load(handle)
-    plan = plan_cluster(nodes, base_port, n=n, r=r, w=w, config=config, storage=storage)
+    plan = plan_cluster(
+        nodes, base_port, n=n, r=r, w=w, config=config, storage=storage, password=password
+    )
     return start_cluster(directory, plan)
 
 
@@ -123,6 +145,7 @@ def _cluster_options(function: Any) -> Any:
         click.option("--w", type=int, help="Write quorum (default min(2, N))."),
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False)),
         click.option("--storage", default=None, help="Storage engine (default sqlitedict)."),
+        click.option("--password", default="", help="RESP AUTH password (default: none)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -139,12 +162,13 @@ def _print_nodes(rows: list[dict[str, Any]], as_json: bool) -> None:
         health = "healthy" if row["healthy"] else "unhealthy" if row["running"] else "-"
         click.echo(
             f"{row['name']:<4} {state:<5} {health:<9} pid={row['pid'] or '-':<8} "
+            f"hints={row['hints_pending'] if row['hints_pending'] is not None else '-':<6} "
             f"resp={row['resp']} http={row['http']} native={row['native']}"
         )
 
 
 def _extra(row: dict[str, Any]) -> dict[str, Any]:
-    return {"running": row["running"], "healthy": row["healthy"]}
+    return {"running": row["running"], "healthy": row["healthy"], "hints": row["hints_pending"]}
 
 
 @cluster.command()

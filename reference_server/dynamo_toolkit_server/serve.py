@@ -54,13 +54,11 @@ class NodeProcess:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         choice = s.store.component("transport")
+        params = dict(choice.params)
+        # This node listens on its [node] peer address whatever else is said.
+        params["addresses"] = {**params.get("addresses", {}), s.node_id: s.peer}
         network = self.host.registry.create(
-            "transport",
-            choice.name,
-            seed=0,
-            members=s.members,
-            addresses={s.node_id: s.peer},
-            **choice.params,
+            "transport", choice.name, seed=0, members=s.members, **params
         )
         node = Node(
             s.info, s.members, s.store, host=self.host, network=network, data_dir=s.data_dir

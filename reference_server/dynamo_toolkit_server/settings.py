@@ -102,6 +102,8 @@ class NodeSettings:
         if not members:
             members = [NodeInfo(node["id"], address=node["peer"])]
         store_part = {k: v for k, v in data.items() if k not in ("node", "members")}
+        # A node process keeps its data on disk unless told otherwise.
+        store_part.setdefault("storage_engine", "sqlitedict")
         store = StoreConfig.from_dict(store_part)
         if store.component("transport").name != "tcp":
             store = store.with_components(transport="tcp")

@@ -74,9 +74,12 @@ def test_one_replica_of_three_down_keeps_r2_w2_working() -> None:
     run_virtual(scenario())
 
 
+STRICT = {"store": {"n": 3, "r": 2, "w": 2, "sloppy_quorum": False}}
+
+
 def test_quorum_failure_says_how_many_answered() -> None:
     async def scenario() -> None:
-        async with await Cluster.start(5, N3, transport="simulated", seed=5) as cluster:
+        async with await Cluster.start(5, STRICT, transport="simulated", seed=5) as cluster:
             replicas = cluster.replicas("k")
             await cluster.stop_node(replicas[0])
             await cluster.stop_node(replicas[1])
@@ -176,7 +179,7 @@ def test_bad_values_are_refused_and_nothing_is_stored() -> None:
 
 def test_partition_then_heal() -> None:
     async def scenario() -> None:
-        async with await Cluster.start(5, N3, transport="simulated", seed=21) as cluster:
+        async with await Cluster.start(5, STRICT, transport="simulated", seed=21) as cluster:
             replicas = cluster.replicas("k")
             others = [n for n in cluster.nodes if n != replicas[0]]
             cluster.partition([replicas[0]], others)

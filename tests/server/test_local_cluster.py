@@ -189,3 +189,24 @@ def test_data_survives_a_full_restart(tmp_path: Path) -> None:
         client.close()
     finally:
         dtk("cluster", "down", "--dir", str(tmp_path))
+
+
+def test_busy_port_is_a_clear_error_and_leaves_no_plan(tmp_path: Path) -> None:
+    base = _free_base(1)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", base + 1))  # the node's RESP port
+        squatter.listen()
+        up = ["cluster", "up", "--nodes", "1", "--dir", str(tmp_path), "--base-port", str(base)]
+        failed = dtk(*up, check=False)
+    assert failed.returncode != 0
+    assert "already in use" in failed.stderr and "--base-port" in failed.stderr
+    assert not (tmp_path / "cluster.json").exists()
+
+
+def test_settings_for_an_existing_cluster_are_refused(
+    cluster_dir: tuple[Path, list[Any]],
+) -> None:
+    directory, _ = cluster_dir
+    again = dtk("cluster", "up", "--dir", str(directory), "--nodes", "5", check=False)
+    assert again.returncode != 0
+    assert "already holds a cluster; --nodes only apply to a new one" in again.stderr

@@ -61,8 +61,8 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     ("store", "message"),
     [
         ({"max_pair_bytes": 10.5}, "max_pair_bytes must be an integer"),
-        ({"request_timeout": "1s"}, "request_timeout must be a number"),
-        ({"heartbeat_interval": None}, "heartbeat_interval must be a number"),
+        ({"request_timeout": "1s"}, "request_timeout must be a positive number"),
+        ({"heartbeat_interval": None}, "heartbeat_interval must be a positive number"),
     ],
 )
 def test_store_settings_are_type_checked(store: dict[str, object], message: str) -> None:

@@ -59,8 +59,8 @@ Our own commands
     lists as arrays, dicts as maps, numbers, booleans and None as themselves.
 ``DTK.PUTV key context value``
     Write the bytes ``value`` superseding what ``context`` covers (``""``: no
-    context, which makes a sibling of any existing value); answers the new
-    version's context.
+    context: a blind write, which supersedes only this node's own earlier
+    writes and is a sibling of the others); answers the new version's context.
 ``DTK.DELV key context``
     Write a tombstone superseding what ``context`` covers; answers its context.
 
