@@ -97,6 +97,9 @@ class StoreConfig:
     hint_max_bytes: int = 64 * 1024 * 1024
     hint_max_age: float = 3 * 3600.0
     hint_delivery_interval: float = 1.0
+    anti_entropy_interval: float = 60.0
+    anti_entropy_pause: float = 0.05
+    tombstone_grace: float = 86_400.0
     components: Mapping[str, ComponentChoice] = attrs.field(factory=_default_components)
 
     def __attrs_post_init__(self) -> None:
@@ -116,6 +119,9 @@ class StoreConfig:
             "heartbeat_interval",
             "hint_max_age",
             "hint_delivery_interval",
+            "anti_entropy_interval",
+            "anti_entropy_pause",
+            "tombstone_grace",
         ):
             value = getattr(self, name)
             if type(value) not in (int, float) or value <= 0:

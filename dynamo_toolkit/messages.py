@@ -6,7 +6,21 @@ import attrs
 
 from dynamo_toolkit.versioning import Version
 
-__all__ = ["Ack", "Heartbeat", "ReplicaRead", "ReplicaReadReply", "ReplicaWrite"]
+__all__ = [
+    "Ack",
+    "CollectTombstones",
+    "Heartbeat",
+    "Ping",
+    "PingAck",
+    "PingReq",
+    "RecordsQuery",
+    "RecordsReply",
+    "ReplicaRead",
+    "ReplicaReadReply",
+    "ReplicaWrite",
+    "TreeQuery",
+    "TreeReply",
+]
 
 
 @attrs.frozen
@@ -51,3 +65,70 @@ class Heartbeat:
     """One-way evidence of life, sent every heartbeat interval."""
 
     sent_at: float
+
+
+@attrs.frozen
+class Ping:
+    """An active detector's direct probe; ``suspects`` are ``(member, incarnation)``."""
+
+    suspects: tuple[tuple[str, int], ...] = ()
+
+
+@attrs.frozen
+class PingAck:
+    """The answer to a probe: the probed member's current incarnation."""
+
+    incarnation: int
+
+
+@attrs.frozen
+class PingReq:
+    """Ask the receiver to probe ``target`` on the sender's behalf (SWIM's indirect probe)."""
+
+    target: str
+    timeout: float
+
+
+@attrs.frozen
+class TreeQuery:
+    """Anti-entropy: ask a replica about its digest of ``partition``.
+
+    ``level`` -1 asks for the root hash; a level below the digest's depth asks
+    for the children hashes of the nodes ``indices``; the depth itself asks
+    for the items of the leaves ``indices``.
+    """
+
+    partition: int
+    level: int
+    indices: tuple[int, ...] = ()
+
+
+@attrs.frozen
+class TreeReply:
+    """The answer to a :class:`TreeQuery`: root ``[hash]``, lists of child hashes,
+    or ``{key: record_hash}`` maps, one per index asked."""
+
+    depth: int
+    items: tuple[object, ...]
+
+
+@attrs.frozen
+class RecordsQuery:
+    """Anti-entropy: send the records of ``keys``."""
+
+    keys: tuple[bytes, ...]
+
+
+@attrs.frozen
+class RecordsReply:
+    """``(key, position, versions)`` for each key asked that the replica holds."""
+
+    records: tuple[tuple[bytes, int, tuple[Version, ...]], ...]
+
+
+@attrs.frozen
+class CollectTombstones:
+    """Remove these tombstoned records (``(key, position, record_hash)``) if unchanged:
+    every replica of the partition was seen to hold exactly them."""
+
+    entries: tuple[tuple[bytes, int, bytes], ...]

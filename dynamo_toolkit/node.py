@@ -11,12 +11,19 @@ from typing import Any
 
 import attrs
 
+from dynamo_toolkit.anti_entropy_exchange import (
+    ExchangeStats,
+    answer_tree_query,
+    collect_tombstones,
+    exchange,
+)
 from dynamo_toolkit.clock import clock_for_running_loop
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.coordinator import Coordinator
 from dynamo_toolkit.errors import DynamoError, TransportError
 from dynamo_toolkit.hints import HintLimits, HintStore
 from dynamo_toolkit.interfaces import (
+    ActiveFailureDetector,
     AntiEntropy,
     Clock,
     ConflictResolver,
@@ -25,16 +32,30 @@ from dynamo_toolkit.interfaces import (
     OwnershipTable,
     Partitioner,
     Placement,
+    Prober,
     Replicator,
     StorageEngine,
     Transport,
 )
 from dynamo_toolkit.membership import NodeInfo
-from dynamo_toolkit.messages import Ack, Heartbeat, ReplicaRead, ReplicaReadReply, ReplicaWrite
+from dynamo_toolkit.messages import (
+    Ack,
+    CollectTombstones,
+    Heartbeat,
+    Ping,
+    PingAck,
+    PingReq,
+    RecordsQuery,
+    RecordsReply,
+    ReplicaRead,
+    ReplicaReadReply,
+    ReplicaWrite,
+    TreeQuery,
+)
 from dynamo_toolkit.plugin_manager import PluginHost
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.results import GetResult, PutResult
-from dynamo_toolkit.values import Key
+from dynamo_toolkit.values import Key, key_position
 
 __all__ = ["Node", "NodeStats"]
 
@@ -106,11 +127,15 @@ class Node:
         self.hints = HintStore(hint_engine, self.resolver, limits)
         self.table = table if table is not None else self.partitioner.assign(members)
         self._placements: dict[tuple[int, int], Placement] = {}
+        self.store.attach_digests(self.anti_entropy, self.table.partition_of)
+        self.repairs = ExchangeStats()
         self.coordinator = Coordinator(self)
         self.transport: Transport | None = None
         self._background: set[asyncio.Future[Any]] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._handoff_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._anti_entropy_task: asyncio.Task[None] | None = None
 
     # -- identity and state --------------------------------------------------
 
@@ -170,6 +195,9 @@ class Node:
         loop = asyncio.get_running_loop()
         self._heartbeat_task = loop.create_task(self._heartbeats())
         self._handoff_task = loop.create_task(self._deliver_hints())
+        self._anti_entropy_task = loop.create_task(self._anti_entropy_passes())
+        if isinstance(self.detector, ActiveFailureDetector):
+            self._probe_task = loop.create_task(self.detector.run(_NodeProber(self)))
         self.host.hook.dtk_node_started(node=self)
 
     async def stop(self) -> None:
@@ -177,7 +205,12 @@ class Node:
         if not self.running:
             return
         self.host.hook.dtk_node_stopping(node=self)
-        for periodic in (self._heartbeat_task, self._handoff_task):
+        for periodic in (
+            self._heartbeat_task,
+            self._handoff_task,
+            self._probe_task,
+            self._anti_entropy_task,
+        ):
             if periodic is not None:
                 periodic.cancel()
                 await asyncio.gather(periodic, return_exceptions=True)
@@ -254,6 +287,66 @@ class Node:
                 delivered += 1
         return delivered
 
+    # -- anti-entropy ------------------------------------------------------
+
+    def my_partitions(self) -> list[int]:
+        """Partitions this node is a replica of."""
+        return [
+            partition
+            for partition in self.table.partitions()
+            if self.node_id in self.placement(partition).replicas
+        ]
+
+    async def repair_partition(self, partition: int, *, initiate_all: bool = True) -> ExchangeStats:
+        """Anti-entropy for one partition with its other replicas.
+
+        Without ``initiate_all`` only peers with a greater id are contacted,
+        so each pair of replicas is compared once per round across the
+        cluster. Old tombstones are collected when every replica was in sync.
+        """
+        stats = ExchangeStats()
+        peers = [p for p in self.placement(partition).replicas if p != self.node_id]
+        now = self.clock.monotonic()
+        all_in_sync = True
+        for peer in peers:
+            if not initiate_all and peer < self.node_id:
+                all_in_sync = False  # that peer's own pass covers the pair
+                continue
+            if not self.is_available(peer, now):
+                stats.peers_unreachable += 1
+                all_in_sync = False
+                continue
+            try:
+                done, in_sync = await exchange(self, partition, peer)
+            except DynamoError:
+                stats.peers_unreachable += 1
+                all_in_sync = False
+                continue
+            stats.add(done)
+            all_in_sync = all_in_sync and in_sync
+        stats.partitions = 1
+        if all_in_sync and peers:
+            with contextlib.suppress(DynamoError):
+                await collect_tombstones(self, partition, peers, stats)
+        self.repairs.add(stats)
+        return stats
+
+    async def repair_all(self) -> ExchangeStats:
+        """A full anti-entropy pass over every partition this node replicates."""
+        total = ExchangeStats()
+        for partition in self.my_partitions():
+            total.add(await self.repair_partition(partition))
+        return total
+
+    async def _anti_entropy_passes(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.anti_entropy_interval)
+            for partition in self.my_partitions():
+                await self.repair_partition(partition, initiate_all=False)
+                # The rate limit: a pause between partitions keeps a pass from
+                # crowding out client requests.
+                await self.clock.sleep(self.config.anti_entropy_pause)
+
     async def request_quietly(self, dest: str, message: object) -> None:
         """Send a request whose failure only matters to background work."""
         if self.transport is None:
@@ -268,7 +361,23 @@ class Node:
         self.heard_from(source)
         if isinstance(message, Heartbeat):
             return None
+        if isinstance(message, Ping | PingReq):
+            return await self._answer_probe(source, message)
         return self.handle_replica_message(message)
+
+    async def _answer_probe(self, source: str, message: Ping | PingReq) -> object:
+        detector = self.detector
+        if isinstance(message, Ping):
+            if isinstance(detector, ActiveFailureDetector):
+                now = self.clock.monotonic()
+                return PingAck(detector.on_ping(source, list(message.suspects), now))
+            return PingAck(0)
+        # An indirect probe: ping the target ourselves and relay its answer.
+        if self.transport is None:
+            raise DynamoError(f"{self.node_id} is stopped")
+        reply = await self.transport.request(message.target, Ping(), message.timeout)
+        self.heard_from(message.target)
+        return reply
 
     def handle_replica_message(self, message: object) -> object:
         """Apply a replica read or write to local storage."""
@@ -283,6 +392,20 @@ class Node:
                 return Ack()
             self.stats.replica_writes += 1
             self.store.apply(message.key, message.position, message.versions)
+            return Ack()
+        if isinstance(message, TreeQuery):
+            return answer_tree_query(self, message)
+        if isinstance(message, RecordsQuery):
+            return RecordsReply(
+                tuple(
+                    (key, key_position(key), versions)
+                    for key in message.keys
+                    if (versions := self.store.read(key))
+                )
+            )
+        if isinstance(message, CollectTombstones):
+            for key, position, expected in message.entries:
+                self.store.collect(key, position, expected)
             return Ack()
         if isinstance(message, ReplicaRead):
             self.stats.replica_reads += 1
@@ -326,3 +449,38 @@ class Node:
         return await self.coordinator.delete(
             key, context, w=w, n=n, supersede_local=supersede_local
         )
+
+
+class _NodeProber(Prober):
+    """Probes for an active failure detector, over the node's own transport."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.node_id = node.node_id
+
+    def members(self) -> list[str]:
+        return sorted(m for m in self.node.members if m != self.node_id)
+
+    def monotonic(self) -> float:
+        return self.node.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.node.clock.sleep(seconds)
+
+    async def _ask(self, dest: str, message: object, timeout: float) -> int | None:
+        transport = self.node.transport
+        if transport is None:
+            return None
+        try:
+            reply = await transport.request(dest, message, timeout)
+        except TransportError:
+            return None
+        return reply.incarnation if isinstance(reply, PingAck) else None
+
+    async def ping(
+        self, target: str, timeout: float, suspects: list[tuple[str, int]]
+    ) -> int | None:
+        return await self._ask(target, Ping(tuple(suspects)), timeout)
+
+    async def ping_req(self, via: str, target: str, timeout: float) -> int | None:
+        return await self._ask(via, PingReq(target, timeout), timeout)

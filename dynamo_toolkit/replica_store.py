@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from dynamo_toolkit.interfaces import ConflictResolver, StorageEngine
+import mmh3
+
+from dynamo_toolkit.interfaces import AntiEntropy, ConflictResolver, PartitionDigest, StorageEngine
+from dynamo_toolkit.values import POSITION_SPACE
 from dynamo_toolkit.versioning import Version, pack_versions, unpack_versions
 
-__all__ = ["ReplicaStore"]
+__all__ = ["ReplicaStore", "record_hash"]
 
 
 class ReplicaStore:
     """Reads and reconciles the versions one node holds for each key.
 
     Keeps the decoded sibling sets of the most recently used keys, so a hot
-    key is not unpacked from the engine's bytes on every request. Every write
-    goes through :meth:`apply`, which keeps the two in step.
+    key is not unpacked from the engine's bytes on every request, and, once
+    :meth:`attach_digests` was called, one anti-entropy digest per partition.
+    Every write goes through :meth:`apply` (or :meth:`collect`), which keeps
+    all three in step.
     """
 
     def __init__(
@@ -25,6 +30,26 @@ class ReplicaStore:
         self.resolver = resolver
         self._decoded: dict[bytes, tuple[Version, ...]] = {}
         self._cache_size = decoded_cache
+        self._digests: dict[int, PartitionDigest] = {}
+        self._anti_entropy: AntiEntropy | None = None
+        self._partition_of: Callable[[int], int] = lambda position: 0
+
+    def attach_digests(self, anti_entropy: AntiEntropy, partition_of: Callable[[int], int]) -> None:
+        """(Re)build one digest per partition from storage, and keep them current."""
+        self._anti_entropy = anti_entropy
+        self._partition_of = partition_of
+        self._digests = {}
+        for key, position, record in self.engine.scan(0, POSITION_SPACE):
+            self.digest(partition_of(position)).update(key, record_hash(record))
+
+    def digest(self, partition: int) -> PartitionDigest:
+        """The digest of ``partition`` (empty if nothing stored there)."""
+        digest = self._digests.get(partition)
+        if digest is None:
+            if self._anti_entropy is None:
+                raise RuntimeError("attach_digests() was not called")
+            digest = self._digests[partition] = self._anti_entropy.new_digest()
+        return digest
 
     def _remember(self, key: bytes, versions: tuple[Version, ...]) -> None:
         if self._cache_size <= 0:
@@ -49,10 +74,38 @@ class ReplicaStore:
         stored = self.read(key)
         merged = self.resolver.reconcile((*stored, *incoming))
         if merged != stored:
-            self.engine.put(key, position, pack_versions(merged))
+            record = pack_versions(merged)
+            self.engine.put(key, position, record)
             self._remember(key, merged)
+            if self._anti_entropy is not None:
+                self.digest(self._partition_of(position)).update(key, record_hash(record))
         return merged
+
+    def collect(self, key: bytes, position: int, expected_hash: bytes) -> bool:
+        """Physically remove ``key`` if its record still hashes to ``expected_hash``.
+
+        Tombstone collection: only a record every replica was seen to hold is
+        removed, so a newer write that raced in is never lost.
+        """
+        record = self.engine.get(key)
+        if record is None or record_hash(record) != expected_hash:
+            return False
+        self.engine.delete(key)
+        self._decoded.pop(key, None)
+        if self._anti_entropy is not None:
+            self.digest(self._partition_of(position)).remove(key)
+        return True
+
+    def scan(self, start: int, end: int) -> Iterable[tuple[bytes, int, tuple[Version, ...]]]:
+        """``(key, position, versions)`` stored with positions in ``[start, end)``."""
+        for key, position, record in self.engine.scan(start, end):
+            yield key, position, unpack_versions(record)
 
     def forget(self, key: bytes) -> None:
         """Drop ``key`` from the decoded cache (after a direct engine change)."""
         self._decoded.pop(key, None)
+
+
+def record_hash(record: bytes) -> bytes:
+    """The 16-byte hash anti-entropy compares for one stored record."""
+    return mmh3.hash_bytes(record)

@@ -11,7 +11,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dynamo_toolkit.errors import DynamoError
-from dynamo_toolkit.messages import Ack, Heartbeat, ReplicaRead, ReplicaReadReply, ReplicaWrite
+from dynamo_toolkit.messages import (
+    Ack,
+    CollectTombstones,
+    Heartbeat,
+    Ping,
+    PingAck,
+    PingReq,
+    RecordsQuery,
+    RecordsReply,
+    ReplicaRead,
+    ReplicaReadReply,
+    ReplicaWrite,
+    TreeQuery,
+    TreeReply,
+)
 from dynamo_toolkit.versioning import Version
 
 __all__ = ["WireFormatError", "decode_message", "encode_message"]
@@ -42,6 +56,18 @@ def _owner(rest: Sequence[Any]) -> str | None:
     return rest[0]
 
 
+def _str(data: object) -> str:
+    if not isinstance(data, str):
+        raise WireFormatError("expected a string")
+    return data
+
+
+def _suspects(data: object) -> tuple[tuple[str, int], ...]:
+    if not isinstance(data, list | tuple):
+        raise WireFormatError("suspects must be a list")
+    return tuple((_str(item[0]), _int(item[1])) for item in data)
+
+
 def _int(data: object) -> int:
     if type(data) is not int:
         raise WireFormatError("expected an integer")
@@ -55,6 +81,14 @@ _DECODERS: dict[str, Callable[[Sequence[Any]], object]] = {
     "R": lambda f: ReplicaReadReply(_versions(f[0])),
     "h": lambda f: Heartbeat(float(f[0])),
     "n": lambda f: None,
+    "p": lambda f: Ping(_suspects(f[0])),
+    "P": lambda f: PingAck(_int(f[0])),
+    "q": lambda f: PingReq(_str(f[0]), float(f[1])),
+    "t": lambda f: TreeQuery(_int(f[0]), _int(f[1]), tuple(_int(i) for i in f[2])),
+    "T": lambda f: TreeReply(_int(f[0]), tuple(f[1])),
+    "k": lambda f: RecordsQuery(tuple(_bytes(k) for k in f[0])),
+    "K": lambda f: RecordsReply(tuple((_bytes(k), _int(p), _versions(v)) for k, p, v in f[0])),
+    "g": lambda f: CollectTombstones(tuple((_bytes(k), _int(p), _bytes(h)) for k, p, h in f[0])),
 }
 
 
@@ -75,6 +109,25 @@ def encode_message(message: object) -> list[Any]:
         return ["a"]
     if isinstance(message, Heartbeat):
         return ["h", message.sent_at]
+    if isinstance(message, TreeQuery):
+        return ["t", message.partition, message.level, list(message.indices)]
+    if isinstance(message, TreeReply):
+        return ["T", message.depth, list(message.items)]
+    if isinstance(message, RecordsQuery):
+        return ["k", list(message.keys)]
+    if isinstance(message, RecordsReply):
+        return [
+            "K",
+            [[k, p, [v.to_wire() for v in versions]] for k, p, versions in message.records],
+        ]
+    if isinstance(message, CollectTombstones):
+        return ["g", [list(entry) for entry in message.entries]]
+    if isinstance(message, Ping):
+        return ["p", [list(pair) for pair in message.suspects]]
+    if isinstance(message, PingAck):
+        return ["P", message.incarnation]
+    if isinstance(message, PingReq):
+        return ["q", message.target, message.timeout]
     if message is None:
         return ["n"]
     raise WireFormatError(f"cannot encode {type(message).__name__}")

@@ -5,7 +5,11 @@ One module per interface; this package only re-exports them.
 
 from dynamo_toolkit.interfaces.anti_entropy import AntiEntropy, PartitionDigest
 from dynamo_toolkit.interfaces.clock import Clock
-from dynamo_toolkit.interfaces.failure_detector import FailureDetector
+from dynamo_toolkit.interfaces.failure_detector import (
+    ActiveFailureDetector,
+    FailureDetector,
+    Prober,
+)
 from dynamo_toolkit.interfaces.partitioner import OwnershipTable, Partitioner
 from dynamo_toolkit.interfaces.replicator import Placement, Replicator
 from dynamo_toolkit.interfaces.resolver import ConflictResolver
@@ -13,6 +17,7 @@ from dynamo_toolkit.interfaces.storage import StorageEngine
 from dynamo_toolkit.interfaces.transport import Handler, Network, Transport
 
 __all__ = [
+    "ActiveFailureDetector",
     "AntiEntropy",
     "Clock",
     "ConflictResolver",
@@ -23,6 +28,7 @@ __all__ = [
     "PartitionDigest",
     "Partitioner",
     "Placement",
+    "Prober",
     "Replicator",
     "StorageEngine",
     "Transport",

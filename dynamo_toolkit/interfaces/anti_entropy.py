@@ -34,6 +34,27 @@ class PartitionDigest(ABC):
     def __len__(self) -> int:
         """Number of keys summarised."""
 
+    # A digest is a tree that two replicas walk over the network, asking for
+    # the children of the nodes that differ: ``depth`` levels below the root
+    # (0 for a flat digest that sends every item at once).
+
+    @property
+    @abstractmethod
+    def depth(self) -> int:
+        """Levels below the root; leaves are at level ``depth``."""
+
+    @abstractmethod
+    def node_hash(self, level: int, index: int) -> bytes:
+        """Hash of node ``index`` at ``level`` (0 is the root)."""
+
+    @abstractmethod
+    def children_hashes(self, level: int, index: int) -> list[bytes]:
+        """Hashes of the children of inner node ``index`` at ``level``, in order."""
+
+    @abstractmethod
+    def leaf_items(self, index: int) -> dict[bytes, bytes]:
+        """``{key: record_hash}`` of leaf ``index``."""
+
 
 class AntiEntropy(ABC):
     """Creates partition digests of one kind (e.g. Merkle trees)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-__all__ = ["FailureDetector"]
+__all__ = ["ActiveFailureDetector", "FailureDetector", "Prober"]
 
 
 class FailureDetector(ABC):
@@ -37,3 +37,61 @@ class FailureDetector(ABC):
     @abstractmethod
     def forget(self, node: str) -> None:
         """Stop watching ``node`` (it left the cluster)."""
+
+
+class Prober(ABC):
+    """What a node offers an active detector: members, time, and probes.
+
+    Probes travel as kernel messages over the node's transport; suspicions
+    ride on pings (SWIM's piggybacking), so a suspected member learns of it
+    and can refute it with a higher incarnation.
+    """
+
+    #: The id of the node this prober probes from.
+    node_id: str
+
+    @abstractmethod
+    def members(self) -> list[str]:
+        """The other members, sorted."""
+
+    @abstractmethod
+    def monotonic(self) -> float:
+        """The node's monotonic clock, in seconds."""
+
+    @abstractmethod
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the node's clock."""
+
+    @abstractmethod
+    async def ping(
+        self, target: str, timeout: float, suspects: list[tuple[str, int]]
+    ) -> int | None:
+        """Probe ``target`` directly; its incarnation if it acked in time, else None.
+
+        ``suspects`` are ``(member, incarnation)`` pairs this node suspects,
+        told to the target (which refutes a suspicion of itself).
+        """
+
+    @abstractmethod
+    async def ping_req(self, via: str, target: str, timeout: float) -> int | None:
+        """Ask ``via`` to probe ``target``; the target's incarnation if acked, else None."""
+
+
+class ActiveFailureDetector(FailureDetector):
+    """A detector that probes instead of (or besides) listening to heartbeats.
+
+    The node runs :meth:`run` while it serves and answers probes from peers
+    with :meth:`on_ping`.
+    """
+
+    @abstractmethod
+    async def run(self, prober: Prober) -> None:
+        """Probe members forever (the node cancels it on stop)."""
+
+    @abstractmethod
+    def on_ping(self, source: str, suspects: list[tuple[str, int]], now: float) -> int:
+        """A peer probed this node; return this node's incarnation for the ack.
+
+        If ``suspects`` names this node, raise the incarnation above the one
+        suspected (the refutation), so the prober clears its suspicion.
+        """

@@ -551,6 +551,11 @@ class AsyncClient:
         info: dict[str, Any] = await self.call("info", {})
         return info
 
+    async def repair(self) -> dict[str, int]:
+        """Run a full anti-entropy pass on the serving node; its report."""
+        report: dict[str, int] = await self.call("repair", {})
+        return report
+
 
 def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
     # A module-level function, so the finalizer holds no reference to the Client.
@@ -685,3 +690,7 @@ class Client:
     def info(self) -> dict[str, Any]:
         """The serving node's id, quorum settings and counters."""
         return self._run(self._async.info())
+
+    def repair(self) -> dict[str, int]:
+        """Run a full anti-entropy pass on the serving node; its report."""
+        return self._run(self._async.repair())

@@ -48,6 +48,9 @@ class NodeMetrics:
             "hints_refused": "Hinted writes refused because the hint store was full.",
             "hints_expired": "Hints dropped because they outlived hint_max_age.",
             "hinted_requests": "Requests coordinated here that used stand-ins.",
+            "anti_entropy_partitions": "Partition exchanges run by anti-entropy from this node.",
+            "anti_entropy_keys_repaired": "Keys anti-entropy found different and reconciled.",
+            "tombstones_collected": "Tombstones removed once every replica held them.",
             "stored_keys": "Keys in local storage.",
         }
         self._gauges = {
@@ -87,6 +90,9 @@ class NodeMetrics:
                 "hints_refused": self.node.hints.refused,
                 "hints_expired": self.node.hints.expired,
                 "hinted_requests": stats.hinted_requests,
+                "anti_entropy_partitions": self.node.repairs.partitions,
+                "anti_entropy_keys_repaired": self.node.repairs.keys_repaired,
+                "tombstones_collected": self.node.repairs.tombstones_collected,
                 "stored_keys": len(self.node.engine),
             }
             for name, value in values.items():

@@ -312,8 +312,39 @@ def del_command(key: str, w: int | None, directory: Path, node: tuple[str, ...])
     click.echo("OK")
 
 
+@click.command("repair")
+@_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+def repair_command(directory: Path, as_json: bool) -> None:
+    """Run a full anti-entropy pass on every running node; report what it did."""
+    from dynamo_toolkit_server.client import Client
+    from dynamo_toolkit_server.local_cluster import cluster_status
+
+    try:
+        rows = [row for row in cluster_status(directory) if row["running"]]
+    except DynamoError as exc:
+        raise _fail(exc) from exc
+    reports = {}
+    for row in rows:
+        try:
+            with Client([row["native"]], timeout=600.0) as client:
+                reports[row["name"]] = client.repair()
+        except Exception as exc:
+            raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps({"nodes": reports}))
+        return
+    for name, report in reports.items():
+        click.echo(
+            f"{name}: {report['partitions']} partitions, {report['keys_compared']} keys "
+            f"compared, {report['keys_repaired']} repaired, "
+            f"{report['tombstones_collected']} tombstones collected, "
+            f"{report['peers_unreachable']} peer exchanges skipped (unreachable)"
+        )
+
+
 @hookimpl
 def dtk_cli_commands(cli: click.Group) -> None:
     """Add the reference server's commands to ``dtk``."""
-    for command in (serve, cluster, get_command, put_command, del_command):
+    for command in (serve, cluster, get_command, put_command, del_command, repair_command):
         cli.add_command(command)

@@ -126,3 +126,27 @@ def test_bad_parameters_are_configuration_errors(
 ) -> None:
     with pytest.raises(ConfigurationError):
         host.registry.create("failure_detector", "phi-accrual", **params)
+
+
+class TestSwim(FailureDetectorSuite):
+    """``swim`` at its defaults (memberlist LAN), passive: heartbeats only, no probe loop.
+
+    Without probes a member counts as suspected once silent for a probe's
+    worth (probe interval 1 s + probe timeout 0.5 s) and is down a suspicion
+    timeout later: 4 · max(1, log10(n)) · 1 s = 4 s, as the suite never
+    watches more than 9 nodes. Silence of 1 + 0.5 + 4 = 5.5 s, plus a margin
+    of over 1 % for the suite's sampling steps.
+    """
+
+    @pytest.fixture
+    def detection_bound(self) -> float:
+        return 5.6
+
+    @pytest.fixture
+    def make_detector(self, host: PluginHost) -> MakeDetector:
+        def make() -> FailureDetector:
+            detector = host.registry.create("failure_detector", "swim")
+            assert isinstance(detector, FailureDetector)
+            return detector
+
+        return make

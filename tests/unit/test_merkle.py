@@ -136,6 +136,17 @@ def test_diff_rejects_other_shapes_and_kinds() -> None:
         def __len__(self) -> int:
             return 0
 
+        depth = 0
+
+        def node_hash(self, level: int, index: int) -> bytes:
+            return b""
+
+        def children_hashes(self, level: int, index: int) -> list[bytes]:
+            return []
+
+        def leaf_items(self, index: int) -> dict[bytes, bytes]:
+            return {}
+
     with pytest.raises(TypeError, match="different shapes"):
         MerkleTree(16, 3).diff(MerkleTree(16, 2))
     with pytest.raises(TypeError, match="not Other"):

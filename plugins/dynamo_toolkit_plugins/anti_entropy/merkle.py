@@ -57,7 +57,7 @@ class MerkleTree(PartitionDigest):
     def __init__(self, fanout: int = 16, depth: int = 3) -> None:
         _check_shape(fanout, depth)
         self.fanout = fanout
-        self.depth = depth
+        self._depth = depth
         self.leaf_count: int = fanout**depth
         self._leaves: dict[int, dict[bytes, bytes]] = {}
         # _hashes[level] holds the hashes of non-empty nodes that are up to date.
@@ -71,6 +71,11 @@ class MerkleTree(PartitionDigest):
         self._empty: tuple[bytes, ...] = tuple(empty)
 
     # -- PartitionDigest ----------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Levels below the root (leaves are at level ``depth``)."""
+        return self._depth
 
     def bucket(self, key: bytes) -> int:
         """The leaf index of ``key``."""

@@ -48,7 +48,9 @@ class _Connection(asyncio.Protocol):
         self.owner = owner
         self.peer = peer  # known for outbound; learnt from HELLO for inbound
         self.transport: asyncio.Transport | None = None
-        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_FRAME_BYTES)
+        self.unpacker = msgpack.Unpacker(
+            raw=False, max_buffer_size=MAX_FRAME_BYTES, strict_map_key=False
+        )
         self.outbox: list[bytes] = []
         self.flush_scheduled = False
         self.pending: dict[int, asyncio.Future[object]] = {}

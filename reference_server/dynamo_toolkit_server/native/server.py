@@ -294,6 +294,12 @@ class RequestHandler:
         args.check_all_used()
         return "pong"
 
+    @_operation("repair")
+    async def _repair(self, args: _Args) -> Any:
+        args.check_all_used()
+        report = await self.service.node.repair_all()
+        return report.to_json()
+
     @_operation("info")
     async def _info(self, args: _Args) -> Any:
         args.check_all_used()
