@@ -129,7 +129,10 @@ async def exchange(node: Node, partition: int, peer: str) -> tuple[ExchangeStats
     keys = await _differing_keys(node, partition, peer, stats)
     if keys is None:
         return stats, True
-    batch = sorted(keys)
+    # A peer still on another table (mid-handoff) may summarise a different
+    # range under the same id: only this partition's keys are ours to take.
+    start, end = node.table.partition_range(partition)
+    batch = sorted(key for key in keys if start <= key_position(key) < end)
     for start in range(0, len(batch), 256):
         chunk = tuple(batch[start : start + 256])
         reply = await _ask(node, peer, RecordsQuery(chunk), stats)

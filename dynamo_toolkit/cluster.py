@@ -18,10 +18,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from dynamo_toolkit.cluster_state import MemberStatus
 from dynamo_toolkit.config import ComponentChoice, StoreConfig
-from dynamo_toolkit.errors import ConfigurationError, NodeUnavailableError
+from dynamo_toolkit.errors import ConfigurationError, DynamoError, NodeUnavailableError
 from dynamo_toolkit.interfaces import Network
 from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.membership_manager import Plan
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
 from dynamo_toolkit.results import GetResult, PutResult
@@ -126,9 +128,9 @@ class Cluster:
         return [node for node in self.nodes.values() if node.running]
 
     def replicas(self, key: Key) -> tuple[str, ...]:
-        """The preference list of ``key`` (N node ids)."""
-        any_node = next(iter(self.nodes.values()))
-        return any_node.placement(key_position(encode_key(key))).replicas
+        """The preference list of ``key`` (N node ids), as a running node sees it."""
+        viewer = next(iter(self.running()), None) or next(iter(self.nodes.values()))
+        return viewer.placement(key_position(encode_key(key))).replicas
 
     async def stop_node(self, node_id: str) -> None:
         """Stop a node (its storage survives for :meth:`restart_node`)."""
@@ -145,6 +147,67 @@ class Cluster:
     def heal(self) -> None:
         """Undo :meth:`partition`."""
         self.network.heal()
+
+    # -- membership changes ------------------------------------------------------
+
+    async def add_node(self, node: NodeInfo | str, *, seed: str | None = None) -> Node:
+        """Start a new node that joins through gossip (staged: :meth:`commit` makes it an owner)."""
+        info = node if isinstance(node, NodeInfo) else NodeInfo(node)
+        if info.node_id in self.nodes:
+            raise ConfigurationError(f"node {info.node_id!r} already exists")
+        template = next(iter(self.nodes.values()))
+        seeds = [self.node(seed).info] if seed is not None else [n.info for n in self.running()]
+        joiner = Node(
+            info,
+            [],
+            self.config,
+            host=template.host,
+            network=self.network,
+            data_dir=template.data_dir.parent / info.node_id if template.data_dir else None,
+            joining=True,
+            seeds=seeds,
+        )
+        self.nodes[info.node_id] = joiner
+        await joiner.start()
+        await joiner.membership.exchange_with(seeds[0].node_id)
+        return joiner
+
+    def stage_leave(self, node_id: str, *, via: str | None = None) -> None:
+        """Stage ``node_id`` to leave (it hands its data off once committed)."""
+        self._admin(via).membership.stage(node_id, MemberStatus.LEAVING)
+
+    def stage_remove(self, node_id: str, *, via: str | None = None) -> None:
+        """Stage a dead ``node_id`` for removal (its data is rebuilt from survivors)."""
+        self._admin(via).membership.stage(node_id, MemberStatus.REMOVED)
+
+    def plan(self, *, via: str | None = None) -> Plan:
+        """What committing the staged changes would move."""
+        return self._admin(via).membership.plan()
+
+    def commit(self, *, via: str | None = None) -> Plan:
+        """Commit the staged changes; nodes hand data over, then switch tables."""
+        return self._admin(via).membership.commit()
+
+    def _admin(self, via: str | None) -> Node:
+        if via is not None:
+            return self.node(via)
+        for node in self.running():
+            return node
+        raise NodeUnavailableError("no node of the cluster is running")
+
+    async def wait_for_handoff(self, timeout: float = 600.0) -> None:
+        """Wait (on the cluster's clock) until every running node serves the latest epoch."""
+        clock = self._admin(None).clock
+        deadline = clock.monotonic() + timeout
+        while True:
+            running = self.running()
+            epoch = max(n.membership.state.epoch for n in running)
+            if all(n.membership.serving_epoch == epoch for n in running):
+                await self.settle()
+                return
+            if clock.monotonic() > deadline:
+                raise DynamoError(f"handoff to epoch {epoch} not finished after {timeout} s")
+            await clock.sleep(self.config.gossip_interval)
 
     async def settle(self) -> None:
         """Wait for every node's background work (late replies, read repair)."""

@@ -98,6 +98,7 @@ class StoreConfig:
     hint_max_age: float = 3 * 3600.0
     hint_delivery_interval: float = 1.0
     anti_entropy_interval: float = 60.0
+    gossip_interval: float = 1.0
     anti_entropy_pause: float = 0.05
     tombstone_grace: float = 86_400.0
     components: Mapping[str, ComponentChoice] = attrs.field(factory=_default_components)
@@ -120,6 +121,7 @@ class StoreConfig:
             "hint_max_age",
             "hint_delivery_interval",
             "anti_entropy_interval",
+            "gossip_interval",
             "anti_entropy_pause",
             "tombstone_grace",
         ):

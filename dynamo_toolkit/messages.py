@@ -9,10 +9,13 @@ from dynamo_toolkit.versioning import Version
 __all__ = [
     "Ack",
     "CollectTombstones",
+    "Gossip",
     "Heartbeat",
     "Ping",
     "PingAck",
     "PingReq",
+    "RangeQuery",
+    "RangeReply",
     "RecordsQuery",
     "RecordsReply",
     "ReplicaRead",
@@ -132,3 +135,32 @@ class CollectTombstones:
     every replica of the partition was seen to hold exactly them."""
 
     entries: tuple[tuple[bytes, int, bytes], ...]
+
+
+@attrs.frozen
+class Gossip:
+    """A member's view of the cluster (push); the reply is the merged view (pull)."""
+
+    state: tuple[object, ...]
+
+
+@attrs.frozen
+class RangeQuery:
+    """Handoff: records with positions in ``[start, end)`` after ``(after_position, after_key)``.
+
+    ``after_key`` is ``None`` for the first page.
+    """
+
+    start: int
+    end: int
+    after_position: int
+    after_key: bytes | None
+    limit: int
+
+
+@attrs.frozen
+class RangeReply:
+    """A page of ``(key, position, versions)`` in position order; ``more`` unless the last."""
+
+    records: tuple[tuple[bytes, int, tuple[Version, ...]], ...]
+    more: bool

@@ -38,13 +38,16 @@ from dynamo_toolkit.interfaces import (
     Transport,
 )
 from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.membership_manager import MembershipManager
 from dynamo_toolkit.messages import (
     Ack,
     CollectTombstones,
+    Gossip,
     Heartbeat,
     Ping,
     PingAck,
     PingReq,
+    RangeQuery,
     RecordsQuery,
     RecordsReply,
     ReplicaRead,
@@ -95,6 +98,8 @@ class Node:
         data_dir: Path | None = None,
         clock: Clock | None = None,
         table: OwnershipTable | None = None,
+        joining: bool = False,
+        seeds: Sequence[NodeInfo] = (),
     ) -> None:
         self.info = info
         self.config = config
@@ -103,8 +108,7 @@ class Node:
         self.data_dir = data_dir
         self._clock = clock
         self.stats = NodeStats()
-        self.members = {member.node_id: member for member in members}
-        if info.node_id not in self.members:
+        if not joining and info.node_id not in {member.node_id for member in members}:
             raise DynamoError(f"node {info.node_id!r} is not in the membership")
 
         def build(interface: str, **extra: Any) -> Any:
@@ -125,7 +129,9 @@ class Node:
         hint_engine = build("storage_engine", node_id=f"{info.node_id}-hints", data_dir=data_dir)
         limits = HintLimits(config.hint_max_count, config.hint_max_bytes, config.hint_max_age)
         self.hints = HintStore(hint_engine, self.resolver, limits)
-        self.table = table if table is not None else self.partitioner.assign(members)
+        self.membership = MembershipManager(self, members, joining=joining, seeds=seeds)
+        self.members: dict[str, NodeInfo] = self.membership.live_members()
+        self.table = table if table is not None else self.membership.table()
         self._placements: dict[tuple[int, int], Placement] = {}
         self.store.attach_digests(self.anti_entropy, self.table.partition_of)
         self.repairs = ExchangeStats()
@@ -155,6 +161,26 @@ class Node:
         if self._clock is None:
             self._clock = clock_for_running_loop()
         return self._clock
+
+    def members_changed(self) -> None:
+        """The membership view changed: learn new members' addresses, watch them."""
+        members = self.membership.live_members()
+        new = [info for node_id, info in members.items() if node_id not in self.members]
+        self.members = members
+        self._placements.clear()
+        add = getattr(self.network, "add_members", None)
+        if new and add is not None:
+            add(new)
+        now = self.clock.monotonic() if self.running else 0.0
+        for info in new:
+            if info.node_id != self.node_id:
+                self.detector.watch(info.node_id, now)
+
+    def use_table(self, table: OwnershipTable) -> None:
+        """Serve with ``table`` from now on (after a handoff)."""
+        self.table = table
+        self._placements.clear()
+        self.store.attach_digests(self.anti_entropy, table.partition_of)
 
     def placement(self, position: int, n: int | None = None) -> Placement:
         """Replicas (and sloppy-quorum fallbacks) of ``position``.
@@ -196,6 +222,7 @@ class Node:
         self._heartbeat_task = loop.create_task(self._heartbeats())
         self._handoff_task = loop.create_task(self._deliver_hints())
         self._anti_entropy_task = loop.create_task(self._anti_entropy_passes())
+        self.membership.start()
         if isinstance(self.detector, ActiveFailureDetector):
             self._probe_task = loop.create_task(self.detector.run(_NodeProber(self)))
         self.host.hook.dtk_node_started(node=self)
@@ -205,6 +232,7 @@ class Node:
         if not self.running:
             return
         self.host.hook.dtk_node_stopping(node=self)
+        await self.membership.stop()
         for periodic in (
             self._heartbeat_task,
             self._handoff_task,
@@ -363,6 +391,10 @@ class Node:
             return None
         if isinstance(message, Ping | PingReq):
             return await self._answer_probe(source, message)
+        if isinstance(message, Gossip):
+            return self.membership.on_gossip(message)
+        if isinstance(message, RangeQuery):
+            return self.membership.answer_range(message)
         return self.handle_replica_message(message)
 
     async def _answer_probe(self, source: str, message: Ping | PingReq) -> object:
@@ -483,4 +515,5 @@ class _NodeProber(Prober):
         return await self._ask(target, Ping(tuple(suspects)), timeout)
 
     async def ping_req(self, via: str, target: str, timeout: float) -> int | None:
-        return await self._ask(via, PingReq(target, timeout), timeout)
+        # The helper itself waits ``timeout`` for the target: allow it that long too.
+        return await self._ask(via, PingReq(target, timeout), 2 * timeout)

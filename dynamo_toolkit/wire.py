@@ -14,10 +14,13 @@ from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.messages import (
     Ack,
     CollectTombstones,
+    Gossip,
     Heartbeat,
     Ping,
     PingAck,
     PingReq,
+    RangeQuery,
+    RangeReply,
     RecordsQuery,
     RecordsReply,
     ReplicaRead,
@@ -88,6 +91,13 @@ _DECODERS: dict[str, Callable[[Sequence[Any]], object]] = {
     "T": lambda f: TreeReply(_int(f[0]), tuple(f[1])),
     "k": lambda f: RecordsQuery(tuple(_bytes(k) for k in f[0])),
     "K": lambda f: RecordsReply(tuple((_bytes(k), _int(p), _versions(v)) for k, p, v in f[0])),
+    "G": lambda f: Gossip(tuple(f[0])),
+    "x": lambda f: RangeQuery(
+        _int(f[0]), _int(f[1]), _int(f[2]), None if f[3] is None else _bytes(f[3]), _int(f[4])
+    ),
+    "X": lambda f: RangeReply(
+        tuple((_bytes(k), _int(p), _versions(v)) for k, p, v in f[0]), bool(f[1])
+    ),
     "g": lambda f: CollectTombstones(tuple((_bytes(k), _int(p), _bytes(h)) for k, p, h in f[0])),
 }
 
@@ -119,6 +129,17 @@ def encode_message(message: object) -> list[Any]:
         return [
             "K",
             [[k, p, [v.to_wire() for v in versions]] for k, p, versions in message.records],
+        ]
+    if isinstance(message, Gossip):
+        return ["G", list(message.state)]
+    if isinstance(message, RangeQuery):
+        m = message
+        return ["x", m.start, m.end, m.after_position, m.after_key, m.limit]
+    if isinstance(message, RangeReply):
+        return [
+            "X",
+            [[k, p, [v.to_wire() for v in versions]] for k, p, versions in message.records],
+            message.more,
         ]
     if isinstance(message, CollectTombstones):
         return ["g", [list(entry) for entry in message.entries]]

@@ -245,8 +245,9 @@ class SwimDetector(ActiveFailureDetector):
         # first-hand evidence that the member is alive, not a rumour that
         # incarnations must order. An ack relayed by a ping_req helper carries
         # the unchanged incarnation (ping_req tells the target no suspicions),
-        # so requiring a higher one would condemn members reachable only
-        # indirectly. Only evidence from before the failed probe is ignored.
+        # so requiring a higher one would condemn a suspected member that is
+        # now reachable only through helpers. Only evidence from before the
+        # failed probe is ignored.
         if member.suspect is not None and now >= member.suspect.probe_start:
             member.suspect = None
 
@@ -311,6 +312,11 @@ class SwimDetector(ActiveFailureDetector):
     def incarnation(self) -> int:
         """This node's incarnation number, raised by :meth:`on_ping` to refute suspicions."""
         return self._incarnation
+
+    def incarnation_of(self, node: str) -> int:
+        """The highest incarnation ``node`` has acked with (0 if none, or unknown)."""
+        member = self._members.get(node)
+        return member.incarnation if member is not None else 0
 
     def suspects(self) -> list[tuple[str, int]]:
         """Sorted ``(member, incarnation)`` pairs of the members a probe failed for.

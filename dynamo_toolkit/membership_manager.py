@@ -1,0 +1,337 @@
+"""The stateful owner of a node's cluster view: gossip, commits and handoff.
+
+Around the pure :class:`~dynamo_toolkit.cluster_state.ClusterState`, it
+
+* gossips: every ``gossip_interval`` it swaps views with one random member
+  (push-pull), so a change reaches all n members in O(log n) rounds;
+* stages and commits changes (join, leave, remove) as a plan, as Riak does;
+* hands data over when a commit changes owners: the node keeps serving with
+  the old table while it pulls, range by range and throttled, the data it
+  gains from the old replicas; it then announces itself ready; once every
+  owner of the new epoch is ready, every node switches to the new table and
+  runs one anti-entropy pass over what it gained to catch writes that landed
+  during the move. A node that restarts mid-way simply pulls again (pulls are
+  idempotent merges).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from dynamo_toolkit.cluster_state import (
+    ClusterState,
+    Member,
+    MemberStatus,
+    Move,
+    plan_moves,
+    table_for,
+)
+from dynamo_toolkit.errors import ConfigurationError, DynamoError, TransportError
+from dynamo_toolkit.interfaces import OwnershipTable
+from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.messages import Gossip, RangeQuery, RangeReply
+
+if TYPE_CHECKING:
+    from dynamo_toolkit.node import Node
+
+__all__ = ["HandoffProgress", "MembershipManager", "Plan"]
+
+log = logging.getLogger(__name__)
+
+PAGE = 512  # records per handoff page
+
+
+@attrs.define
+class HandoffProgress:
+    """How far this node is in receiving the data of the latest commit."""
+
+    epoch: int = 0
+    ranges_total: int = 0
+    ranges_done: int = 0
+    keys_received: int = 0
+    fraction_total: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain form for status pages."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Plan:
+    """What a commit would do: owners before and after, and the ranges that move."""
+
+    epoch: int
+    owners_before: tuple[str, ...]
+    owners_after: tuple[str, ...]
+    moves: tuple[Move, ...]
+
+    @property
+    def moved_fraction(self) -> float:
+        """Share of the key space whose replica set changes."""
+        return sum(move.fraction for move in self.moves)
+
+    def gained_fraction(self) -> dict[str, float]:
+        """Per node, the share of the key space it must receive."""
+        gained: dict[str, float] = {}
+        for move in self.moves:
+            for node in move.gained:
+                gained[node] = gained.get(node, 0.0) + move.fraction
+        return gained
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain form for ``dtk cluster plan --json``."""
+        return {
+            "epoch": self.epoch,
+            "owners_before": list(self.owners_before),
+            "owners_after": list(self.owners_after),
+            "moved_fraction": self.moved_fraction,
+            "gained_fraction": self.gained_fraction(),
+            "moves": [
+                {"start": m.start, "end": m.end, "from": list(m.before), "to": list(m.after)}
+                for m in self.moves
+            ],
+        }
+
+
+class MembershipManager:
+    """A node's membership: its gossip, its plans and its handoffs."""
+
+    def __init__(
+        self,
+        node: Node,
+        members: Sequence[NodeInfo],
+        *,
+        joining: bool = False,
+        seeds: Sequence[NodeInfo] = (),
+    ) -> None:
+        self.node = node
+        me = node.info
+        if joining:
+            records = {s.node_id: Member(s) for s in seeds if s.node_id != me.node_id}
+            records[me.node_id] = Member(me, MemberStatus.JOINING)
+            owners = tuple(sorted(r for r in records if r != me.node_id)) or (me.node_id,)
+            # Until gossip brings the committed view, route with the seeds as owners.
+            self.state = ClusterState(records, 0, owners)
+        else:
+            self.state = ClusterState.initial(members)
+        self.serving_epoch = self.state.epoch
+        self.progress = HandoffProgress(epoch=self.state.epoch)
+        self._rng = random.Random(me.node_id)
+        self._transition: asyncio.Task[None] | None = None
+        self._gossip_task: asyncio.Task[None] | None = None
+
+    # -- views -------------------------------------------------------------------
+
+    def table(self) -> OwnershipTable:
+        """The table of the committed owners in this view."""
+        return table_for(self.node.partitioner, self.state)
+
+    def live_members(self) -> dict[str, NodeInfo]:
+        """Every member not removed, by id."""
+        return {
+            node_id: member.info
+            for node_id, member in self.state.members.items()
+            if member.status is not MemberStatus.REMOVED
+        }
+
+    def is_owner(self) -> bool:
+        """Whether this node owns data in the table it serves with."""
+        return self.node.node_id in self.node.table.nodes
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start gossiping (and finish any handoff a restart interrupted)."""
+        self._gossip_task = asyncio.get_running_loop().create_task(self._gossip())
+        self._maybe_transition()
+
+    async def stop(self) -> None:
+        """Stop gossip and any handoff in progress."""
+        for task in (self._gossip_task, self._transition):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._gossip_task = self._transition = None
+
+    # -- gossip ------------------------------------------------------------------
+
+    async def _gossip(self) -> None:
+        while True:
+            await self.node.clock.sleep(self.node.config.gossip_interval)
+            peers = [p for p in sorted(self.live_members()) if p != self.node.node_id]
+            if not peers:
+                continue
+            now = self.node.clock.monotonic()
+            # Prefer members the detector believes up; try anyone if none are.
+            alive = [p for p in peers if self.node.is_available(p, now)] or peers
+            await self.exchange_with(self._rng.choice(alive))
+
+    async def exchange_with(self, peer: str) -> bool:
+        """One push-pull gossip round with ``peer``; False if it did not answer."""
+        transport = self.node.transport
+        if transport is None:
+            return False
+        try:
+            reply = await transport.request(
+                peer, Gossip(tuple(self.state.to_wire())), self.node.config.request_timeout
+            )
+        except TransportError:
+            return False
+        if isinstance(reply, Gossip):
+            self.apply(ClusterState.from_wire(reply.state))
+        return True
+
+    def on_gossip(self, message: Gossip) -> Gossip:
+        """A peer's push: merge it, answer with the merged view."""
+        self.apply(ClusterState.from_wire(message.state))
+        return Gossip(tuple(self.state.to_wire()))
+
+    def apply(self, incoming: ClusterState) -> None:
+        """Merge ``incoming`` into this view and act on what changed."""
+        merged = self.state.merge(incoming)
+        if merged == self.state:
+            return
+        me = self.node.node_id
+        mine = merged.members.get(me)
+        heard = incoming.members.get(me)
+        if mine is not None and heard is not None and heard.incarnation > mine.incarnation:
+            mine = heard
+        if mine is not None and mine.node_id == me and mine != merged.members[me]:
+            merged = merged.with_member(mine)
+        self.state = merged
+        self.node.members_changed()
+        self._maybe_transition()
+
+    # -- staging and committing ----------------------------------------------------
+
+    def stage(self, node_id: str, status: MemberStatus) -> None:
+        """Stage a change of ``node_id``'s status (leave or remove) for the next commit."""
+        if node_id not in self.state.members:
+            raise ConfigurationError(
+                f"no member {node_id!r}; members: {', '.join(sorted(self.state.members))}"
+            )
+        self.apply(self.state.update_member(node_id, status=status))
+
+    def plan(self) -> Plan:
+        """What committing the staged changes would move."""
+        proposed = self.state.proposed_owners()
+        if not proposed:
+            raise ConfigurationError("the staged changes would leave no owner")
+        before = self.table()
+        after = self.node.partitioner.assign(self.state.owner_infos(proposed))
+        moves = plan_moves(before, after, self._replicas)
+        return Plan(self.state.epoch + 1, self.state.owners, proposed, tuple(moves))
+
+    def commit(self) -> Plan:
+        """Commit the staged changes; gossip spreads the new epoch."""
+        plan = self.plan()
+        if plan.owners_after == plan.owners_before:
+            raise ConfigurationError("nothing staged: the owners would not change")
+        self.apply(self.state.commit())
+        return plan
+
+    def _replicas(self, table: OwnershipTable, position: int) -> tuple[str, ...]:
+        members = {**self.live_members(), **{i.node_id: i for i in self.state.owner_infos()}}
+        return self.node.replicator.place(table, position, self.node.config.n, members).replicas
+
+    # -- handoff -------------------------------------------------------------------
+
+    def _maybe_transition(self) -> None:
+        if self.state.epoch <= self.serving_epoch or self.state.epoch == 0:
+            return
+        if self._transition is not None and not self._transition.done():
+            return
+        if self.node.transport is None:
+            return  # not started: start() calls again
+        self._transition = asyncio.get_running_loop().create_task(self._handoff())
+
+    async def _handoff(self) -> None:
+        while self.state.epoch > self.serving_epoch:
+            epoch = self.state.epoch
+            target = self.table()
+            me = self.node.node_id
+            gained = [
+                move
+                for move in plan_moves(self.node.table, target, self._replicas)
+                if me in move.gained
+            ]
+            self.progress = HandoffProgress(
+                epoch, len(gained), 0, 0, sum(move.fraction for move in gained)
+            )
+            for move in gained:
+                if self.state.epoch != epoch:
+                    break  # a newer commit arrived: start over against it
+                await self._pull(move)
+                self.progress.ranges_done += 1
+                await self.node.clock.sleep(self.node.config.anti_entropy_pause)
+            if self.state.epoch != epoch:
+                continue
+            if self.state.members[me].ready_epoch < epoch:
+                self.apply(self.state.update_member(me, ready_epoch=epoch))
+            while not self.state.all_ready(epoch) and self.state.epoch == epoch:
+                await self.node.clock.sleep(self.node.config.gossip_interval)
+            if self.state.epoch != epoch:
+                continue
+            self._switch(epoch, target)
+            # Writes that reached the old replicas while we pulled: catch up.
+            for move in gained:
+                for partition in self._partitions_in(move):
+                    with contextlib.suppress(DynamoError):
+                        await self.node.repair_partition(partition)
+
+    async def _pull(self, move: Move) -> None:
+        """Copy one range from a replica that held it, page by page."""
+        transport = self.node.transport
+        assert transport is not None
+        sources = [s for s in move.before if s != self.node.node_id]
+        after_position, after_key = move.start, None
+        while sources:
+            source = sources[0]
+            query = RangeQuery(move.start, move.end, after_position, after_key, PAGE)
+            try:
+                reply = await transport.request(source, query, self.node.config.request_timeout)
+            except TransportError:
+                sources.pop(0)  # try the next old replica, from where we are
+                await self.node.clock.sleep(self.node.config.request_timeout)
+                continue
+            assert isinstance(reply, RangeReply)
+            for key, position, versions in reply.records:
+                self.node.store.apply(key, position, versions)
+                self.progress.keys_received += 1
+                after_position, after_key = position, key
+            if not reply.more:
+                return
+        log.warning("%s: no old replica could send range %s", self.node.node_id, move)
+
+    def answer_range(self, query: RangeQuery) -> RangeReply:
+        """Serve a page of a range to a node taking it over."""
+        records = []
+        for key, position, versions in self.node.store.scan(query.after_position, query.end):
+            if query.after_key is not None and (position, key) <= (
+                query.after_position,
+                query.after_key,
+            ):
+                continue
+            records.append((key, position, versions))
+            if len(records) > query.limit:
+                break
+        more = len(records) > query.limit
+        return RangeReply(tuple(records[: query.limit]), more)
+
+    def _partitions_in(self, move: Move) -> list[int]:
+        table = self.node.table
+        return [p for p in table.partitions() if move.start <= p < move.end] or [
+            table.partition_of(move.start)
+        ]
+
+    def _switch(self, epoch: int, target: OwnershipTable) -> None:
+        log.info("%s: serving epoch %d with owners %s", self.node.node_id, epoch, target.nodes)
+        self.node.use_table(target)
+        self.serving_epoch = epoch
