@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ __all__ = ["HandoffProgress", "MembershipManager", "Plan"]
 log = logging.getLogger(__name__)
 
 PAGE = 512  # records per handoff page
+STATE_FILE = "cluster_state.json"
+MAX_PULL_RETRIES = 5  # handoff rounds a range may fail before it is left to anti-entropy
 
 
 @attrs.define
@@ -94,7 +97,8 @@ class Plan:
             "moved_fraction": self.moved_fraction,
             "gained_fraction": self.gained_fraction(),
             "moves": [
-                {"start": m.start, "end": m.end, "from": list(m.before), "to": list(m.after)}
+                # Inclusive bounds: 2**64 itself does not fit msgpack's integers.
+                {"first": m.start, "last": m.end - 1, "from": list(m.before), "to": list(m.after)}
                 for m in self.moves
             ],
         }
@@ -122,9 +126,17 @@ class MembershipManager:
         else:
             self.state = ClusterState.initial(members)
         self.serving_epoch = self.state.epoch
+        # The view survives restarts: a node that rejoins after a commit must
+        # not fall back to the membership it was first configured with.
+        self._saved = node.data_dir / STATE_FILE if node.data_dir is not None else None
+        if self._saved is not None and self._saved.exists():
+            saved = json.loads(self._saved.read_text())
+            self.state = ClusterState.from_wire(saved["state"])
+            self.serving_epoch = int(saved["serving_epoch"])
         self.progress = HandoffProgress(epoch=self.state.epoch)
         self._rng = random.Random(me.node_id)
         self._transition: asyncio.Task[None] | None = None
+        self._failed_pulls = 0
         self._gossip_task: asyncio.Task[None] | None = None
 
     # -- views -------------------------------------------------------------------
@@ -132,6 +144,27 @@ class MembershipManager:
     def table(self) -> OwnershipTable:
         """The table of the committed owners in this view."""
         return table_for(self.node.partitioner, self.state)
+
+    def serving_table(self) -> OwnershipTable:
+        """The table of the epoch this node serves (the committed one unless mid-handoff)."""
+        if self._saved is not None and self.serving_epoch != self.state.epoch:
+            saved = json.loads(self._saved.read_text())
+            if "serving_owners" in saved:
+                owners = [self.state.members[o].info for o in saved["serving_owners"]]
+                return self.node.partitioner.assign(owners)
+        return self.table()
+
+    def _save(self) -> None:
+        if self._saved is None:
+            return
+        document = {
+            "state": self.state.to_wire(),
+            "serving_epoch": self.serving_epoch,
+            "serving_owners": list(self.node.table.nodes) if hasattr(self.node, "table") else [],
+        }
+        temporary = self._saved.with_suffix(".tmp")
+        temporary.write_text(json.dumps(document))
+        temporary.replace(self._saved)
 
     def live_members(self) -> dict[str, NodeInfo]:
         """Every member not removed, by id."""
@@ -207,6 +240,7 @@ class MembershipManager:
             merged = merged.with_member(mine)
         self.state = merged
         self.node.members_changed()
+        self._save()
         self._maybe_transition()
 
     # -- staging and committing ----------------------------------------------------
@@ -254,6 +288,16 @@ class MembershipManager:
 
     async def _handoff(self) -> None:
         while self.state.epoch > self.serving_epoch:
+            try:
+                await self._handoff_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep trying: a stuck handoff blocks every node
+                log.exception("%s: handoff round failed; retrying", self.node.node_id)
+                await self.node.clock.sleep(self.node.config.gossip_interval)
+
+    async def _handoff_round(self) -> None:
+        if self.state.epoch > self.serving_epoch:
             epoch = self.state.epoch
             target = self.table()
             me = self.node.node_id
@@ -267,18 +311,17 @@ class MembershipManager:
             )
             for move in gained:
                 if self.state.epoch != epoch:
-                    break  # a newer commit arrived: start over against it
+                    return  # a newer commit arrived: start over against it
                 await self._pull(move)
                 self.progress.ranges_done += 1
-                await self.node.clock.sleep(self.node.config.anti_entropy_pause)
             if self.state.epoch != epoch:
-                continue
+                return
             if self.state.members[me].ready_epoch < epoch:
                 self.apply(self.state.update_member(me, ready_epoch=epoch))
             while not self.state.all_ready(epoch) and self.state.epoch == epoch:
                 await self.node.clock.sleep(self.node.config.gossip_interval)
             if self.state.epoch != epoch:
-                continue
+                return
             self._switch(epoch, target)
             # Writes that reached the old replicas while we pulled: catch up.
             for move in gained:
@@ -290,16 +333,20 @@ class MembershipManager:
         """Copy one range from a replica that held it, page by page."""
         transport = self.node.transport
         assert transport is not None
-        sources = [s for s in move.before if s != self.node.node_id]
+        now = self.node.clock.monotonic()
+        # Old replicas the detector believes up first: a dead one costs a timeout.
+        sources = sorted(
+            (s for s in move.before if s != self.node.node_id),
+            key=lambda s: not self.node.is_available(s, now),
+        )
         after_position, after_key = move.start, None
         while sources:
             source = sources[0]
-            query = RangeQuery(move.start, move.end, after_position, after_key, PAGE)
+            query = RangeQuery(move.start, move.end - 1, after_position, after_key, PAGE)
             try:
                 reply = await transport.request(source, query, self.node.config.request_timeout)
-            except TransportError:
+            except DynamoError:
                 sources.pop(0)  # try the next old replica, from where we are
-                await self.node.clock.sleep(self.node.config.request_timeout)
                 continue
             assert isinstance(reply, RangeReply)
             for key, position, versions in reply.records:
@@ -308,12 +355,20 @@ class MembershipManager:
                 after_position, after_key = position, key
             if not reply.more:
                 return
-        log.warning("%s: no old replica could send range %s", self.node.node_id, move)
+            # The throttle: a pause per full page keeps a big move from
+            # crowding out client requests on either side.
+            await self.node.clock.sleep(self.node.config.anti_entropy_pause)
+        self._failed_pulls += 1
+        if self._failed_pulls <= MAX_PULL_RETRIES:
+            raise DynamoError(f"no old replica could send range {move.start}-{move.end}")
+        # Every old replica stayed unreachable: go on rather than block the
+        # whole cluster's switch; anti-entropy fills the range once one is back.
+        log.warning("%s: giving up on range %s for now", self.node.node_id, move)
 
     def answer_range(self, query: RangeQuery) -> RangeReply:
         """Serve a page of a range to a node taking it over."""
         records = []
-        for key, position, versions in self.node.store.scan(query.after_position, query.end):
+        for key, position, versions in self.node.store.scan(query.after_position, query.last + 1):
             if query.after_key is not None and (position, key) <= (
                 query.after_position,
                 query.after_key,
@@ -335,3 +390,4 @@ class MembershipManager:
         log.info("%s: serving epoch %d with owners %s", self.node.node_id, epoch, target.nodes)
         self.node.use_table(target)
         self.serving_epoch = epoch
+        self._save()

@@ -146,13 +146,14 @@ class Gossip:
 
 @attrs.frozen
 class RangeQuery:
-    """Handoff: records with positions in ``[start, end)`` after ``(after_position, after_key)``.
+    """Handoff: records with positions in ``[start, last]`` after ``(after_position, after_key)``.
 
+    ``last`` is inclusive (2**64 itself does not fit msgpack's integers);
     ``after_key`` is ``None`` for the first page.
     """
 
     start: int
-    end: int
+    last: int
     after_position: int
     after_key: bytes | None
     limit: int

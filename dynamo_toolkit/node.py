@@ -131,7 +131,7 @@ class Node:
         self.hints = HintStore(hint_engine, self.resolver, limits)
         self.membership = MembershipManager(self, members, joining=joining, seeds=seeds)
         self.members: dict[str, NodeInfo] = self.membership.live_members()
-        self.table = table if table is not None else self.membership.table()
+        self.table = table if table is not None else self.membership.serving_table()
         self._placements: dict[tuple[int, int], Placement] = {}
         self.store.attach_digests(self.anti_entropy, self.table.partition_of)
         self.repairs = ExchangeStats()

@@ -134,7 +134,7 @@ def encode_message(message: object) -> list[Any]:
         return ["G", list(message.state)]
     if isinstance(message, RangeQuery):
         m = message
-        return ["x", m.start, m.end, m.after_position, m.after_key, m.limit]
+        return ["x", m.start, m.last, m.after_position, m.after_key, m.limit]
     if isinstance(message, RangeReply):
         return [
             "X",

@@ -556,6 +556,12 @@ class AsyncClient:
         report: dict[str, int] = await self.call("repair", {})
         return report
 
+    async def admin(self, op: str, **args: Any) -> dict[str, Any]:
+        """A membership operation: ``cluster_state``, ``cluster_stage`` (node, action),
+        ``cluster_plan`` or ``cluster_commit``; returns the node's answer."""
+        answer: dict[str, Any] = await self.call(op, args)
+        return answer
+
 
 def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
     # A module-level function, so the finalizer holds no reference to the Client.
@@ -694,3 +700,7 @@ class Client:
     def repair(self) -> dict[str, int]:
         """Run a full anti-entropy pass on the serving node; its report."""
         return self._run(self._async.repair())
+
+    def admin(self, op: str, **args: Any) -> dict[str, Any]:
+        """A membership operation (see :meth:`AsyncClient.admin`)."""
+        return self._run(self._async.admin(op, **args))

@@ -68,6 +68,7 @@ from dynamo_toolkit.errors import (
     UnsupportedKeyTypeError,
     UnsupportedValueTypeError,
 )
+from dynamo_toolkit_server.membership_report import membership_report
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.operations import StoreService
 
@@ -579,6 +580,7 @@ class HttpServer:
             "w": node.config.w,
             "hints_pending": len(node.hints),
             "hints_by_owner": node.hints.counts(),
+            "membership": membership_report(node),
         }
         return _Response(200 if node.running else 503, _json_body(document), "application/json")
 

@@ -57,6 +57,10 @@ class ClusterPlan:
     nodes: tuple[NodePlan, ...]
     store: Mapping[str, Any]
     password: str = ""
+    #: Nodes that left or were removed: never restarted.
+    gone: tuple[str, ...] = ()
+    #: Nodes started after the first ``up``: they join through the others.
+    joined: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Plain form for ``cluster.json``."""
@@ -64,6 +68,8 @@ class ClusterPlan:
             "nodes": [attrs.asdict(node) for node in self.nodes],
             "store": dict(self.store),
             "password": self.password,
+            "gone": list(self.gone),
+            "joined": list(self.joined),
         }
 
     @classmethod
@@ -73,6 +79,8 @@ class ClusterPlan:
             tuple(NodePlan(**node) for node in data["nodes"]),
             data["store"],
             data.get("password", ""),
+            tuple(data.get("gone", ())),
+            tuple(data.get("joined", ())),
         )
 
 
@@ -159,9 +167,17 @@ def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
         "http": node.http,
         "native": node.native,
         "password": plan.password,
+        "join": node.name in plan.joined,
     }
     lines += [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
-    for member in plan.nodes:
+    # The first nodes list each other (their starting membership); a node that
+    # joined later lists them as its seeds. After a change, each node restarts
+    # from the view it saved (cluster_state.json), not from this list.
+    if node.name in plan.joined:
+        members = [m for m in plan.nodes if m.name not in plan.gone]
+    else:
+        members = [m for m in plan.nodes if m.name not in plan.joined]
+    for member in members:
         lines += ["", "[[members]]", f"id = {_toml_value(member.name)}"]
         lines.append(f"address = {_toml_value(member.peer)}")
     for section, value in plan.store.items():
@@ -301,6 +317,8 @@ def start_cluster(
     started: list[str] = []
     try:
         for node in current.nodes:
+            if node.name in current.gone:
+                continue
             if _pid_of(directory / node.name) is None:
                 _launch(directory, node)
                 started.append(node.name)
@@ -335,6 +353,7 @@ def cluster_status(directory: Path) -> list[dict[str, Any]]:
                 "running": pid is not None,
                 "healthy": bool(health and health.get("status") == "ok"),
                 "hints_pending": health.get("hints_pending", 0) if health else None,
+                "gone": node.name in plan.gone,
                 "resp": node.resp,
                 "http": node.http,
                 "native": node.native,
@@ -368,3 +387,56 @@ def stop_cluster(
         with contextlib.suppress(FileNotFoundError):
             (directory / name / "node.pid").unlink()
     return sorted(targets)
+
+
+def add_nodes(directory: Path, names: list[str], timeout: float = 30.0) -> list[str]:
+    """Plan, configure and start new nodes that join the cluster of ``directory``."""
+    plan = read_plan(directory)
+    taken = {node.name for node in plan.nodes}
+    clash = [name for name in names if name in taken]
+    if clash:
+        raise ClusterError(f"node name(s) {', '.join(clash)} already used in {directory}")
+    host, port = plan.nodes[0].peer.rsplit(":", 1)
+    base = int(port)
+    added = []
+    for offset, name in enumerate(names):
+        slot = base + (len(plan.nodes) + offset) * PORTS_PER_NODE
+        added.append(
+            NodePlan(
+                name,
+                f"{host}:{slot}",
+                f"{host}:{slot + 1}",
+                f"{host}:{slot + 2}",
+                f"{host}:{slot + 3}",
+            )
+        )
+    grown = attrs.evolve(plan, nodes=(*plan.nodes, *added), joined=(*plan.joined, *names))
+    write_plan(directory, grown)
+    for node in added:
+        _launch(directory, node)
+    try:
+        _wait_ready(directory, names, timeout)
+    except ClusterError:
+        stop_cluster(directory, only=names)
+        write_plan(directory, plan)
+        raise
+    return names
+
+
+def mark_gone(directory: Path, names: list[str]) -> None:
+    """Record that ``names`` left the cluster: ``up`` will not restart them."""
+    plan = read_plan(directory)
+    gone = tuple(sorted({*plan.gone, *names}))
+    (directory / PLAN_FILE).write_text(
+        json.dumps(attrs.evolve(plan, gone=gone).to_json(), indent=2)
+    )
+
+
+def next_names(directory: Path, count: int) -> list[str]:
+    """Free node names ``nK`` after the highest one used."""
+    used = [int(n.name[1:]) for n in read_plan(directory).nodes if n.name[1:].isdigit()]
+    start = max(used, default=0) + 1
+    return [f"n{start + i}" for i in range(count)]
+
+
+__all__ += ["add_nodes", "mark_gone", "next_names"]

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -158,7 +160,7 @@ def _print_nodes(rows: list[dict[str, Any]], as_json: bool) -> None:
         click.echo(json.dumps({"nodes": [{k: row[k] for k in keys} | _extra(row) for row in rows]}))
         return
     for row in rows:
-        state = "up" if row["running"] else "down"
+        state = "up" if row["running"] else "left" if row.get("gone") else "down"
         health = "healthy" if row["healthy"] else "unhealthy" if row["running"] else "-"
         click.echo(
             f"{row['name']:<4} {state:<5} {health:<9} pid={row['pid'] or '-':<8} "
@@ -310,6 +312,200 @@ def del_command(key: str, w: int | None, directory: Path, node: tuple[str, ...])
     except Exception as exc:
         raise _fail(exc) from exc
     click.echo("OK")
+
+
+def _admin_client(directory: Path, avoid: tuple[str, ...] = ()) -> Any:
+    """A client of the running nodes of ``directory`` (not those in ``avoid``)."""
+    from dynamo_toolkit_server.client import Client
+    from dynamo_toolkit_server.local_cluster import cluster_status
+
+    rows = [r for r in cluster_status(directory) if r["running"] and r["name"] not in avoid]
+    if not rows:
+        raise click.ClickException(f"no running node in {directory}")
+    return Client([row["native"] for row in rows], timeout=30.0)
+
+
+def _print_plan(plan: dict[str, Any], keys_per_node: dict[str, int]) -> None:
+    total_copies = sum(keys_per_node.values())
+    owners = len(plan["owners_before"]) or 1
+    click.echo(f"epoch {plan['epoch'] - 1} -> {plan['epoch']}")
+    click.echo(f"owners: {', '.join(plan['owners_before'])} -> {', '.join(plan['owners_after'])}")
+    click.echo(
+        f"{len(plan['moves'])} ranges change replicas, "
+        f"{plan['moved_fraction']:.1%} of the key space"
+    )
+    for node, fraction in sorted(plan["gained_fraction"].items()):
+        # Copies a node receives: its share of the key space times the keys
+        # per replica set (all stored copies over the owners' count, times N/N).
+        estimate = fraction * total_copies / max(1, min(owners, 3)) if total_copies else 0
+        click.echo(f"  {node} receives {fraction:.1%} of the key space (~{estimate:,.0f} keys)")
+
+
+def _stored_keys(directory: Path) -> dict[str, int]:
+    import urllib.request
+
+    from dynamo_toolkit_server.local_cluster import cluster_status
+
+    counts = {}
+    for row in cluster_status(directory):
+        if not row["running"]:
+            continue
+        try:
+            with urllib.request.urlopen(f"http://{row['http']}/metrics", timeout=2) as reply:
+                for line in reply.read().decode().splitlines():
+                    if line.startswith("dtk_stored_keys "):
+                        counts[row["name"]] = int(float(line.split()[1]))
+        except OSError:
+            continue
+    return counts
+
+
+@cluster.command("join")
+@_dir_option
+@click.option("--nodes", "count", default=1, show_default=True, help="How many nodes to add.")
+@click.option("--name", "names", multiple=True, help="Name(s) of the new node(s).")
+def join_command(directory: Path, count: int, names: tuple[str, ...]) -> None:
+    """Start new node(s) that join the cluster (staged: then plan and commit)."""
+    from dynamo_toolkit_server.local_cluster import add_nodes, next_names
+
+    try:
+        chosen = list(names) or next_names(directory, count)
+        add_nodes(directory, chosen)
+        _wait_known(directory, chosen)
+        with _admin_client(directory) as client:
+            plan = client.admin("cluster_plan")
+    except (DynamoError, OSError) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"started {', '.join(chosen)} (joining). Staged plan:")
+    _print_plan(plan, _stored_keys(directory))
+    click.echo(f"commit with: dtk cluster commit --dir {directory}")
+
+
+def _wait_known(directory: Path, names: list[str], timeout: float = 30.0) -> None:
+    """Wait until every running node's view lists ``names`` (gossip takes a few rounds)."""
+    from dynamo_toolkit_server.local_cluster import cluster_status
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        views = []
+        for row in cluster_status(directory):
+            if row["running"]:
+                with contextlib.suppress(Exception), _admin_client_for(row) as client:
+                    views.append(set(client.admin("cluster_state")["proposed_owners"]))
+        if views and all(set(names) <= view for view in views):
+            return
+        time.sleep(0.2)  # polling other processes
+    raise click.ClickException(f"{', '.join(names)} not known to every node after {timeout} s")
+
+
+def _stage(directory: Path, node: str, action: str) -> None:
+    try:
+        with _admin_client(directory, avoid=(node,) if action == "remove" else ()) as client:
+            client.admin("cluster_stage", node=node, action=action)
+            plan = client.admin("cluster_plan")
+    except Exception as exc:
+        raise _fail(exc) from exc
+    click.echo(f"staged: {node} {action}s. Plan:")
+    _print_plan(plan, _stored_keys(directory))
+    click.echo(f"commit with: dtk cluster commit --dir {directory}")
+
+
+@cluster.command("leave")
+@click.argument("node")
+@_dir_option
+def leave_command(node: str, directory: Path) -> None:
+    """Stage NODE to leave: it hands its data off after the commit, then stops."""
+    _stage(directory, node, "leave")
+
+
+@cluster.command("remove")
+@click.argument("node")
+@_dir_option
+def remove_command(node: str, directory: Path) -> None:
+    """Stage a dead NODE for removal: its data is rebuilt from the survivors."""
+    _stage(directory, node, "remove")
+
+
+@cluster.command("replace")
+@click.argument("dead")
+@click.argument("new")
+@_dir_option
+def replace_command(dead: str, new: str, directory: Path) -> None:
+    """Start NEW and stage DEAD's removal; one commit rebuilds DEAD's share elsewhere."""
+    from dynamo_toolkit_server.local_cluster import add_nodes
+
+    try:
+        add_nodes(directory, [new])
+    except (DynamoError, OSError) as exc:
+        raise _fail(exc) from exc
+    _wait_known(directory, [new])
+    _stage(directory, dead, "remove")
+
+
+@cluster.command("plan")
+@_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_command(directory: Path, as_json: bool) -> None:
+    """Show what committing the staged changes would move."""
+    try:
+        with _admin_client(directory) as client:
+            plan = client.admin("cluster_plan")
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps(plan))
+    else:
+        _print_plan(plan, _stored_keys(directory))
+
+
+@cluster.command("commit")
+@_dir_option
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the handoff.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for handoff.")
+def commit_command(directory: Path, wait: bool, timeout: float) -> None:
+    """Commit the staged changes; follow the data handoff with a progress bar."""
+    from rich.progress import Progress
+
+    from dynamo_toolkit_server.local_cluster import cluster_status, mark_gone, stop_cluster
+
+    try:
+        with _admin_client(directory) as client:
+            plan = client.admin("cluster_commit")
+    except Exception as exc:
+        raise _fail(exc) from exc
+    click.echo(f"committed epoch {plan['epoch']}: owners {', '.join(plan['owners_after'])}")
+    if not wait:
+        return
+    started = time.monotonic()
+    with Progress(transient=False) as progress:
+        bar = progress.add_task("handoff", total=None)
+        while True:
+            reports = []
+            for row in cluster_status(directory):
+                if row["running"]:
+                    with contextlib.suppress(Exception), _admin_client_for(row) as client:
+                        reports.append(client.admin("cluster_state"))
+            total = sum(r["handoff"]["ranges_total"] for r in reports)
+            done = sum(r["handoff"]["ranges_done"] for r in reports)
+            progress.update(bar, total=max(total, 1), completed=done)
+            if reports and all(r["serving_epoch"] >= plan["epoch"] for r in reports):
+                progress.update(bar, total=max(total, 1), completed=max(total, 1))
+                break
+            if time.monotonic() - started > timeout:
+                raise click.ClickException(f"handoff not finished after {timeout} s")
+            time.sleep(0.2)  # polling other processes
+    left = [n for n in plan["owners_before"] if n not in plan["owners_after"]]
+    if left:
+        stop_cluster(directory, only=left)
+        mark_gone(directory, left)
+        click.echo(f"handed off and stopped: {', '.join(left)}")
+    click.echo(f"handoff done in {time.monotonic() - started:.1f} s")
+
+
+def _admin_client_for(row: dict[str, Any]) -> Any:
+    from dynamo_toolkit_server.client import Client
+
+    return Client([row["native"]], timeout=10.0)
 
 
 @click.command("repair")

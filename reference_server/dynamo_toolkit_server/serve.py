@@ -61,7 +61,14 @@ class NodeProcess:
             "transport", choice.name, seed=0, members=s.members, **params
         )
         node = Node(
-            s.info, s.members, s.store, host=self.host, network=network, data_dir=s.data_dir
+            s.info,
+            s.members,
+            s.store,
+            host=self.host,
+            network=network,
+            data_dir=s.data_dir,
+            joining=s.join,
+            seeds=s.seeds if s.join else (),
         )
         await node.start()
         self.node = node

@@ -11,6 +11,7 @@ From a TOML file (what ``dtk cluster up`` writes for each node)::
     native = "127.0.0.1:7103"    # msgpack protocol for the Python client; "" disables
     password = ""                # RESP AUTH password; "" means none
     flush_interval = 0.2         # seconds between storage flushes (group commit)
+    join = false                 # true: join a running cluster through [[members]] as seeds
 
     [[members]]
     id = "n1"
@@ -36,7 +37,17 @@ from dynamo_toolkit_plugins.transport.tcp import parse_address
 
 __all__ = ["NodeSettings"]
 
-_NODE_KEYS = {"id", "data_dir", "peer", "resp", "http", "native", "password", "flush_interval"}
+_NODE_KEYS = {
+    "id",
+    "data_dir",
+    "peer",
+    "resp",
+    "http",
+    "native",
+    "password",
+    "flush_interval",
+    "join",
+}
 
 
 def _address_or_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -58,10 +69,11 @@ class NodeSettings:
     native: str = attrs.field(default="", validator=_address_or_empty)
     password: str = ""
     flush_interval: float = 0.2
+    join: bool = False
 
     def __attrs_post_init__(self) -> None:
         ids = [m.node_id for m in self.members]
-        if self.node_id not in ids:
+        if self.node_id not in ids and not self.join:
             raise ConfigurationError(f"node {self.node_id!r} is not among the members {ids}")
         if len(set(ids)) != len(ids):
             raise ConfigurationError(f"member ids must be unique, got {ids}")
@@ -71,7 +83,15 @@ class NodeSettings:
     @property
     def info(self) -> NodeInfo:
         """This node's membership record."""
-        return next(m for m in self.members if m.node_id == self.node_id)
+        for member in self.members:
+            if member.node_id == self.node_id:
+                return member
+        return NodeInfo(self.node_id, address=self.peer)
+
+    @property
+    def seeds(self) -> list[NodeInfo]:
+        """The members a joining node first gossips with."""
+        return [m for m in self.members if m.node_id != self.node_id]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeSettings:
@@ -118,6 +138,7 @@ class NodeSettings:
             native=node.get("native", ""),
             password=node.get("password", ""),
             flush_interval=float(node.get("flush_interval", 0.2)),
+            join=bool(node.get("join", False)),
         )
 
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -34,14 +35,15 @@ class LabError(RuntimeError):
     """A namespace, link or qdisc could not be set up; the message has the command."""
 
 
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    """Run ``ip``/``tc``; :class:`LabError` with its stderr when it fails."""
+def run(command: str) -> subprocess.CompletedProcess[str]:
+    """Run an ``ip``/``tc`` command line; :class:`LabError` with its stderr when it fails."""
+    argv = shlex.split(command)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LabError(f"{' '.join(argv)}: {exc}") from exc
+        raise LabError(f"{command}: {exc}") from exc
     if done.returncode != 0:
-        raise LabError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
+        raise LabError(f"{command}: {done.stderr.strip() or done.returncode}")
     return done
 
 
@@ -72,27 +74,25 @@ class Lab:
     def build(self) -> None:
         """Hub with a bridge, then each member's namespace, veth pair and address."""
         self.hub = self._add_namespace("hub")
-        run("ip", "-n", self.hub, "link", "add", BRIDGE, "type", "bridge")
-        run("ip", "-n", self.hub, "link", "set", "dev", BRIDGE, "up")
-        run("ip", "-n", self.hub, "link", "set", "dev", "lo", "up")
+        run(f"ip -n {self.hub} link add {BRIDGE} type bridge")
+        run(f"ip -n {self.hub} link set dev {BRIDGE} up")
+        run(f"ip -n {self.hub} link set dev lo up")
         for index, name in enumerate(self.names):
             namespace = self._add_namespace(name)
             member = Member(name, namespace, f"{SUBNET}.{10 + index}", f"v-{name}")
             # Both ends are born in their namespaces: the root namespace never sees them.
-            run(
-                "ip", "-n", self.hub, "link", "add", member.hub_link, "type", "veth",
-                "peer", "name", LINK, "netns", namespace,
-            )  # fmt: skip
-            run("ip", "-n", self.hub, "link", "set", "dev", member.hub_link, "master", BRIDGE)
-            run("ip", "-n", self.hub, "link", "set", "dev", member.hub_link, "up")
-            run("ip", "-n", namespace, "link", "set", "dev", "lo", "up")
-            run("ip", "-n", namespace, "addr", "add", f"{member.address}/24", "dev", LINK)
-            run("ip", "-n", namespace, "link", "set", "dev", LINK, "up")
+            hub_end = f"ip -n {self.hub} link add {member.hub_link} type veth"
+            run(f"{hub_end} peer name {LINK} netns {namespace}")
+            run(f"ip -n {self.hub} link set dev {member.hub_link} master {BRIDGE}")
+            run(f"ip -n {self.hub} link set dev {member.hub_link} up")
+            run(f"ip -n {namespace} link set dev lo up")
+            run(f"ip -n {namespace} addr add {member.address}/24 dev {LINK}")
+            run(f"ip -n {namespace} link set dev {LINK} up")
             self.members[name] = member
 
     def _add_namespace(self, name: str) -> str:
         namespace = f"{self.prefix}{name}"
-        run("ip", "netns", "add", namespace)
+        run(f"ip netns add {namespace}")
         self.created.append(namespace)
         return namespace
 
@@ -101,7 +101,7 @@ class Lab:
         failures = []
         for namespace in reversed(self.created):
             try:
-                run("ip", "netns", "del", namespace)
+                run(f"ip netns del {namespace}")
             except LabError as exc:
                 failures.append(str(exc))
         self.created.clear()
@@ -114,22 +114,20 @@ class Lab:
     def set_link(self, name: str, up: bool) -> None:
         """Take ``name``'s link down (a partition: no RST, packets vanish) or back up."""
         state = "up" if up else "down"
-        run("ip", "-n", self.members[name].namespace, "link", "set", "dev", LINK, state)
+        run(f"ip -n {self.members[name].namespace} link set dev {LINK} {state}")
 
     def add_loss(self, name: str, percent: int) -> None:
         """Drop ``percent``% of packets both ways on ``name``'s link (tc netem on each end)."""
         member = self.members[name]
-        run("tc", "-n", member.namespace, "qdisc", "add", "dev", LINK, "root", "netem",
-            "loss", f"{percent}%")  # fmt: skip
-        run("tc", "-n", self.hub, "qdisc", "add", "dev", member.hub_link, "root", "netem",
-            "loss", f"{percent}%")  # fmt: skip
+        run(f"tc -n {member.namespace} qdisc add dev {LINK} root netem loss {percent}%")
+        run(f"tc -n {self.hub} qdisc add dev {member.hub_link} root netem loss {percent}%")
 
     def clear_loss(self, name: str) -> None:
         """Remove what :meth:`add_loss` added (absent qdiscs are fine)."""
         member = self.members[name]
         for namespace, link in ((member.namespace, LINK), (self.hub, member.hub_link)):
             with contextlib.suppress(LabError):
-                run("tc", "-n", namespace, "qdisc", "del", "dev", link, "root")
+                run(f"tc -n {namespace} qdisc del dev {link} root")
 
 
 # -- node processes ----------------------------------------------------------------
@@ -147,9 +145,7 @@ class Nodes:
         """The ``node.toml`` of ``name``, via ``dtk cluster``'s own writer."""
         from dynamo_toolkit_server.local_cluster import ClusterPlan, NodePlan, node_toml
 
-        plans = tuple(
-            NodePlan(n, *(self.lab.members[n].endpoint(k) for k in PORTS)) for n in names
-        )
+        plans = tuple(NodePlan(n, *(self.lab.members[n].endpoint(k) for k in PORTS)) for n in names)
         plan = ClusterPlan(plans, store)
         node = next(p for p in plans if p.name == name)
         return node_toml(plan, node, self.directory / name)
@@ -266,14 +262,26 @@ class _Driver:
     def op_repair(self, op: Mapping[str, Any]) -> dict[str, Any]:
         return {"report": self.client(op["via"], 600.0).repair()}
 
+    def op_repair_rounds(self, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Repair passes on every node of ``via`` until one pass reaches every peer (the
+        detectors may lag a healed link), at most ``max_rounds``; then one more pass."""
+        rounds: list[list[dict[str, int]]] = []
+        while len(rounds) < op["max_rounds"]:
+            rounds.append([self.client(a, 600.0).repair() for a in op["via"]])
+            if all(report["peers_unreachable"] == 0 for report in rounds[-1]):
+                rounds.append([self.client(a, 600.0).repair() for a in op["via"]])
+                break
+            time.sleep(0.2)  # letting heartbeats over the healed link reach the detectors
+        return {"rounds": rounds}
+
     def op_health(self, op: Mapping[str, Any]) -> dict[str, Any]:
         url = f"http://{op['via']}/health"
         with urllib.request.urlopen(url, timeout=op.get("timeout", 2.0)) as reply:
             return {"health": json.loads(reply.read())}
 
     def op_until_hinted(self, op: Mapping[str, Any]) -> dict[str, Any]:
-        """Write and read keys round-robin through ``via`` until every one of them has
-        coordinated a hinted request (its failure detector reports a replica down)."""
+        """Write and read keys round-robin through ``via``, a round every ``pace`` seconds,
+        until each has coordinated a hinted request (its detector reports a replica down)."""
         via: list[str] = op["via"]
         baseline = {a: self.client(a).info()["stats"]["hinted_requests"] for a in via}
         waiting = set(via)
@@ -291,6 +299,8 @@ class _Driver:
             for address in sorted(waiting):
                 if self.client(address).info()["stats"]["hinted_requests"] > baseline[address]:
                     waiting.discard(address)
+            if waiting:
+                time.sleep(op.get("pace", 0.0))  # a steady trickle, not a flood of keys
         return {"attempts": attempts, "not_hinted": sorted(waiting)}
 
     def op_until_hints_clear(self, op: Mapping[str, Any]) -> dict[str, Any]:

@@ -116,6 +116,8 @@ class _Connection(asyncio.Protocol):
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(TransportError(f"connection to {self.peer!r} lost: {reason}"))
+                # Mark it seen: at shutdown nobody may be left to look at it.
+                future.exception()
         self.pending.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -36,8 +36,10 @@ from typing import Any, cast
 
 import attrs
 
+from dynamo_toolkit.cluster_state import MemberStatus
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.values import Key
+from dynamo_toolkit_server.membership_report import membership_report
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.native.protocol import (
     MAX_FRAME_BYTES,
@@ -299,6 +301,31 @@ class RequestHandler:
         args.check_all_used()
         report = await self.service.node.repair_all()
         return report.to_json()
+
+    @_operation("cluster_state")
+    async def _cluster_state(self, args: _Args) -> Any:
+        args.check_all_used()
+        return membership_report(self.service.node)
+
+    @_operation("cluster_stage")
+    async def _cluster_stage(self, args: _Args) -> Any:
+        target, action = args.raw("node"), args.raw("action")
+        args.check_all_used()
+        statuses = {"leave": MemberStatus.LEAVING, "remove": MemberStatus.REMOVED}
+        if not isinstance(target, str) or action not in statuses:
+            raise InvalidRequestError("cluster_stage needs node (str) and action leave|remove")
+        self.service.node.membership.stage(target, statuses[action])
+        return membership_report(self.service.node)
+
+    @_operation("cluster_plan")
+    async def _cluster_plan(self, args: _Args) -> Any:
+        args.check_all_used()
+        return self.service.node.membership.plan().to_json()
+
+    @_operation("cluster_commit")
+    async def _cluster_commit(self, args: _Args) -> Any:
+        args.check_all_used()
+        return self.service.node.membership.commit().to_json()
 
     @_operation("info")
     async def _info(self, args: _Args) -> Any:
