@@ -51,6 +51,11 @@ class NodeMetrics:
             "anti_entropy_partitions": "Partition exchanges run by anti-entropy from this node.",
             "anti_entropy_keys_repaired": "Keys anti-entropy found different and reconciled.",
             "tombstones_collected": "Tombstones removed once every replica held them.",
+            "membership_epoch": "Latest committed membership epoch this node knows.",
+            "serving_epoch": "Membership epoch whose ownership table this node serves.",
+            "handoff_ranges_total": "Key ranges this node must receive for the latest commit.",
+            "handoff_ranges_done": "Key ranges received so far for the latest commit.",
+            "handoff_keys_received": "Records received by handoff for the latest commit.",
             "stored_keys": "Keys in local storage.",
         }
         self._gauges = {
@@ -93,6 +98,11 @@ class NodeMetrics:
                 "anti_entropy_partitions": self.node.repairs.partitions,
                 "anti_entropy_keys_repaired": self.node.repairs.keys_repaired,
                 "tombstones_collected": self.node.repairs.tombstones_collected,
+                "membership_epoch": self.node.membership.state.epoch,
+                "serving_epoch": self.node.membership.serving_epoch,
+                "handoff_ranges_total": self.node.membership.progress.ranges_total,
+                "handoff_ranges_done": self.node.membership.progress.ranges_done,
+                "handoff_keys_received": self.node.membership.progress.keys_received,
                 "stored_keys": len(self.node.engine),
             }
             for name, value in values.items():
