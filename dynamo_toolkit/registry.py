@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -34,6 +35,13 @@ INTERFACES: Final[dict[str, type]] = {
 }
 
 Factory = Callable[..., Any]
+
+
+def _wants_registry(spec: ComponentSpec) -> bool:
+    try:
+        return "registry" in inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 @attrs.frozen
@@ -120,7 +128,9 @@ class ComponentRegistry:
         """Register a :class:`~dynamo_toolkit.interfaces.StorageEngine` factory.
 
         The factory is called as ``factory(node_id=..., data_dir=..., **params)``;
-        ``data_dir`` is a ``pathlib.Path`` or ``None`` for volatile stores.
+        ``data_dir`` is a ``pathlib.Path`` or ``None`` for volatile stores. A
+        wrapper engine (compression, caching) that declares a ``registry``
+        parameter also gets this registry, to build the engine it wraps.
         """
         self.add("storage_engine", name, factory, **options)
 
@@ -151,6 +161,8 @@ class ComponentRegistry:
     def create(self, interface: str, name: str, **kwargs: Any) -> Any:
         """Build component ``name`` of ``interface`` and check what the factory returned."""
         spec = self.get(interface, name)
+        if interface == "storage_engine" and "registry" not in kwargs and _wants_registry(spec):
+            kwargs["registry"] = self
         try:
             component = spec.factory(**kwargs)
         except TypeError as exc:
