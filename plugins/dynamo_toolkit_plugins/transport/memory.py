@@ -7,13 +7,14 @@ interrupts the receiving node half-way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from dynamo_toolkit.errors import NodeUnavailableError, TransportError
 from dynamo_toolkit.hookspecs import hookimpl
-from dynamo_toolkit.interfaces import Handler, Network, Transport
+from dynamo_toolkit.interfaces import Handler, Transport
 from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit_plugins.transport.in_process import InProcessNetwork
 
 __all__ = ["MemoryNetwork", "MemoryTransport", "RemoteError"]
 
@@ -22,38 +23,12 @@ class RemoteError(TransportError):
     """The destination's handler raised; the message carries its error."""
 
 
-class MemoryNetwork(Network):
-    """All endpoints of one in-process cluster; ``seed`` and ``members`` are unused."""
+class MemoryNetwork(InProcessNetwork["MemoryTransport"]):
+    """All endpoints of one in-process cluster; requests across a partition fail at
+    once, as a refused connection would. ``seed`` and ``members`` are unused."""
 
     def __init__(self, seed: int = 0, members: Sequence[NodeInfo] = ()) -> None:
-        self._endpoints: dict[str, MemoryTransport] = {}
-        self._group_of: dict[str, int] = {}
-
-    def endpoint(self, node_id: str) -> MemoryTransport:
-        """A new endpoint for ``node_id`` (replacing a stopped one on restart)."""
-        current = self._endpoints.get(node_id)
-        if current is not None and current.running:
-            raise TransportError(f"node {node_id!r} already has a running endpoint")
-        endpoint = MemoryTransport(self, node_id)
-        self._endpoints[node_id] = endpoint
-        return endpoint
-
-    def partition(self, *groups: Iterable[str]) -> None:
-        """Requests across groups fail at once, as with a refused connection."""
-        self._group_of = {node: index for index, group in enumerate(groups) for node in group}
-
-    def heal(self) -> None:
-        """Every node reaches every other again."""
-        self._group_of = {}
-
-    def reachable(self, source: str, dest: str) -> bool:
-        """Whether the current partition lets ``source`` reach ``dest``."""
-        return self._group_of.get(source, -1) == self._group_of.get(dest, -1)
-
-    def running(self, node_id: str) -> MemoryTransport | None:
-        """The running endpoint of ``node_id``, if any."""
-        endpoint = self._endpoints.get(node_id)
-        return endpoint if endpoint is not None and endpoint.running else None
+        super().__init__(lambda node_id: MemoryTransport(self, node_id))
 
 
 class MemoryTransport(Transport):

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.hookspecs import hookimpl
-from dynamo_toolkit.interfaces import Handler, Network, Transport
+from dynamo_toolkit.interfaces import Handler, Transport
 from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit_plugins.transport.in_process import InProcessNetwork
 
 __all__ = ["NetworkStats", "SimulatedNetwork", "SimulatedTransport"]
 
@@ -52,7 +53,7 @@ def _probability(name: str, value: float) -> float:
     return value
 
 
-class SimulatedNetwork(Network):
+class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
     """The shared medium of a simulated cluster (``members`` is unused: any id may join)."""
 
     def __init__(
@@ -75,38 +76,16 @@ class SimulatedNetwork(Network):
         self.latency = latency
         self.stats = NetworkStats()
         self._rng = random.Random(seed)
-        self._endpoints: dict[str, SimulatedTransport] = {}
-        self._group_of: dict[str, int] = {}
         self._slowness: dict[str, float] = {}
+        super().__init__(lambda node_id: SimulatedTransport(self, node_id))
 
-    def endpoint(self, node_id: str) -> SimulatedTransport:
-        """A new endpoint for ``node_id`` (replacing a stopped one on restart)."""
-        current = self._endpoints.get(node_id)
-        if current is not None and current.running:
-            raise TransportError(f"node {node_id!r} already has a running endpoint")
-        endpoint = SimulatedTransport(self, node_id)
-        self._endpoints[node_id] = endpoint
-        return endpoint
-
-    # -- faults ---------------------------------------------------------------
-
-    def partition(self, *groups: Iterable[str]) -> None:
-        """Messages between different groups are lost (nodes in no group share one)."""
-        self._group_of = {node: index for index, group in enumerate(groups) for node in group}
-
-    def heal(self) -> None:
-        """Remove every partition."""
-        self._group_of = {}
+    # -- faults (partition and heal come from InProcessNetwork) ----------------
 
     def slow_down(self, node_id: str, extra_delay: float) -> None:
         """Add ``extra_delay`` seconds to every message to or from ``node_id`` (0 undoes)."""
         if extra_delay < 0:
             raise ValueError("extra_delay must not be negative")
         self._slowness[node_id] = extra_delay
-
-    def reachable(self, source: str, dest: str) -> bool:
-        """Whether the current partition lets ``source`` reach ``dest``."""
-        return self._group_of.get(source, -1) == self._group_of.get(dest, -1)
 
     # -- delivery -------------------------------------------------------------
 
