@@ -100,6 +100,7 @@ def plan_cluster(
     w: int | None = None,
     config: Mapping[str, Any] | None = None,
     storage: str | None = None,
+    durability: str | None = None,
     password: str = "",
     host: str = "127.0.0.1",
 ) -> ClusterPlan:
@@ -124,6 +125,11 @@ def plan_cluster(
     if storage is not None:
         store["storage_engine"] = storage
     store.setdefault("storage_engine", "sqlitedict")
+    if durability is not None:
+        engine = store["storage_engine"]
+        section = {"name": engine} if isinstance(engine, str) else dict(engine)
+        section["durability"] = durability
+        store["storage_engine"] = section
     store["transport"] = "tcp"
     StoreConfig.from_dict(store)  # validate now, not in every node's log
     plans = []

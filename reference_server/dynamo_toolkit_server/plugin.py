@@ -109,6 +109,7 @@ def _start(
     w: int | None,
     config_path: str | None,
     storage: str | None,
+    durability: str | None,
     password: str,
 ) -> list[dict[str, Any]]:
     from dynamo_toolkit_server.local_cluster import PLAN_FILE, plan_cluster, start_cluster
@@ -118,7 +119,17 @@ def _start(
         context = click.get_current_context()
         given = [
             name
-            for name in ("nodes", "base_port", "n", "r", "w", "config_path", "storage", "password")
+            for name in (
+                "nodes",
+                "base_port",
+                "n",
+                "r",
+                "w",
+                "config_path",
+                "storage",
+                "durability",
+                "password",
+            )
             if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
         ]
         if given:
@@ -133,7 +144,15 @@ def _start(
         with open(config_path, "rb") as handle:
             config = tomllib.load(handle)
     plan = plan_cluster(
-        nodes, base_port, n=n, r=r, w=w, config=config, storage=storage, password=password
+        nodes,
+        base_port,
+        n=n,
+        r=r,
+        w=w,
+        config=config,
+        storage=storage,
+        durability=durability,
+        password=password,
     )
     return start_cluster(directory, plan)
 
@@ -147,6 +166,12 @@ def _cluster_options(function: Any) -> Any:
         click.option("--w", type=int, help="Write quorum (default min(2, N))."),
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False)),
         click.option("--storage", default=None, help="Storage engine (default sqlitedict)."),
+        click.option(
+            "--durability",
+            type=click.Choice(["sync", "group", "none"]),
+            default=None,
+            help="Durability mode of the engine (engines that have modes: sqlite, lmdb, rocksdb).",
+        ),
         click.option("--password", default="", help="RESP AUTH password (default: none)."),
     ]
     for option in reversed(options):
