@@ -56,6 +56,9 @@ class NodeMetrics:
             "handoff_ranges_total": "Key ranges this node must receive for the latest commit.",
             "handoff_ranges_done": "Key ranges received so far for the latest commit.",
             "handoff_keys_received": "Records received by handoff for the latest commit.",
+            "storage_compression_ratio": "Stored bytes over original bytes (compressed engine).",
+            "storage_cache_hit_ratio": "Hits over lookups of the storage cache (cached engine).",
+            "storage_cache_bytes": "Bytes the storage cache holds (cached engine).",
             "stored_keys": "Keys in local storage.",
         }
         self._gauges = {
@@ -105,6 +108,16 @@ class NodeMetrics:
                 "handoff_keys_received": self.node.membership.progress.keys_received,
                 "stored_keys": len(self.node.engine),
             }
+            # Wrapper engines (compressed, cached) expose their figures; walk
+            # the chain of wrapped engines to find them.
+            engine: object | None = self.node.engine
+            while engine is not None:
+                if hasattr(engine, "ratio"):
+                    values["storage_compression_ratio"] = engine.ratio
+                if hasattr(engine, "hit_ratio"):
+                    values["storage_cache_hit_ratio"] = engine.hit_ratio
+                    values["storage_cache_bytes"] = getattr(engine, "bytes_used", 0)
+                engine = getattr(engine, "inner", None)
             for name, value in values.items():
                 self._gauges[name].set(value)
         return generate_latest(self.registry)

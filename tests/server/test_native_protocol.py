@@ -40,6 +40,7 @@ ONE_NODE = {"store": {"n": 1, "r": 1, "w": 1}}
 # Error types a request may legitimately earn; anything else (InternalError) is a bug.
 REQUEST_ERRORS = {
     "InvalidRequestError",
+    "ConfigurationError",  # membership admin ops refuse impossible changes
     "UnsupportedKeyTypeError",
     "UnsupportedValueTypeError",
     "InvalidContextError",
