@@ -34,6 +34,8 @@ class ClockSuite:
         return 0.5
 
     def test_now_is_epoch_seconds(self, make_clock: Callable[[], Clock], run: Runner) -> None:
+        """``now()`` is wall-clock seconds since the epoch, not milliseconds."""
+
         async def scenario() -> float:
             return make_clock().now()
 
@@ -41,6 +43,8 @@ class ClockSuite:
         assert 1_577_836_800 < run(scenario()) < 4_102_444_800
 
     def test_monotonic_never_goes_back(self, make_clock: Callable[[], Clock], run: Runner) -> None:
+        """``monotonic()`` never decreases."""
+
         async def scenario() -> list[float]:
             clock = make_clock()
             readings = []
@@ -55,6 +59,8 @@ class ClockSuite:
     def test_sleep_waits_at_least_its_time(
         self, make_clock: Callable[[], Clock], run: Runner, tolerance: float
     ) -> None:
+        """``sleep(s)`` waits at least ``s``, and not much longer."""
+
         async def scenario() -> tuple[float, float]:
             clock = make_clock()
             start_mono, start_wall = clock.monotonic(), clock.now()

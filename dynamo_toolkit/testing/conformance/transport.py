@@ -72,6 +72,8 @@ class TransportSuite:
         return a, b, echo_a, echo_b
 
     def test_request_gets_the_reply(self, make_network: Callable[[], Network], run: Runner) -> None:
+        """A request reaches the peer's handler and its reply comes back."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, echo_b = await self._pair(network)
@@ -86,6 +88,8 @@ class TransportSuite:
     def test_parallel_requests_get_their_own_replies(
         self, make_network: Callable[[], Network], run: Runner
     ) -> None:
+        """Concurrent requests are not mixed up."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, _ = await self._pair(network)
@@ -100,6 +104,8 @@ class TransportSuite:
     def test_one_way_message_arrives(
         self, make_network: Callable[[], Network], run: Runner
     ) -> None:
+        """A one-way message reaches the peer's handler."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, echo_b = await self._pair(network)
@@ -116,6 +122,8 @@ class TransportSuite:
     def test_request_to_stopped_node_fails(
         self, make_network: Callable[[], Network], run: Runner
     ) -> None:
+        """A request to a stopped node fails with TransportError."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, _ = await self._pair(network)
@@ -130,6 +138,8 @@ class TransportSuite:
     def test_restarted_node_answers_again(
         self, make_network: Callable[[], Network], run: Runner
     ) -> None:
+        """A node restarted with a new endpoint answers again."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, _ = await self._pair(network)
@@ -144,6 +154,8 @@ class TransportSuite:
         run(scenario())
 
     def test_slow_handler_times_out(self, make_network: Callable[[], Network], run: Runner) -> None:
+        """A reply later than the timeout is a TransportError."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, _ = await self._pair(network)
@@ -158,6 +170,8 @@ class TransportSuite:
     def test_request_future_completes_within_its_timeout(
         self, make_network: Callable[[], Network], run: Runner
     ) -> None:
+        """``request_future`` resolves or fails within its timeout."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, _ = await self._pair(network)
@@ -176,6 +190,8 @@ class TransportSuite:
     def test_handler_error_reaches_the_caller(
         self, make_network: Callable[[], Network], run: Runner
     ) -> None:
+        """A handler's exception becomes the caller's TransportError; the node survives."""
+
         async def scenario() -> None:
             network = make_network()
             a, b, _, _ = await self._pair(network)
