@@ -1,0 +1,78 @@
+"""How every lab suite reports: a rich table, ``--json``, ``--plot FILE``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["emit", "progress", "suite_options"]
+
+
+def suite_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every suite takes: ``--json``, ``--plot FILE``, ``--seed``."""
+    function = click.option("--seed", default=1, show_default=True, help="Random seed.")(function)
+    function = click.option(
+        "--plot",
+        "plot_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Draw a plot (PNG or SVG, by extension; needs matplotlib).",
+    )(function)
+    return click.option("--json", "as_json", is_flag=True, help="Emit JSON on stdout.")(function)
+
+
+def emit(
+    payload: dict[str, Any],
+    *,
+    as_json: bool,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    plot_path: Path | None = None,
+    draw: Callable[[dict[str, Any], Path], None] | None = None,
+) -> None:
+    """Print ``payload`` as JSON or as a table, and draw its plot if asked."""
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=float))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(_cell(value) for value in row))
+        Console().print(table)
+    if plot_path is not None:
+        if draw is None:
+            raise click.ClickException("this suite has no plot")
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except ImportError as exc:
+            raise click.ClickException("plots need matplotlib: pip install matplotlib") from exc
+        draw(payload, plot_path)
+        click.echo(f"plot written to {plot_path}", err=True)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def progress(total: int, label: str, quiet: bool) -> tuple[Any, Any]:
+    """A rich progress bar on stderr (silent when ``quiet``) and its task id.
+
+    Use the bar as a context manager and call ``bar.advance(task)`` per step.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), disable=quiet, transient=True)
+    return bar, bar.add_task(label, total=total)
