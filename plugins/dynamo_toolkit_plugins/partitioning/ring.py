@@ -89,8 +89,11 @@ class RingTable(OwnershipTable):
         """Owners of successive tokens clockwise from ``position``'s owner, one full turn."""
         start = self.owner_index(position)
         owners = self.owners
-        yield from owners[start:]
-        yield from owners[:start]
+        # Index, don't slice: a preference list needs only the first few owners.
+        for index in range(start, len(owners)):
+            yield owners[index]
+        for index in range(start):
+            yield owners[index]
 
     def partitions(self) -> Sequence[int]:
         """Partition ids (start positions), sorted."""
