@@ -116,7 +116,7 @@ def test_unknown_name_lists_the_available_ones() -> None:
     async def start() -> None:
         await Cluster.start(3, {"partitioner": "no-such-ring"}, host=host)
 
-    with pytest.raises(UnknownComponentError, match="available: .*ring"):
+    with pytest.raises(UnknownComponentError, match=r"available: .*ring"):
         run_virtual(start())
 
 
