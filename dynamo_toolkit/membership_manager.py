@@ -246,7 +246,10 @@ class MembershipManager:
     # -- staging and committing ----------------------------------------------------
 
     def stage(self, node_id: str, status: MemberStatus) -> None:
-        """Stage a change of ``node_id``'s status (leave or remove) for the next commit."""
+        """Stage a change of ``node_id``'s status for the next commit.
+
+        ``LEAVING`` or ``REMOVED`` take it out; ``UP`` undoes a staged leave.
+        """
         if node_id not in self.state.members:
             raise ConfigurationError(
                 f"no member {node_id!r}; members: {', '.join(sorted(self.state.members))}"
@@ -268,6 +271,11 @@ class MembershipManager:
         plan = self.plan()
         if plan.owners_after == plan.owners_before:
             raise ConfigurationError("nothing staged: the owners would not change")
+        if len(plan.owners_after) < self.node.config.n:
+            raise ConfigurationError(
+                f"the staged changes leave {len(plan.owners_after)} owner(s), fewer than "
+                f"N={self.node.config.n}: add nodes first"
+            )
         self.apply(self.state.commit())
         return plan
 
@@ -306,6 +314,8 @@ class MembershipManager:
                 for move in plan_moves(self.node.table, target, self._replicas)
                 if me in move.gained
             ]
+            if self.progress.epoch != epoch:
+                self._failed_pulls = 0  # retries are counted per commit
             self.progress = HandoffProgress(
                 epoch, len(gained), 0, 0, sum(move.fraction for move in gained)
             )
@@ -322,12 +332,24 @@ class MembershipManager:
                 await self.node.clock.sleep(self.node.config.gossip_interval)
             if self.state.epoch != epoch:
                 return
+            lost = [
+                move
+                for move in plan_moves(self.node.table, target, self._replicas)
+                if me in move.before and me not in move.after
+            ]
             self._switch(epoch, target)
+            mine = self.state.members[me]
+            if mine.status is MemberStatus.JOINING and me in self.state.owners:
+                self.apply(self.state.update_member(me, status=MemberStatus.UP))
             # Writes that reached the old replicas while we pulled: catch up.
             for move in gained:
                 for partition in self._partitions_in(move):
                     with contextlib.suppress(DynamoError):
                         await self.node.repair_partition(partition)
+            # Ranges this node no longer replicates: drop them, so stale copies
+            # cannot come back should it own them again one day.
+            for move in lost:
+                self.node.store.drop_range(move.start, move.end)
 
     async def _pull(self, move: Move) -> None:
         """Copy one range from a replica that held it, page by page."""

@@ -131,6 +131,10 @@ class Node:
         self.hints = HintStore(hint_engine, self.resolver, limits)
         self.membership = MembershipManager(self, members, joining=joining, seeds=seeds)
         self.members: dict[str, NodeInfo] = self.membership.live_members()
+        # A view restored from disk may name members the static config did not.
+        add_members = getattr(network, "add_members", None)
+        if add_members is not None:
+            add_members(list(self.members.values()))
         self.table = table if table is not None else self.membership.serving_table()
         self._placements: dict[tuple[int, int], Placement] = {}
         self.store.attach_digests(self.anti_entropy, self.table.partition_of)
@@ -201,9 +205,10 @@ class Node:
         when = self.clock.monotonic() if now is None else now
         return self.detector.is_available(node_id, when)
 
-    def heard_from(self, node_id: str) -> None:
-        """Record evidence that ``node_id`` is alive."""
-        self.detector.heartbeat(node_id, self.clock.monotonic())
+    def heard_from(self, node_id: str, periodic: bool = False) -> None:
+        """Record evidence that ``node_id`` is alive (``periodic`` for heartbeats)."""
+        if periodic or not self.detector.heartbeats_only:
+            self.detector.heartbeat(node_id, self.clock.monotonic())
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -301,7 +306,10 @@ class Node:
         now = self.clock.monotonic()
         self.hints.expire(self.clock.now())
         for owner in self.hints.owners():
-            if owner == self.node_id or owner not in self.members:
+            if owner != self.node_id and owner not in self.members:
+                delivered += await self._redirect_hints(owner, limit)
+                continue
+            if owner == self.node_id:
                 continue
             if self.transport is None or not self.is_available(owner, now):
                 continue
@@ -375,6 +383,20 @@ class Node:
                 # crowding out client requests.
                 await self.clock.sleep(self.config.anti_entropy_pause)
 
+    async def _redirect_hints(self, owner: str, limit: int) -> int:
+        """Hints for a member that was removed go to the keys' current replicas."""
+        moved = 0
+        for hint in self.hints.pending(owner, self.clock.now(), limit):
+            write = ReplicaWrite(hint.key, hint.position, hint.versions)
+            for replica in self.placement(hint.position).replicas:
+                if replica == self.node_id:
+                    self.handle_replica_message(write)
+                else:
+                    await self.request_quietly(replica, write)
+            self.hints.remove(hint)
+            moved += 1
+        return moved
+
     async def request_quietly(self, dest: str, message: object) -> None:
         """Send a request whose failure only matters to background work."""
         if self.transport is None:
@@ -386,8 +408,9 @@ class Node:
 
     async def handle(self, source: str, message: object) -> object:
         """The transport's handler: every message is also evidence of life."""
-        self.heard_from(source)
-        if isinstance(message, Heartbeat):
+        periodic = isinstance(message, Heartbeat)
+        self.heard_from(source, periodic)
+        if periodic:
             return None
         if isinstance(message, Ping | PingReq):
             return await self._answer_probe(source, message)

@@ -96,6 +96,16 @@ class ReplicaStore:
             self.digest(self._partition_of(position)).remove(key)
         return True
 
+    def drop_range(self, start: int, end: int) -> int:
+        """Physically remove every key with a position in ``[start, end)``; returns how many."""
+        doomed = [(key, position) for key, position, _ in self.engine.scan(start, end)]
+        for key, position in doomed:
+            self.engine.delete(key)
+            self._decoded.pop(key, None)
+            if self._anti_entropy is not None:
+                self.digest(self._partition_of(position)).remove(key)
+        return len(doomed)
+
     def scan(self, start: int, end: int) -> Iterable[tuple[bytes, int, tuple[Version, ...]]]:
         """``(key, position, versions)`` stored with positions in ``[start, end)``."""
         for key, position, record in self.engine.scan(start, end):

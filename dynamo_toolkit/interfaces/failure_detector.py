@@ -15,6 +15,11 @@ class FailureDetector(ABC):
     the same in simulation and for real.
     """
 
+    #: True for detectors that model heartbeat *inter-arrival times* (phi
+    #: accrual): the node then feeds them periodic heartbeats only, since
+    #: bursts of ordinary traffic would distort the intervals they learn.
+    heartbeats_only: bool = False
+
     @abstractmethod
     def watch(self, node: str, now: float) -> None:
         """Start watching ``node`` as if it had just been heard from."""

@@ -451,6 +451,14 @@ def remove_command(node: str, directory: Path) -> None:
     _stage(directory, node, "remove")
 
 
+@cluster.command("keep")
+@click.argument("node")
+@_dir_option
+def keep_command(node: str, directory: Path) -> None:
+    """Undo a staged leave or remove of NODE (before the commit)."""
+    _stage(directory, node, "keep")
+
+
 @cluster.command("replace")
 @click.argument("dead")
 @click.argument("new")

@@ -169,6 +169,10 @@ class PhiAccrualDetector(FailureDetector):
     heartbeat in the exponential model, growing without bound with silence.
     """
 
+    # Intervals between periodic heartbeats only: traffic bursts would make
+    # ordinary heartbeat gaps look like anomalies.
+    heartbeats_only = True
+
     def __init__(
         self,
         threshold: float = 8.0,

@@ -345,6 +345,9 @@ class SwimDetector(ActiveFailureDetector):
         """
         if self.node_id is None:
             self.node_id = prober.node_id
+            # Every node is configured with the same seed: mix in the node id so
+            # their probe orders are independent yet still reproducible.
+            self._rng = random.Random(f"{self.seed}:{self.node_id}")
         elif self.node_id != prober.node_id:
             raise ConfigurationError(
                 f"detector configured for node {self.node_id!r} but run by node {prober.node_id!r}"

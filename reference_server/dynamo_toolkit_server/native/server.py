@@ -311,9 +311,13 @@ class RequestHandler:
     async def _cluster_stage(self, args: _Args) -> Any:
         target, action = args.raw("node"), args.raw("action")
         args.check_all_used()
-        statuses = {"leave": MemberStatus.LEAVING, "remove": MemberStatus.REMOVED}
+        statuses = {
+            "leave": MemberStatus.LEAVING,
+            "remove": MemberStatus.REMOVED,
+            "keep": MemberStatus.UP,
+        }
         if not isinstance(target, str) or action not in statuses:
-            raise InvalidRequestError("cluster_stage needs node (str) and action leave|remove")
+            raise InvalidRequestError("cluster_stage needs node (str) and action leave|remove|keep")
         self.service.node.membership.stage(target, statuses[action])
         return membership_report(self.service.node)
 
