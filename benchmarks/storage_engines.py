@@ -8,46 +8,53 @@ directory):
   ``user:NNNNNNNN`` (13 bytes); each record is what the kernel stores, a
   sibling set of one version packed with ``pack_versions``: a one-entry
   vector clock, a timestamp and a ~100-byte JSON-like string value, about
-  140 bytes in all;
+  133 bytes in all;
 * reports the load rate (puts/s, flushes included), bytes per pair on disk
   (the allocated size of the engine's files after ``flush`` and ``close``,
-  as ``du`` counts it, over the pairs), the process's memory growth per
-  pair (peak RSS from ``resource.getrusage``, and anonymous RSS from
-  ``/proc/self/status``, which leaves out LMDB's file-backed map), and the
-  rate of uniform random ``get`` calls;
+  as ``du`` counts it, over the pairs), the process's memory growth over the
+  load per pair (peak RSS from ``resource.getrusage``, and anonymous RSS
+  from ``/proc/self/status``, which leaves out LMDB's file-backed map), and
+  the rate of uniform random ``get`` calls;
+* loads the same pairs through the engine's raw Python binding (a
+  ``sqlite3`` table, LMDB transactions, a ``Rdict``, a ``SqliteDict``: the
+  same keys, the same 8-byte position + record values, the same settings,
+  a commit with the same sync every 10,000 writes, one ``get`` per read),
+  then alternates engine and binding for ``ROUNDS`` rounds of 10,000
+  overwrites and of uniform gets. Engine time over binding time, per
+  operation, is the engine's overhead (load, update, get);
 * reopens the engine behind a ``cached`` wrapper whose budget holds 10 % of
-  the pairs (10 % of the keys' charged size: key + record +
+  the pairs (10 % of the pairs' charged size: key + record +
   ``ENTRY_OVERHEAD`` each) and replays a seeded Zipf(0.99) read trace over
-  all keys: a warm-up, then the measured reads (gets/s and hit ratio over
-  the measured reads only);
-* times each engine's raw Python binding doing the same key/value work
-  (same keys, the same 8-byte position + record values, the same commit
-  every 10,000 writes with the same sync, one ``get`` per read): a
-  ``sqlite3`` table, an LMDB transaction, a ``Rdict``, a ``SqliteDict``.
-  The engine's time over the binding's is its overhead.
+  all keys: ``--warmup`` reads, then ``--reads`` measured ones (gets/s and
+  the hit ratio of the measured reads).
 
 Rows: the four disk engines in their batched mode (``group``; sqlitedict's
 default, commit on flush without fsync), one ``sync`` row per engine with
-``--sync-writes`` writes, the ``compressed`` wrapper over ``sqlite`` with
-each codec (threshold 0: these records are below the default threshold of
-256 bytes and would be stored raw), and, over ``lmdb``, the cache's hit
-ratio with each eviction policy and with a budget of 10 % of the raw bytes.
+``--sync-writes`` writes (at most ``--sync-seconds``), and the
+``compressed`` wrapper over ``sqlite`` with each codec (threshold 0: these
+records are below the default threshold of 256 bytes and would be stored
+raw). Over ``lmdb`` the zipf trace is also replayed with each eviction
+policy, with a budget of 10 % of the plain bytes (key + record, no
+overhead), and through a ``ReplicaStore`` (the node's own decoded cache of
+65,536 keys in front of the wrapper). Then each codec encodes and decodes
+records of three sizes, without storage, for its ratio and cost.
 
 Cluster level: ``dtk cluster up --nodes 3`` (127.0.0.1 only) with
 ``cached`` (10 % of the pairs, s3-fifo) over ``--cluster-engine`` (``lmdb``,
-group durability), ``--cluster-pairs`` pairs loaded by an ``AsyncClient``
-with ``--concurrency`` concurrent requests, a restart (so that the caches
-and their counters start empty), ``--cluster-reads`` Zipf(0.99) reads, then
-each node's ``dtk_storage_cache_hit_ratio`` from ``/metrics``. The cluster
-is always brought down.
+group durability), ``--cluster-pairs`` pairs loaded by ``AsyncClient``\ s
+(one per node as first address) with ``--concurrency`` requests in flight,
+a restart (so that the caches and their counters start empty),
+``--cluster-reads`` Zipf(0.99) reads, then each node's
+``dtk_storage_cache_hit_ratio`` from ``/metrics``. The cluster is always
+brought down.
 
 Writes ``docs/benchmarks/storage_engines.json`` (every figure),
-``docs/benchmarks/storage_engines_table.inc`` (the table the docs include)
+``docs/benchmarks/storage_engines_table.inc`` (the tables the docs include)
 and ``docs/_static/bench_storage_engines.png``. ``--from-json`` redraws the
-table and the plot from the JSON. Run: ``.venv/bin/python
-benchmarks/storage_engines.py`` (about 12 minutes on 2 CPUs). Figures
-depend on the machine and its disk; the ratios within one run are the
-comparable part.
+tables and the plot from the JSON. Run: ``.venv/bin/python
+benchmarks/storage_engines.py`` (about 10 minutes on 2 CPUs; ``--pairs``
+makes it shorter). Figures depend on the machine, its disk and what else
+runs; the ratios within one run are the comparable part.
 """
 
 from __future__ import annotations
@@ -325,16 +332,21 @@ def open_raw(binding: str, directory: Path) -> RawStore:
 
         return RawStore(lmdb_put, lmdb_get, lmdb_commit, env.close)
     if binding == "rocksdict":
-        from rocksdict import Options, Rdict
+        from rocksdict import BlockBasedOptions, DBRecoveryMode, Options, Rdict
 
+        # The engine's options (the bloom filter speeds up point reads a lot).
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+        table = BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        options.set_block_based_table_factory(table)
         db = Rdict(str(directory / "raw.rocksdb"), options=options)
         return RawStore(db.put, db.get, lambda: db.flush_wal(True), db.close)
     if binding == "sqlitedict":
         from sqlitedict import SqliteDict
 
-        table = SqliteDict(
+        sqlite_dict = SqliteDict(
             str(directory / "raw.sqlite"),
             autocommit=False,
             encode=bytes,
@@ -343,12 +355,15 @@ def open_raw(binding: str, directory: Path) -> RawStore:
         )
 
         def dict_put(key: bytes, value: bytes) -> None:
-            table[key.decode()] = value
+            sqlite_dict[key.decode()] = value
 
         def dict_get(key: bytes) -> bytes | None:
-            return table[key.decode()]  # type: ignore[no-any-return]
+            return sqlite_dict[key.decode()]  # type: ignore[no-any-return]
 
-        return RawStore(dict_put, dict_get, lambda: table.commit(blocking=True), table.close)
+        def dict_commit() -> None:
+            sqlite_dict.commit(blocking=True)
+
+        return RawStore(dict_put, dict_get, dict_commit, sqlite_dict.close)
     raise ValueError(f"unknown binding {binding!r}")
 
 
@@ -360,7 +375,7 @@ RAW_BINDING = {
 }
 
 #: Rounds of the engine-vs-binding comparison (best of each side is kept).
-ROUNDS = 3
+ROUNDS = 5
 
 
 def overhead_rounds(engine: Any, raw: RawStore, pairs: int, seed: int, gets: int) -> dict[str, Any]:
@@ -389,7 +404,7 @@ def overhead_rounds(engine: Any, raw: RawStore, pairs: int, seed: int, gets: int
         raw.commit()
         rate = len(values) / (time.perf_counter() - started)
         best["raw_updates_per_s"] = max(best["raw_updates_per_s"], rate)
-        keys = uniform_keys(pairs, gets, seed + round_)
+        keys = uniform_keys(pairs, max(gets // 2, 1), seed + round_)
         best["engine_gets_per_s"] = max(best["engine_gets_per_s"], timed_gets(engine.get, keys))
         best["raw_gets_per_s"] = max(best["raw_gets_per_s"], timed_gets(raw.get, keys))
     # Time per operation, engine over binding: 1.0 means no overhead.
@@ -595,6 +610,62 @@ def run_engines(args: argparse.Namespace) -> list[dict[str, Any]]:
             continue
         rows.append(spec | {"result": run_worker(spec)})
     return rows
+
+
+def big_record(index: int, items: int, seed: int) -> bytes:
+    """A record whose value is a list of ``items`` JSON-like strings (~100 bytes each)."""
+    from dynamo_toolkit.values import encode_value
+    from dynamo_toolkit.versioning import Version, pack_versions
+    from dynamo_toolkit.versioning.vector_clock import ClockEntry, VectorClock
+
+    rng = random.Random(seed * 7919 + index)
+    value = [
+        f'{{"id":{index * items + i},"score":{rng.randrange(10**6)},'
+        f'"email":"u{rng.randrange(10**7):07d}@example.com","tags":["{rng.choice(TAGS)}",'
+        f'"{rng.choice(TAGS)}"]}}'
+        for i in range(items)
+    ]
+    stamp = 1_767_225_600.0 + index / 1000.0
+    clock = VectorClock((ClockEntry("n1", 1, stamp),))
+    return pack_versions([Version(clock, encode_value(value), stamp)])  # type: ignore[no-any-return]
+
+
+def codec_costs(seed: int, count: int = 5_000) -> list[dict[str, Any]]:
+    """Each codec on records of three sizes: stored/given bytes, µs to encode and decode.
+
+    Calls the ``compressed`` engine's own ``encode`` and ``decode`` (threshold
+    0, so every record is tried), without any storage behind them.
+    """
+    from dynamo_toolkit_plugins.storage.compressed import CompressedStorage
+
+    sets = {
+        "loaded records": [record for _, _, record in records(range(count), seed)],
+        "10 items": [big_record(i, 10, seed) for i in range(count)],
+        "40 items": [big_record(i, 40, seed) for i in range(count)],
+    }
+    out = []
+    for name, batch in sets.items():
+        given = sum(len(record) for record in batch)
+        for codec in CODECS:
+            wrapper = CompressedStorage(inner="memory", codec=codec, threshold=0)
+            started = time.perf_counter()
+            stored = [wrapper.encode(record) for record in batch]
+            encode = time.perf_counter() - started
+            started = time.perf_counter()
+            for blob in stored:
+                wrapper.decode(blob)
+            decode = time.perf_counter() - started
+            out.append(
+                {
+                    "records": name,
+                    "mean_bytes": given / len(batch),
+                    "codec": codec,
+                    "ratio": sum(len(blob) for blob in stored) / given,
+                    "encode_us": encode / len(batch) * 1e6,
+                    "decode_us": decode / len(batch) * 1e6,
+                }
+            )
+    return out
 
 
 # -- the cluster-level run ----------------------------------------------------------------
@@ -860,6 +931,28 @@ def table(results: dict[str, Any]) -> str:
                 f"     - {_rate(r['gets_per_s'])} ({r['gets_per_s'] / base['gets_per_s']:.2f}x)",
                 f"     - {_rate(r['cached']['gets_per_s'])}",
             ]
+    costs = results.get("codec_costs", [])
+    if costs:
+        lines += [
+            "",
+            ".. list-table:: Codec cost per record: ``CompressedStorage.encode`` / ``decode``"
+            " (threshold 0; stored bytes include the header)",
+            "   :header-rows: 1",
+            "",
+            "   * - records",
+            "     - codec",
+            "     - stored / given bytes",
+            "     - µs to encode",
+            "     - µs to decode",
+        ]
+        for cost in costs:
+            lines += [
+                f"   * - {cost['records']} (~{cost['mean_bytes']:,.0f} B)",
+                f"     - ``{cost['codec']}``",
+                f"     - {cost['ratio']:.3f}",
+                f"     - {cost['encode_us']:.1f}",
+                f"     - {cost['decode_us']:.1f}",
+            ]
     policy_row = next((row for row in rows if "policies" in row["result"]), None)
     if policy_row:
         r = policy_row["result"]
@@ -953,13 +1046,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(results: dict[str, Any], out: Path) -> None:
+def write_outputs(results: dict[str, Any], out: Path, image: Path) -> None:
     """The JSON, the docs table and the plot."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "storage_engines.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "storage_engines_table.inc").write_text(table(results))
     try:
-        plot(results, ROOT / "docs" / "_static" / "bench_storage_engines.png")
+        plot(results, image)
     except ImportError:
         print("matplotlib not installed: no plot (pip install -e '.[bench]')")
 
@@ -971,7 +1064,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--gets", type=int, default=100_000, help="uniform gets per phase")
     parser.add_argument("--warmup", type=int, default=1_000_000, help="zipf reads not counted")
     parser.add_argument("--reads", type=int, default=500_000, help="zipf reads measured")
-    parser.add_argument("--sync-writes", type=int, default=2_000)
+    parser.add_argument("--sync-writes", type=int, default=5_000)
     parser.add_argument("--sync-seconds", type=float, default=20.0, help="cap per sync row")
     parser.add_argument("--cluster-pairs", type=int, default=200_000)
     parser.add_argument("--cluster-reads", type=int, default=100_000)
@@ -984,6 +1077,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     parser.add_argument(
+        "--plot", type=Path, default=ROOT / "docs" / "_static" / "bench_storage_engines.png"
+    )
+    parser.add_argument(
         "--from-json", action="store_true", help="Only redraw the table and plot from --out."
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -993,7 +1089,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(engine_worker(spec)))
         return
     if args.from_json:
-        write_outputs(json.loads((args.out / "storage_engines.json").read_text()), args.out)
+        results = json.loads((args.out / "storage_engines.json").read_text())
+        write_outputs(results, args.out, args.plot)
         return
     started = time.monotonic()
     results: dict[str, Any] = {
@@ -1017,6 +1114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     print(f"engine level, {args.pairs:,} pairs per row", flush=True)
     results["engines"] = [] if args.no_engines else run_engines(args)
+    results["codec_costs"] = codec_costs(args.seed)
     if not args.no_cluster:
         print("cluster level", flush=True)
         results["cluster"] = run_cluster(args)
@@ -1027,7 +1125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     print(f"done in {results['wall_seconds']} s")
     if not args.no_write:
-        write_outputs(results, args.out)
+        write_outputs(results, args.out, args.plot)
     print(table(results))
 
 

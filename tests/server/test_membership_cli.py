@@ -40,9 +40,24 @@ def test_join_leave_and_replace(tmp_path: Path) -> None:
         assert 0.5 < plan["gained_fraction"]["n4"] < 0.95
         committed = dtk("cluster", "commit", "--dir", str(tmp_path)).stdout
         assert "committed epoch 2" in committed and "handoff done" in committed
+        # A whole-cluster restart after the join: every node comes back with the
+        # committed view and reaches the node that joined.
+        dtk("cluster", "down", "--dir", str(tmp_path))
+        dtk("cluster", "up", "--dir", str(tmp_path))
         status = json.loads(dtk("cluster", "status", "--dir", str(tmp_path), "--json").stdout)
+        assert all(n["running"] for n in status["nodes"])
         n4 = next(n for n in status["nodes"] if n["name"] == "n4")
         _read_all(n4["resp"])
+        n1 = next(n for n in status["nodes"] if n["name"] == "n1")
+        strict = _redis(n1["resp"])
+        strict.execute_command("DTK.CONSISTENCY", 3, 3)  # every replica, n4 included
+        for key in KEYS[:20]:
+            assert strict.set(key, "again")
+        strict.close()
+        client = _redis(n4["resp"])
+        for index, key in enumerate(KEYS[:20]):
+            client.set(key, str(index))
+        client.close()
 
         left = dtk("cluster", "leave", "n1", "--dir", str(tmp_path)).stdout
         assert "owners: n1, n2, n3, n4 -> n2, n3, n4" in left
