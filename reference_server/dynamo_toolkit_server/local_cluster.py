@@ -37,6 +37,7 @@ __all__ = [
 
 PLAN_FILE = "cluster.json"
 PORTS_PER_NODE = 10  # peer, resp, http, native at offsets 0..3; room to grow
+DURABLE_ENGINES = ("sqlite", "lmdb", "rocksdb")  # the engines with durability modes
 
 
 @attrs.frozen
@@ -128,6 +129,12 @@ def plan_cluster(
     if durability is not None:
         engine = store["storage_engine"]
         section = {"name": engine} if isinstance(engine, str) else dict(engine)
+        if section["name"] not in DURABLE_ENGINES:
+            raise ConfigurationError(
+                f"--durability applies to the engines {', '.join(DURABLE_ENGINES)}, "
+                f"not {section['name']!r} (for a wrapper, set it on its inner engine "
+                "in --config)"
+            )
         section["durability"] = durability
         store["storage_engine"] = section
     store["transport"] = "tcp"

@@ -115,6 +115,7 @@ class NodeProcess:
         while True:
             await asyncio.sleep(self.settings.flush_interval)
             self.node.engine.flush()
+            self.node.hints.engine.flush()
 
     def _write_ready(self) -> None:
         payload = {"node": self.settings.node_id, "pid": os.getpid(), **self.bound}
