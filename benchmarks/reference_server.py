@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,15 +46,9 @@ LIST_REQUESTS = 1000
 
 def free_base(ports: int) -> int:
     """A base port with ``ports`` free ports after it on 127.0.0.1."""
-    for base in range(30000, 60000, 200):
-        try:
-            for port in range(base, base + ports):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
+    from dynamo_toolkit_server.local_cluster import free_base_port
+
+    return free_base_port(ports, start=30000, step=200)
 
 
 def redis_benchmark(

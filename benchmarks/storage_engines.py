@@ -67,7 +67,6 @@ import os
 import platform
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -678,15 +677,9 @@ def codec_costs(seed: int, count: int = 5_000) -> list[dict[str, Any]]:
 
 def free_base(ports: int) -> int:
     """A base port with ``ports`` free ports after it on 127.0.0.1."""
-    for base in range(31000, 60000, 300):
-        try:
-            for port in range(base, base + ports):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
+    from dynamo_toolkit_server.local_cluster import free_base_port
+
+    return free_base_port(ports, start=31000, step=300)
 
 
 def dtk(*args: str) -> str:

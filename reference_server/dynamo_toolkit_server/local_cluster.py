@@ -261,6 +261,14 @@ def _port_free(address: str) -> bool:
     return True
 
 
+def free_base_port(ports: int, start: int = 30000, step: int = 200) -> int:
+    """A base port with ``ports`` consecutive free ports on 127.0.0.1 (benchmarks, tools)."""
+    for base in range(start, 60000, step):
+        if all(_port_free(f"127.0.0.1:{port}") for port in range(base, base + ports)):
+            return base
+    raise ClusterError("no free port range on 127.0.0.1")
+
+
 def _launch(directory: Path, node: NodePlan) -> int:
     node_dir = directory / node.name
     busy = [a for a in (node.peer, node.resp, node.http, node.native) if not _port_free(a)]
@@ -454,4 +462,4 @@ def next_names(directory: Path, count: int) -> list[str]:
     return [f"n{start + i}" for i in range(count)]
 
 
-__all__ += ["add_nodes", "mark_gone", "next_names"]
+__all__ += ["add_nodes", "free_base_port", "mark_gone", "next_names"]

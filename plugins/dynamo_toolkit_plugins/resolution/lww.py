@@ -13,10 +13,9 @@ import math
 from collections.abc import Iterable, Sequence
 
 from dynamo_toolkit.hookspecs import hookimpl
-from dynamo_toolkit.interfaces import ConflictResolver
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit.versioning import VectorClock, Version
-from dynamo_toolkit_plugins.resolution.vector_clock import next_clock, validate_max_entries
+from dynamo_toolkit_plugins.resolution.vector_clock import VectorClockResolver
 
 __all__ = ["LastWriteWinsResolver", "dtk_register_components", "lww_key"]
 
@@ -31,20 +30,14 @@ def lww_key(version: Version) -> tuple[float, list[list[object]], bool, bytes]:
     return (version.timestamp, version.clock.to_wire(), value is None, value or b"")
 
 
-class LastWriteWinsResolver(ConflictResolver):
+class LastWriteWinsResolver(VectorClockResolver):
     """Keeps only the version with the latest timestamp (ties broken deterministically).
 
     A write made with a context is stamped later than every write that context
     saw (even if the coordinator's wall clock lags behind the one that wrote
-    them), so a read-modify-write never loses to what it read.
+    them), so a read-modify-write never loses to what it read. Clocks are
+    made and pruned as by :class:`VectorClockResolver`, whose parameters it takes.
     """
-
-    def __init__(self, max_entries: int = 10, prune: bool = True) -> None:
-        self.max_entries = validate_max_entries(max_entries)
-        self.prune = bool(prune)
-
-    def __repr__(self) -> str:
-        return f"LastWriteWinsResolver(max_entries={self.max_entries}, prune={self.prune})"
 
     def new_version(
         self,
@@ -60,9 +53,7 @@ class LastWriteWinsResolver(ConflictResolver):
         seen = max((entry.timestamp for entry in context.entries), default=-math.inf)
         if seen >= timestamp:
             timestamp = math.nextafter(seen, math.inf)
-        limit = self.max_entries if self.prune else None
-        clock = next_clock(context, actor, timestamp, local, limit)
-        return Version(clock, value, timestamp)
+        return super().new_version(context, actor, value, timestamp, local)
 
     def reconcile(self, versions: Iterable[Version]) -> tuple[Version, ...]:
         """The single greatest version by :func:`lww_key`, or ``()`` for no versions."""

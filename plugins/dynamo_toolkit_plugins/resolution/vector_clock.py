@@ -87,7 +87,8 @@ class VectorClockResolver(ConflictResolver):
         self.prune = bool(prune)
 
     def __repr__(self) -> str:
-        return f"VectorClockResolver(max_entries={self.max_entries}, prune={self.prune})"
+        name = type(self).__name__
+        return f"{name}(max_entries={self.max_entries}, prune={self.prune})"
 
     def new_version(
         self,
