@@ -1,0 +1,1 @@
+"""The ``full-exchange`` anti-entropy baseline (work in progress)."""

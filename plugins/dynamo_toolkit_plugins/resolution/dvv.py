@@ -1,0 +1,1 @@
+"""The ``dvv`` conflict resolver: dotted version vectors (work in progress)."""
