@@ -64,3 +64,11 @@ class TestMerkleSmall(AntiEntropySuite):
     @pytest.fixture
     def make_anti_entropy(self, host: PluginHost) -> Callable[[], Any]:
         return _builder(host, "anti_entropy", "merkle", fanout=2, depth=2)
+
+
+class TestFullExchange(AntiEntropySuite):
+    """``full-exchange``: one flat digest (depth 0), the baseline."""
+
+    @pytest.fixture
+    def make_anti_entropy(self, host: PluginHost) -> Callable[[], Any]:
+        return _builder(host, "anti_entropy", "full-exchange")
