@@ -69,6 +69,14 @@ class TestLastWriteWins(ConflictResolverSuite):
         return _resolver(host, "lww")
 
 
+class TestDottedVersionVectors(ConflictResolverSuite):
+    """``dvv`` (it takes no parameters)."""
+
+    @pytest.fixture
+    def make_resolver(self, host: PluginHost) -> MakeResolver:
+        return _resolver(host, "dvv")
+
+
 class TestTimeoutDetector(FailureDetectorSuite):
     """``timeout`` at its default 2 s timeout."""
 
@@ -154,6 +162,7 @@ class TestSqliteDictAutocommit(StorageEngineSuite):
     [
         ("conflict_resolver", "vector-clock"),
         ("conflict_resolver", "lww"),
+        ("conflict_resolver", "dvv"),
         ("failure_detector", "timeout"),
         ("storage_engine", "memory"),
         ("storage_engine", "sqlitedict"),

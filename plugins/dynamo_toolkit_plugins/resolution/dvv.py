@@ -1,1 +1,158 @@
-"""The ``dvv`` conflict resolver: dotted version vectors (work in progress)."""
+"""The ``dvv`` conflict resolver: dotted version vectors (Preguiça et al., 2010).
+
+The problem it solves. Under ``vector-clock`` the actor of a clock is the
+coordinating node (Dynamo §4.4). Two clients that read the same context and
+write through the same replica get clocks ``{n1: 4}`` and ``{n1: 5}``: the
+second *looks* as if it saw the first, and replaces it. The first update is
+lost, although nobody saw it. Riak's older fix (keep both, merge the clocks)
+does not lose updates but cannot tell later which siblings a context saw, so
+siblings pile up ("sibling explosion").
+
+Dotted version vectors separate the *dot* of a version, the one event that
+created it (the coordinator's id and a counter), from its *causal past* (the
+context the client read). A version is obsolete exactly when another version's
+past covers its dot. A write therefore supersedes the siblings its context
+saw, and only those; every truly concurrent sibling survives.
+
+How the dot is carried. A :class:`~dynamo_toolkit.versioning.Version` holds
+one :class:`~dynamo_toolkit.versioning.VectorClock` and no other metadata.
+Contexts are merges of those clocks, and the conformance suite compares them
+as plain vector clocks. So the dot has to live inside a plain clock entry, and
+it must not make the clock *look* as if it covered events it did not see. A
+dot ``(n1, 5)`` stored as the entry ``n1: 5`` would claim ``n1``'s events 1 to
+4 as well. That is harmless when the context already covers them (the dot is
+*contiguous* with the past) and is the false dominance above when it does not.
+
+The resolver keeps every dot contiguous by giving each coordinator *branches*:
+extra clock entries named ``n1\\x1f1``, ``n1\\x1f2``, ... beside the plain
+``n1`` (branch 0). A coordinator puts its new dot on the lowest branch whose
+latest dot the context covers, or opens a new branch when the context covers
+none of them (the client's context is stale with respect to this
+coordinator's own writes). Each branch is then a chain: every dot on it
+covers the previous one. A plain vector clock over (node, branch) entries is
+therefore exact, with no false dominance and no false concurrency, and
+``reconcile`` is ordinary vector-clock reconciliation. The dot's counter is
+one past every counter the coordinator has used for the key on any branch, so
+``(node, counter)`` names one write, as in the paper. Without concurrency
+through one coordinator only branch 0 is used, and the clocks are exactly
+``vector-clock``'s.
+
+The cost is metadata. A branch entry, once created, stays in every descendant
+clock, because a clock must descend the context it was written with. A key's
+clock therefore has one entry per coordinator and branch: the number of
+coordinators times the largest number of concurrent siblings one coordinator
+ever produced for the key. Published DVVs have one entry per replica. The
+price here buys compatibility with the kernel's plain vector clocks and
+contexts, and ``dtk bench resolvers`` measures it.
+
+What it needs: the coordinator must be a replica of the key. Its local
+versions then tell it every dot and branch it has already used for the key.
+:meth:`Cluster.coordinator_for <dynamo_toolkit.cluster.Cluster.coordinator_for>`
+and partition-aware clients route writes that way, and Riak forwards every put
+to a replica for the same reason. A coordinator that holds no copy of the key
+(``local`` empty) can only continue from the context. Its dot may then repeat
+one it issued earlier for the key, and updates can be lost as under
+``vector-clock``. There is no pruning: branches cannot be dropped without
+losing exactly the information that prevents lost updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from dynamo_toolkit.hookspecs import hookimpl
+from dynamo_toolkit.interfaces import ConflictResolver
+from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit.versioning import VectorClock, Version
+from dynamo_toolkit_plugins.resolution.vector_clock import VectorClockResolver
+
+__all__ = [
+    "BRANCH_SEPARATOR",
+    "DottedVersionVectorResolver",
+    "branch_entry",
+    "dtk_register_components",
+    "split_entry",
+]
+
+#: Separates a node id from a branch number in a clock entry's actor name.
+#: A control character (ASCII unit separator), so no real node id contains it.
+BRANCH_SEPARATOR = "\x1f"
+
+
+def branch_entry(actor: str, branch: int) -> str:
+    """The clock-entry name of ``actor``'s ``branch`` (branch 0 is ``actor`` itself)."""
+    return actor if branch == 0 else f"{actor}{BRANCH_SEPARATOR}{branch}"
+
+
+def split_entry(name: str) -> tuple[str, int]:
+    """Inverse of :func:`branch_entry`: ``(node id, branch)`` of a clock-entry name."""
+    actor, separator, branch = name.rpartition(BRANCH_SEPARATOR)
+    if not separator or not branch.isdigit():
+        return name, 0
+    return actor, int(branch)
+
+
+def _branch_tips(actor: str, clocks: Iterable[VectorClock]) -> dict[int, int]:
+    """The highest counter on each of ``actor``'s branches across ``clocks``."""
+    tips: dict[int, int] = {}
+    for clock in clocks:
+        for entry in clock.entries:
+            owner, branch = split_entry(entry.actor)
+            if owner == actor and entry.counter > tips.get(branch, 0):
+                tips[branch] = entry.counter
+    return tips
+
+
+class DottedVersionVectorResolver(ConflictResolver):
+    """Dotted version vectors on per-coordinator branches (see the module docstring).
+
+    A write supersedes exactly the versions its context saw. Concurrent writes
+    through one coordinator become siblings instead of replacing one another.
+    Takes no parameters; clocks are never pruned.
+    """
+
+    def __init__(self) -> None:
+        # Reconciliation over exact clocks is plain vector-clock reconciliation.
+        self._reconciler = VectorClockResolver(prune=False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def new_version(
+        self,
+        context: VectorClock,
+        actor: str,
+        value: bytes | None,
+        timestamp: float,
+        local: Sequence[Version] = (),
+    ) -> Version:
+        """The version of a write by ``actor``: its dot is added to ``context``.
+
+        The dot goes on the lowest branch of ``actor`` whose latest dot (known
+        from ``context`` and the ``local`` versions) the context covers, or on a
+        new branch if the context covers none.
+        """
+        if BRANCH_SEPARATOR in actor:
+            raise ValueError(f"node id {actor!r} contains the dvv branch separator \\x1f")
+        seen = _branch_tips(actor, (context,))
+        tips = _branch_tips(actor, (context, *(version.clock for version in local)))
+        # Branches whose newest dot the client saw: continuing one of them keeps
+        # it a chain. Branch 0 is free when it was never used.
+        free = [branch for branch, tip in tips.items() if seen.get(branch, 0) >= tip]
+        if 0 not in tips:
+            free.append(0)
+        # Otherwise the lowest branch number not in use yet.
+        branch = min(free) if free else min(set(range(len(tips) + 1)) - set(tips))
+        counter = max(tips.values(), default=0) + 1
+        clock = context.increment(branch_entry(actor, branch), timestamp, at_least=counter - 1)
+        return Version(clock, value, timestamp)
+
+    def reconcile(self, versions: Iterable[Version]) -> tuple[Version, ...]:
+        """Survivors: versions whose dot no other version covers, deduplicated, sorted."""
+        return self._reconciler.reconcile(versions)
+
+
+@hookimpl
+def dtk_register_components(registry: ComponentRegistry) -> None:
+    """Register the ``dvv`` conflict resolver."""
+    registry.add_conflict_resolver("dvv", DottedVersionVectorResolver)
