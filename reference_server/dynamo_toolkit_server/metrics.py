@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from dynamo_toolkit.node import Node
 
@@ -18,25 +21,70 @@ _LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
+class _CommandStats:
+    """Counts and latency buckets of one ``(protocol, command)``; plain ints, no locks."""
+
+    __slots__ = ("buckets", "errors", "ok", "seconds")
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.errors = 0
+        self.seconds = 0.0
+        # One slot per bucket bound plus the +Inf overflow; not cumulative.
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
+
+
+class _RequestCollector(Collector):
+    """Exposes the per-command stats as ``dtk_requests`` and ``dtk_request_latency_seconds``.
+
+    Requests are counted in plain Python objects and turned into Prometheus
+    families only when scraped: ``Counter.labels().inc()`` and
+    ``Histogram.observe()`` cost microseconds per request, a large share of a
+    cached read's whole budget.
+    """
+
+    def __init__(self, stats: dict[tuple[str, str], _CommandStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        """Both families, built from the current counts."""
+        requests = CounterMetricFamily(
+            "dtk_requests",
+            "Client requests handled, by protocol, command and outcome.",
+            labels=["protocol", "command", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "dtk_request_latency_seconds",
+            "Client request latency, by protocol and command.",
+            labels=["protocol", "command"],
+        )
+        for (protocol, command), stats in sorted(self._stats.items()):
+            if stats.ok:
+                requests.add_metric([protocol, command, "ok"], stats.ok)
+            if stats.errors:
+                requests.add_metric([protocol, command, "error"], stats.errors)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), stats.buckets, strict=True):
+                cumulative += count
+                buckets.append((_bucket_label(bound), cumulative))
+            latency.add_metric([protocol, command], buckets, stats.seconds)
+        yield requests
+        yield latency
+
+
+def _bucket_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
 class NodeMetrics:
     """Request counters and latencies by protocol and command, plus node gauges."""
 
     def __init__(self, node: Node | None = None) -> None:
         self.node = node
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "dtk_requests",
-            "Client requests handled, by protocol, command and outcome.",
-            ["protocol", "command", "outcome"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "dtk_request_latency_seconds",
-            "Client request latency, by protocol and command.",
-            ["protocol", "command"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        #: Per ``(protocol, command)`` counts and latency buckets.
+        self.commands: dict[tuple[str, str], _CommandStats] = {}
+        self.registry.register(_RequestCollector(self.commands))
         gauges = {
             "quorum_failures": "Requests that did not reach their R or W quorum.",
             "read_repairs": "Stale replicas repaired after reads coordinated here.",
@@ -75,13 +123,20 @@ class NodeMetrics:
             yield
             outcome = "ok"
         finally:
-            self.latency.labels(protocol, command).observe(time.perf_counter() - start)
-            self.requests.labels(protocol, command, outcome).inc()
+            self.observe(protocol, command, time.perf_counter() - start, outcome == "ok")
 
     def observe(self, protocol: str, command: str, seconds: float, ok: bool) -> None:
         """Record a request measured by the caller."""
-        self.latency.labels(protocol, command).observe(seconds)
-        self.requests.labels(protocol, command, "ok" if ok else "error").inc()
+        key = (protocol, command)
+        stats = self.commands.get(key)
+        if stats is None:
+            stats = self.commands[key] = _CommandStats()
+        if ok:
+            stats.ok += 1
+        else:
+            stats.errors += 1
+        stats.seconds += seconds
+        stats.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import msgpack
 
+from dynamo_toolkit.eager import start_eagerly
 from dynamo_toolkit.errors import ConfigurationError, NodeUnavailableError, TransportError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import Handler, Network, Transport
@@ -148,7 +149,7 @@ class TcpTransport(Transport):
         self._connecting: dict[str, asyncio.Future[_Connection]] = {}
         self._retry_at: dict[str, tuple[float, float]] = {}  # peer -> (when, backoff)
         self._next_id = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         # (deadline, request id, link, dest, timeout) of requests sent; entries
         # of requests already answered simply find nothing pending at expiry.
         self._deadlines: list[tuple[float, int, _Connection, str, float]] = []
@@ -291,7 +292,11 @@ class TcpTransport(Transport):
         """Run the handler for an incoming request or one-way message."""
         if self._handler is None:
             return
-        self._spawn(self._handle(connection, kind, request_id, message))
+        # Most requests (replica reads and writes) finish without waiting:
+        # run them now rather than paying for a task and a loop turn each.
+        handling = start_eagerly(self._handle(connection, kind, request_id, message))
+        if not handling.done():
+            self._track(handling)
 
     async def _handle(
         self, connection: _Connection, kind: int, request_id: int, message: object
@@ -307,9 +312,11 @@ class TcpTransport(Transport):
             connection.write([REPLY, request_id, encode_message(reply)])
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(asyncio.get_running_loop().create_task(coro))
+
+    def _track(self, running: asyncio.Future[None]) -> None:
+        self._tasks.add(running)
+        running.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         """Stop listening, let running handlers finish, close every connection."""

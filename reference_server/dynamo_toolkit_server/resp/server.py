@@ -22,6 +22,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any, cast
 
+from dynamo_toolkit.eager import start_eagerly
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.operations import StoreService
 from dynamo_toolkit_server.resp.commands import (
@@ -69,7 +70,8 @@ class _Connection(asyncio.Protocol):
         self._registry = registry
         self._ctx = registry.context
         self._parser = RespParser(max_bulk=registry.max_bulk, max_array=registry.max_array)
-        self._queue: deque[Command] = deque()
+        # Commands to run, or the reply of one already started (see data_received).
+        self._queue: deque[Command | asyncio.Future[bytes]] = deque()
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._busy = False  # the worker is running a command
@@ -116,21 +118,28 @@ class _Connection(asyncio.Protocol):
             self._pause_reading()
         queue = self._queue
         if not queue and not self._busy and self._writable is None:
-            # Fast path: nothing is ahead of these commands, so synchronous ones
-            # can be answered here without waking the worker.
+            # Fast path: nothing is ahead of these commands, so they run here,
+            # without waking the worker, until one has to wait for replicas.
             taken = 0
+            waiting: asyncio.Future[bytes] | None = None
             for args in commands:
+                taken += 1
                 reply = self._try_sync(args)
                 if reply is None:
-                    break
+                    pending = start_eagerly(self._run(args), self._loop)
+                    if not pending.done():
+                        waiting = pending  # the worker sends its reply, in order
+                        break
+                    reply = pending.result()
                 self._out.append(reply)
-                taken += 1
                 if self._session.quit:
                     taken = len(commands)  # what follows QUIT is never run
                     break
-            if taken:
-                commands = commands[taken:]
+            commands = commands[taken:]
+            if self._out:
                 self._flush()
+            if waiting is not None:
+                queue.append(waiting)
         if commands:
             queue.extend(commands)
             if len(queue) > _MAX_QUEUED:
@@ -189,10 +198,11 @@ class _Connection(asyncio.Protocol):
                 if self._writable is not None:
                     await self._writable
                     continue
-                args = queue.popleft()
+                item = queue.popleft()
                 self._busy = True
                 try:
-                    reply = await self._run(args)
+                    # A future is a command started in data_received that had to wait.
+                    reply = await (item if isinstance(item, asyncio.Future) else self._run(item))
                 finally:
                     self._busy = False
                 self._send(reply)
