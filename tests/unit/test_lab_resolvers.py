@@ -1,0 +1,197 @@
+"""``dtk bench resolvers``: JSON schema, lost updates per resolver, seeded determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from dynamo_toolkit.lab.resolvers import STRATEGIES, command, run_strategy
+
+SERIES_FIELDS = {
+    "round",
+    "t",
+    "siblings_mean",
+    "siblings_max",
+    "false_siblings",
+    "clock_entries_mean",
+    "clock_entries_max",
+    "context_bytes_mean",
+    "context_bytes_max",
+    "metadata_bytes_mean",
+    "lost",
+}
+RESULT_FIELDS = {
+    "strategy",
+    "resolver",
+    "resolver_params",
+    "writes",
+    "acknowledged",
+    "lost",
+    "lost_fraction",
+    "converged",
+    "final",
+    "summary",
+    "rounds",
+}
+SUMMARY_FIELDS = {
+    "siblings_mean",
+    "siblings_max",
+    "false_siblings_max",
+    "clock_entries_mean",
+    "clock_entries_max",
+    "context_bytes_mean",
+    "context_bytes_max",
+    "metadata_bytes_mean",
+}
+SMALL = ("--clients", "6", "--keys", "3", "--rounds", "25")
+
+
+def run(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(command, ["--json", *args])
+    assert result.exit_code == 0, result.output
+    payload: dict[str, Any] = json.loads(result.stdout)
+    return payload
+
+
+@pytest.fixture(scope="module")
+def small() -> dict[str, Any]:
+    """Every strategy, stale contexts through shared coordinators (the defaults)."""
+    return run(*SMALL)
+
+
+def by_strategy(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["strategy"]: r for r in payload["results"]}
+
+
+def test_json_schema(small: dict[str, Any]) -> None:
+    assert set(small) == {"params", "results"}
+    assert small["params"] == {
+        "nodes": 5,
+        "n": 3,
+        "r": 2,
+        "w": 2,
+        "clients": 6,
+        "keys": 3,
+        "rounds": 25,
+        "stale": 0.2,
+        "stale_age": 5,
+        "route": "spread",
+        "think_ms": 5.0,
+        "max_entries": 10,
+        "seed": 1,
+    }
+    assert [r["strategy"] for r in small["results"]] == list(STRATEGIES)
+    for result in small["results"]:
+        assert set(result) == RESULT_FIELDS
+        assert set(result["summary"]) == SUMMARY_FIELDS
+        assert set(result["final"]) == SERIES_FIELDS - {"round", "t"}
+        assert [s["round"] for s in result["rounds"]] == list(range(1, 26))
+        times = [s["t"] for s in result["rounds"]]
+        assert times == sorted(times) and times[0] > 0
+        for sample in result["rounds"]:
+            assert set(sample) == SERIES_FIELDS
+            assert 1 <= sample["siblings_mean"] <= sample["siblings_max"]
+            assert sample["clock_entries_mean"] <= sample["clock_entries_max"]
+        assert result["writes"] == 6 * 25
+        assert 0 < result["acknowledged"] <= result["writes"]
+        assert result["lost"] == result["final"]["lost"]
+        assert result["converged"] is True
+    params = by_strategy(small)
+    assert params["vector-clock"]["resolver_params"] == {"max_entries": 10, "prune": True}
+    assert params["vector-clock-unpruned"]["resolver_params"] == {"prune": False}
+
+
+def test_stale_contexts_through_shared_coordinators(small: dict[str, Any]) -> None:
+    results = by_strategy(small)
+    # dvv keeps every acknowledged write, and only true conflicts as siblings.
+    assert results["dvv"]["lost"] == 0
+    assert results["dvv"]["summary"]["false_siblings_max"] == 0
+    # vector-clock's coordinator counter makes stale writes supersede unseen ones.
+    assert results["vector-clock-unpruned"]["lost"] > 0
+    assert results["lww"]["lost"] > results["vector-clock-unpruned"]["lost"]
+    assert results["lww"]["summary"]["siblings_max"] == 1
+    # dvv pays in metadata: branch entries for the concurrent writes it kept.
+    assert (
+        results["dvv"]["summary"]["clock_entries_max"]
+        > results["vector-clock-unpruned"]["summary"]["clock_entries_max"]
+    )
+    # Lost counts only grow: a superseded version never comes back.
+    for result in small["results"]:
+        lost = [s["lost"] for s in result["rounds"]]
+        assert lost == sorted(lost)
+
+
+def test_one_coordinator_per_client_and_fresh_contexts_lose_nothing_but_lww() -> None:
+    # Three clients, each through its own replica of the key, always reading first:
+    # every concurrent write comes from a different coordinator.
+    results = by_strategy(run("--clients", "3", "--keys", "3", "--rounds", "25", "--stale", "0"))
+    for strategy in ("vector-clock", "vector-clock-unpruned", "dvv"):
+        assert results[strategy]["lost"] == 0, strategy
+        assert results[strategy]["summary"]["siblings_max"] > 1, strategy
+    assert results["lww"]["lost"] > 0
+    # Without concurrency through one coordinator dvv's clocks are vector clocks.
+    assert results["dvv"]["rounds"] == results["vector-clock-unpruned"]["rounds"]
+
+
+def test_all_clients_through_one_coordinator() -> None:
+    results = by_strategy(
+        run("--route", "same", "--keys", "2", "--rounds", "15", "--strategies", "vector-clock,dvv")
+    )
+    assert results["dvv"]["lost"] == 0
+    assert results["dvv"]["summary"]["siblings_max"] > 1
+    # One actor per key: vector-clock orders every write, keeping only the last.
+    assert results["vector-clock"]["summary"]["siblings_max"] == 1
+    assert results["vector-clock"]["lost"] > 0
+
+
+def test_pruning_below_the_number_of_coordinators_makes_false_siblings() -> None:
+    options: dict[str, Any] = {
+        "route": "any",
+        "nodes": 6,
+        "clients": 6,
+        "keys": 3,
+        "rounds": 15,
+        "max_entries": 2,
+    }
+    pruned = run_strategy("vector-clock", **options)
+    unpruned = run_strategy("vector-clock-unpruned", **options)
+    assert pruned["summary"]["false_siblings_max"] > 0
+    assert pruned["summary"]["siblings_max"] > unpruned["summary"]["siblings_max"]
+    assert unpruned["summary"]["false_siblings_max"] == 0
+
+
+def test_same_seed_same_output_and_seed_matters() -> None:
+    args = ("--keys", "2", "--rounds", "10", "--strategies", "dvv,lww")
+    first = run(*args, "--seed", "7")
+    assert run(*args, "--seed", "7") == first
+    assert run(*args, "--seed", "8") != first
+
+
+def test_table_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "resolvers.png"
+    result = CliRunner().invoke(
+        command, ["--rounds", "5", "--strategies", "dvv,lww", "--plot", str(plot)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "dvv" in result.output and "lost" in result.output
+    assert plot.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--strategies", "nope"),
+        ("--strategies", ","),
+        ("--stale", "1.5"),
+        ("--clients", "0"),
+        ("--nodes", "2"),
+    ],
+)
+def test_bad_options_are_refused(args: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(command, ["--json", "--rounds", "1", *args])
+    assert result.exit_code != 0
