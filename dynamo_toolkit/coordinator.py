@@ -125,8 +125,11 @@ class Coordinator:
         self.node.stats.reads += 1
 
         answers = [r.versions for r in quorum.replies.values() if isinstance(r, ReplicaReadReply)]
-        # A replica's stored set is reconciled already: one answer needs no work.
-        siblings = answers[0] if len(answers) == 1 else self._reconcile(answers)
+        # A replica's stored set is reconciled already, so one answer, or
+        # answers that agree (the common case), need no work.
+        first = answers[0] if answers else ()
+        agree = all(answer == first for answer in answers)
+        siblings = first if agree else self._reconcile(answers)
         # Repair once every replica has answered or failed, off the client's path
         # (a sole replica cannot be stale against itself).
         if len(targets) > 1:
@@ -318,7 +321,10 @@ class Coordinator:
             for replica, reply in quorum.replies.items()
             if isinstance(reply, ReplicaReadReply)
         }
-        merged = self._reconcile(replies.values())
+        sets = list(replies.values())
+        if all(versions == sets[0] for versions in sets):
+            return  # every replica answered the same set: nothing is stale
+        merged = self._reconcile(sets)
         stale = [r for r, versions in replies.items() if set(versions) != set(merged)]
         if not merged or not stale:
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.operations import StoreService
 from dynamo_toolkit_server.settings import NodeSettings
 
-__all__ = ["READY_FILE", "NodeProcess", "run_node"]
+__all__ = ["READY_FILE", "NodeProcess", "run_node", "tune_garbage_collector"]
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,29 @@ async def _serve(settings: NodeSettings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await process.start()
+        tune_garbage_collector()
         await stop.wait()
     finally:
         await process.stop()
+
+
+#: Allocations between young-generation collections (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector cheap for a long-running node.
+
+    A node keeps many long-lived objects (decoded sibling sets, clocks) and
+    allocates a few hundred short-lived ones per request, nearly all freed by
+    reference counting. With CPython's defaults the collector ran every few
+    requests and took about a fifth of a busy node's CPU (``perf``): what
+    exists after start-up is frozen out of every collection, and the young
+    generation is collected after 50,000 allocations instead of 700.
+    """
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def run_node(settings: NodeSettings) -> None:
