@@ -1,0 +1,1061 @@
+"""Suite ``ycsb``: the YCSB core workloads A-F against the store, per configuration.
+
+``dtk bench ycsb --workloads A,B --configs n3r2w2,n3r1w1`` loads ``--records``
+records, then runs ``--operations`` operations of each workload with
+``--clients`` concurrent closed-loop clients (each starts its next operation
+when the previous one ends), once per configuration and workload, each on a
+fresh store:
+
+* by default on an in-process cluster of ``--nodes`` nodes over the simulated
+  network, on virtual time: seeded and repeatable, throughput in operations
+  per *virtual* second and latencies in *virtual* ms drawn from the simulated
+  network's delay model;
+* with ``--target HOST:PORT[,...]``, against a running reference cluster over
+  the native protocol, on real time.
+
+The generators (mixes, zipfian, latest, uniform, scan lengths, records) are in
+:mod:`dynamo_toolkit.lab.ycsb_workloads`. How the operations map onto a
+Dynamo store:
+
+* read: a get. The client keeps the context it got, per key.
+* update: a put of a whole new record with the context this client last saw
+  for the key (none if it never touched it). The store has no partial update,
+  and a Dynamo client carries the context of its last read or write; a stale
+  context makes the write concurrent with what it did not see (a sibling
+  under vector clocks).
+* insert: a put without context of a new key.
+* scan (workload E): a Dynamo store has no ordered range scan (consistent
+  hashing scatters neighbouring keys), so a scan of L records is a multi-get:
+  gets of the next L record keys in key order, issued in parallel; its
+  latency is that of the slowest.
+* read-modify-write (workload F): a get, then a put with the context read.
+
+Every get is checked: reads that return several siblings are counted, and a
+read is *stale* if none of the values it returned is from a write at least
+as recent as the latest write of that key acknowledged before the read began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import click
+
+from dynamo_toolkit.errors import ConfigurationError, DynamoError, QuorumNotReachedError
+from dynamo_toolkit.lab.output import emit, progress, suite_options
+from dynamo_toolkit.lab.ycsb_workloads import (
+    OPERATION_KINDS,
+    WORKLOADS,
+    InsertSequence,
+    KeyIndex,
+    Operation,
+    OperationStream,
+    RecordMaker,
+    key_name,
+    record_write,
+)
+
+if TYPE_CHECKING:
+    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.node import Node
+
+__all__ = [
+    "LATENCY_MODELS",
+    "Measurements",
+    "QuorumFailure",
+    "Read",
+    "RunSpec",
+    "Runner",
+    "Store",
+    "StoreFailure",
+    "command",
+    "parse_configs",
+    "run_remote",
+    "run_simulated",
+]
+
+#: ``--latency`` choices: the simulated network's own uniform delay, or a PBS preset.
+LATENCY_MODELS = ("uniform", "LNKD-SSD", "LNKD-DISK", "YMMR")
+_CONFIG = re.compile(r"^n(\d+)r(\d+)w(\d+)$", re.IGNORECASE)
+_DETECTOR_TIMEOUT_RATIO = 4.0  # the defaults': timeout 2 s over heartbeats every 0.5 s
+
+
+# -- what a store must offer -----------------------------------------------------
+
+
+class QuorumFailure(Exception):
+    """The store could not gather R (or W) replies."""
+
+
+class StoreFailure(Exception):
+    """Any other failed request (timeout, unreachable node, refused request)."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """A get: the live sibling values and the context covering them."""
+
+    values: tuple[Any, ...]
+    context: bytes
+
+
+class Store(Protocol):
+    """The two operations a workload needs; failures raise :class:`QuorumFailure` or
+    :class:`StoreFailure`."""
+
+    async def get(self, key: str) -> Read:
+        """Read ``key``."""
+        ...
+
+    async def put(self, key: str, value: object, context: bytes | None) -> bytes:
+        """Write ``value`` superseding what ``context`` covers; the new context."""
+        ...
+
+
+class _ClusterStore:
+    """The in-process cluster as a :class:`Store`.
+
+    ``routing="any"``: a load balancer sends each request to a node chosen at
+    random (seeded); ``"replica"``: a partition-aware client sends it to the
+    key's first running replica (Dynamo §4.5's two options). The client is
+    not a node, so its hop to the coordinator and back is a virtual sleep of
+    one one-way delay each way, drawn by ``hop`` (request, reply).
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        routing: str,
+        rng: random.Random,
+        hop: tuple[Callable[[], float], Callable[[], float]],
+    ) -> None:
+        self.cluster = cluster
+        self.routing = routing
+        self.rng = rng
+        self.hop_in, self.hop_out = hop
+        self.nodes = list(cluster.nodes.values())
+
+    def _node(self, key: str) -> Node:
+        if self.routing == "replica":
+            return self.cluster.coordinator_for(key)
+        return self.nodes[self.rng.randrange(len(self.nodes))]
+
+    async def get(self, key: str) -> Read:
+        node = self._node(key)
+        await asyncio.sleep(self.hop_in())
+        try:
+            result = await node.get(key)
+        except QuorumNotReachedError as exc:
+            raise QuorumFailure(str(exc)) from exc
+        except DynamoError as exc:
+            raise StoreFailure(str(exc)) from exc
+        finally:
+            await asyncio.sleep(self.hop_out())
+        return Read(result.values, result.context)
+
+    async def put(self, key: str, value: object, context: bytes | None) -> bytes:
+        node = self._node(key)
+        await asyncio.sleep(self.hop_in())
+        try:
+            result = await node.put(key, value, context)
+        except QuorumNotReachedError as exc:
+            raise QuorumFailure(str(exc)) from exc
+        except DynamoError as exc:
+            raise StoreFailure(str(exc)) from exc
+        finally:
+            await asyncio.sleep(self.hop_out())
+        return result.context
+
+
+class _ClientStore:
+    """A reference-server cluster, through one native-protocol client, as a :class:`Store`."""
+
+    def __init__(self, client: Any) -> None:
+        from dynamo_toolkit_server.client import ClientError, QuorumError
+
+        self.client = client
+        self._quorum_error = QuorumError
+        self._client_error = ClientError
+
+    async def get(self, key: str) -> Read:
+        try:
+            result = await self.client.get(key)
+        except self._quorum_error as exc:
+            raise QuorumFailure(str(exc)) from exc
+        except self._client_error as exc:
+            raise StoreFailure(str(exc)) from exc
+        return Read(tuple(result.values), result.context)
+
+    async def put(self, key: str, value: object, context: bytes | None) -> bytes:
+        try:
+            context_out: bytes = await self.client.put(key, value, context)
+        except self._quorum_error as exc:
+            raise QuorumFailure(str(exc)) from exc
+        except self._client_error as exc:
+            raise StoreFailure(str(exc)) from exc
+        return context_out
+
+
+# -- measuring ----------------------------------------------------------------------
+
+
+@dataclass
+class Measurements:
+    """What one phase (load or run) measured; latencies in seconds, successful operations only."""
+
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {kind: [] for kind in OPERATION_KINDS}
+    )
+    quorum_failures: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(OPERATION_KINDS, 0)
+    )
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATION_KINDS, 0))
+    reads: int = 0
+    sibling_reads: int = 0
+    max_siblings: int = 0
+    checked_reads: int = 0
+    stale_reads: int = 0
+    seconds: float = 0.0
+
+    @property
+    def operations(self) -> int:
+        """Operations finished, successful or not."""
+        done = sum(len(values) for values in self.latencies.values())
+        return done + sum(self.quorum_failures.values()) + sum(self.errors.values())
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON form: counts, throughput and latency percentiles (ms)."""
+        every = sorted(v for values in self.latencies.values() for v in values)
+        by_kind = {
+            kind: _latency_summary(sorted(values), self.quorum_failures[kind], self.errors[kind])
+            for kind, values in self.latencies.items()
+            if values or self.quorum_failures[kind] or self.errors[kind]
+        }
+        return {
+            "operations": self.operations,
+            "seconds": self.seconds,
+            "throughput": self.operations / self.seconds if self.seconds > 0 else math.nan,
+            "mix": {
+                kind: summary["count"] + summary["failed"] for kind, summary in by_kind.items()
+            },
+            "latency_ms": {
+                "all": _latency_summary(
+                    every, sum(self.quorum_failures.values()), sum(self.errors.values())
+                ),
+                **by_kind,
+            },
+            "quorum_failures": sum(self.quorum_failures.values()),
+            "errors": sum(self.errors.values()),
+            "reads": self.reads,
+            "sibling_reads": self.sibling_reads,
+            "max_siblings": self.max_siblings,
+            "checked_reads": self.checked_reads,
+            "stale_reads": self.stale_reads,
+        }
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile of an ascending sequence."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q * len(ordered)))
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def _latency_summary(ordered: Sequence[float], quorum_failures: int, errors: int) -> dict[str, Any]:
+    ms = 1000.0
+    return {
+        "count": len(ordered),
+        "failed": quorum_failures + errors,
+        "mean": sum(ordered) / len(ordered) * ms if ordered else math.nan,
+        "p50": _percentile(ordered, 0.50) * ms,
+        "p95": _percentile(ordered, 0.95) * ms,
+        "p99": _percentile(ordered, 0.99) * ms,
+        "max": ordered[-1] * ms if ordered else math.nan,
+    }
+
+
+class _Budget:
+    """Operations left to hand out, shared by the clients of a phase."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+class Runner:
+    """Drives a load phase and a run phase against a :class:`Store` and measures them.
+
+    ``clock`` is the event loop's time (virtual on the simulated cluster);
+    ``advance`` is called once per finished operation (the progress bar).
+    """
+
+    def __init__(
+        self,
+        stream: OperationStream,
+        records: RecordMaker,
+        *,
+        prefix: str = "",
+        clock: Callable[[], float],
+        advance: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.stream = stream
+        self.records = records
+        self.prefix = prefix
+        self.clock = clock
+        self.advance = advance
+        self.index = KeyIndex()
+        self.keynums: dict[str, int] = {}
+        self.acknowledged: dict[int, int] = {}  # key number -> newest acknowledged write
+        self.writes = 0
+        self._measure = Measurements()
+        self._inserts = stream.inserts
+
+    async def load(self, stores: Sequence[Store], records: int) -> Measurements:
+        """Insert key numbers ``0..records-1`` in order, with ``len(stores)`` clients."""
+        sequence = InsertSequence(0)
+        return await self._phase(
+            stores, records, lambda: Operation("insert", sequence.allocate()), sequence
+        )
+
+    async def run(self, stores: Sequence[Store], operations: int) -> Measurements:
+        """Run ``operations`` operations of the stream, with ``len(stores)`` clients."""
+        return await self._phase(stores, operations, self.stream.next, self.stream.inserts)
+
+    async def _phase(
+        self,
+        stores: Sequence[Store],
+        total: int,
+        next_operation: Callable[[], Operation],
+        inserts: InsertSequence,
+    ) -> Measurements:
+        self._measure = measure = Measurements()
+        self._inserts = inserts
+        budget = _Budget(total)
+        start = self.clock()
+        await asyncio.gather(*(self._client(store, {}, budget, next_operation) for store in stores))
+        measure.seconds = self.clock() - start
+        return measure
+
+    async def _client(
+        self,
+        store: Store,
+        contexts: dict[str, bytes],
+        budget: _Budget,
+        next_operation: Callable[[], Operation],
+    ) -> None:
+        measure = self._measure
+        while budget.take():
+            operation = next_operation()
+            began = self.clock()
+            try:
+                await self._execute(store, contexts, operation)
+            except QuorumFailure:
+                measure.quorum_failures[operation.kind] += 1
+            except StoreFailure:
+                measure.errors[operation.kind] += 1
+            else:
+                measure.latencies[operation.kind].append(self.clock() - began)
+            self.advance()
+            # A request answered entirely by a local replica never waits: yield,
+            # so that the other clients take turns.
+            await asyncio.sleep(0)
+
+    async def _execute(self, store: Store, contexts: dict[str, bytes], op: Operation) -> None:
+        key = key_name(op.keynum, self.prefix)
+        if op.kind == "read":
+            await self._read(store, contexts, op.keynum, key)
+        elif op.kind == "update":
+            await self._write(store, contexts, op.keynum, key, contexts.get(key))
+        elif op.kind == "insert":
+            try:
+                await self._write(store, contexts, op.keynum, key, None)
+                self.index.add(key)
+                self.keynums[key] = op.keynum
+            finally:  # as YCSB: a failed insert must not hold back later reads
+                self._inserts.acknowledge(op.keynum)
+        elif op.kind == "scan":
+            names = self.index.scan(key, op.scan_length)
+            outcomes = await asyncio.gather(
+                *(self._read(store, contexts, self.keynums[name], name) for name in names),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        elif op.kind == "rmw":
+            read = await self._read(store, contexts, op.keynum, key)
+            await self._write(store, contexts, op.keynum, key, read.context)
+        else:
+            raise ValueError(f"unknown operation {op.kind!r}")
+
+    async def _read(self, store: Store, contexts: dict[str, bytes], keynum: int, key: str) -> Read:
+        floor = self.acknowledged.get(keynum)
+        read = await store.get(key)
+        contexts[key] = read.context
+        measure = self._measure
+        measure.reads += 1
+        if len(read.values) > 1:
+            measure.sibling_reads += 1
+            measure.max_siblings = max(measure.max_siblings, len(read.values))
+        if floor is not None:
+            measure.checked_reads += 1
+            seen = [w for value in read.values if (w := record_write(value)) is not None]
+            if not seen or max(seen) < floor:
+                measure.stale_reads += 1
+        return read
+
+    async def _write(
+        self,
+        store: Store,
+        contexts: dict[str, bytes],
+        keynum: int,
+        key: str,
+        context: bytes | None,
+    ) -> None:
+        self.writes += 1
+        number = self.writes
+        contexts[key] = await store.put(key, self.records.make(number), context)
+        if number > self.acknowledged.get(keynum, 0):
+            self.acknowledged[keynum] = number
+
+
+# -- configurations ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One configuration to measure: N, R, W, the conflict resolver, the routing."""
+
+    n: int
+    r: int
+    w: int
+    resolver: str = "vector-clock"
+    routing: str = "any"
+
+    @property
+    def quorum(self) -> str:
+        """``n3r2w2`` style."""
+        return f"n{self.n}r{self.r}w{self.w}"
+
+
+def parse_configs(text: str) -> list[tuple[int, int, int]]:
+    """``"n3r2w2,n3r1w1"`` -> ``[(3, 2, 2), (3, 1, 1)]``; ``BadParameter`` if malformed."""
+    from dynamo_toolkit.config import validate_quorum
+
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        match = _CONFIG.match(part)
+        if not match:
+            raise click.BadParameter(f"{part!r} is not of the form n3r2w2", param_hint="--configs")
+        n, r, w = (int(g) for g in match.groups())
+        try:
+            validate_quorum(n, r, w)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--configs") from exc
+        out.append((n, r, w))
+    if not out:
+        raise click.BadParameter("no configuration given", param_hint="--configs")
+    return out
+
+
+def _store_config(spec: RunSpec, heartbeat_interval: float | None) -> dict[str, Any]:
+    store: dict[str, Any] = {"n": spec.n, "r": spec.r, "w": spec.w}
+    config: dict[str, Any] = {"store": store, "conflict_resolver": spec.resolver}
+    if heartbeat_interval is not None:
+        # Keep the default detector's ratio: a node is down after 4 silent intervals.
+        store["heartbeat_interval"] = heartbeat_interval
+        config["failure_detector"] = {
+            "name": "timeout",
+            "timeout": _DETECTOR_TIMEOUT_RATIO * heartbeat_interval,
+        }
+    return config
+
+
+class _LegLatency:
+    """A PBS preset as the simulated network's delay: each message draws from its leg.
+
+    ReplicaWrite requests draw from W, their acknowledgements from A,
+    ReplicaRead requests from R, their replies from S; other traffic
+    (heartbeats, gossip) from W. The network's ``transmit`` is wrapped on the
+    instance to note the leg just before the delay is drawn.
+    """
+
+    def __init__(self, name: str) -> None:
+        from dynamo_toolkit.lab.wars import preset
+
+        model = preset(name)
+        self.legs = {"W": model.w, "A": model.a, "R": model.r, "S": model.s}
+        self.leg = "W"
+
+    def __call__(self, rng: random.Random) -> float:
+        return self.legs[self.leg].sampler(rng)() / 1000.0  # ms -> s
+
+    def client_hops(self, rng: random.Random) -> tuple[Callable[[], float], Callable[[], float]]:
+        """The client's hop to the coordinator (an R leg) and back (an S leg), in seconds."""
+        request, reply = self.legs["R"].sampler(rng), self.legs["S"].sampler(rng)
+        return (lambda: request() / 1000.0), (lambda: reply() / 1000.0)
+
+    def install(self, network: Any) -> None:
+        from dynamo_toolkit.messages import Ack, ReplicaRead, ReplicaReadReply
+
+        original = network.transmit
+
+        def transmit(source: str, dest: str, packet: Any) -> None:
+            body = packet.body
+            if packet.kind == "req" and isinstance(body, ReplicaRead):
+                self.leg = "R"
+            elif packet.kind == "rep" and isinstance(body, ReplicaReadReply):
+                self.leg = "S"
+            elif packet.kind == "rep" and isinstance(body, Ack):
+                self.leg = "A"
+            else:
+                self.leg = "W"  # ReplicaWrite requests and all other traffic
+            original(source, dest, packet)
+
+        network.transmit = transmit
+
+
+# -- running ------------------------------------------------------------------------
+
+
+def _result(
+    workload: str,
+    spec: RunSpec,
+    load: Measurements,
+    run: Measurements,
+    wall: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "workload": workload,
+        "n": spec.n,
+        "r": spec.r,
+        "w": spec.w,
+        "resolver": spec.resolver,
+        "routing": spec.routing,
+        "load": load.summary(),
+        "run": run.summary(),
+        "wall_seconds": wall,
+    }
+
+
+def run_simulated(
+    workload: str,
+    spec: RunSpec,
+    *,
+    nodes: int,
+    records: int,
+    operations: int,
+    clients: int,
+    seed: int,
+    latency: str = "uniform",
+    heartbeat_interval: float | None = None,
+    distribution: str | None = None,
+    advance: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Load and run ``workload`` on a fresh simulated cluster, on virtual time."""
+    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.testing import run_virtual
+
+    config = _store_config(spec, heartbeat_interval)
+    leg_latency = _LegLatency(latency) if latency != "uniform" else None
+    network: dict[str, Any] = {"latency": leg_latency} if leg_latency is not None else {}
+
+    async def scenario() -> dict[str, Any]:
+        began = time.perf_counter()
+        cluster = await Cluster.start(nodes, config, transport="simulated", seed=seed, **network)
+        started = time.perf_counter()
+        try:
+            if leg_latency is not None:
+                leg_latency.install(cluster.network)
+            loop = asyncio.get_running_loop()
+            stream = OperationStream(
+                WORKLOADS[workload],
+                records,
+                operations,
+                random.Random(f"ycsb:{seed}:{workload}"),
+                distribution,
+            )
+            runner = Runner(
+                stream,
+                RecordMaker(random.Random(f"records:{seed}")),
+                clock=loop.time,
+                advance=advance,
+            )
+            hop_rng = random.Random(f"client-hops:{seed}")
+            if leg_latency is not None:
+                hops = leg_latency.client_hops(hop_rng)
+            else:
+                low, high = cluster.network.min_delay, cluster.network.max_delay  # type: ignore[attr-defined]
+                hop = partial(hop_rng.uniform, low, high)
+                hops = (hop, hop)
+            store = _ClusterStore(cluster, spec.routing, random.Random(f"routing:{seed}"), hops)
+            stores = [store] * clients
+            load = await runner.load(stores, records)
+            loaded = time.perf_counter()
+            run = await runner.run(stores, operations)
+            ran = time.perf_counter()
+            messages = cluster.network.stats.sent  # type: ignore[attr-defined]
+            node_stats = [node.stats for node in cluster.nodes.values()]
+        finally:
+            await cluster.close()
+        wall = {
+            "start": started - began,
+            "load": loaded - started,
+            "run": ran - loaded,
+            "total": time.perf_counter() - began,
+        }
+        result = _result(workload, spec, load, run, wall)
+        result["cluster"] = {
+            "messages": messages,
+            "read_repairs": sum(s.read_repairs for s in node_stats),
+            "hinted_requests": sum(s.hinted_requests for s in node_stats),
+        }
+        return result
+
+    return run_virtual(scenario())
+
+
+async def _remote(
+    workload: str,
+    spec: RunSpec,
+    addresses: Sequence[str],
+    *,
+    records: int,
+    operations: int,
+    clients: int,
+    seed: int,
+    distribution: str | None,
+    timeout: float,
+    advance: Callable[[], None],
+) -> dict[str, Any]:
+    from dynamo_toolkit_server.client import AsyncClient
+
+    loop = asyncio.get_running_loop()
+    stream = OperationStream(
+        WORKLOADS[workload],
+        records,
+        operations,
+        random.Random(f"ycsb:{seed}:{workload}"),
+        distribution,
+    )
+    # Fresh keys per run: the cluster outlives the run and keeps the data of
+    # earlier runs, which blind inserts would otherwise meet as siblings.
+    prefix = f"ycsb-{secrets.token_hex(4)}:"
+    runner = Runner(
+        stream,
+        RecordMaker(random.Random(f"records:{seed}")),
+        prefix=prefix,
+        clock=loop.time,
+        advance=advance,
+    )
+    # Client i starts at address i (mod the count): requests spread over the
+    # nodes as behind a load balancer, and fail over to the others.
+    connections = [
+        AsyncClient(
+            [*addresses[i % len(addresses) :], *addresses[: i % len(addresses)]],
+            r=spec.r,
+            w=spec.w,
+            timeout=timeout,
+        )
+        for i in range(clients)
+    ]
+    began = time.perf_counter()
+    try:
+        stores = [_ClientStore(client) for client in connections]
+        load = await runner.load(stores, records)
+        loaded = time.perf_counter()
+        run = await runner.run(stores, operations)
+        ran = time.perf_counter()
+    finally:
+        for client in connections:
+            await client.close()
+    wall = {"start": 0.0, "load": loaded - began, "run": ran - loaded, "total": ran - began}
+    result = _result(workload, spec, load, run, wall)
+    result["key_prefix"] = prefix
+    return result
+
+
+async def _cluster_quorum(addresses: Sequence[str], timeout: float) -> dict[str, Any]:
+    from dynamo_toolkit_server.client import AsyncClient
+
+    async with AsyncClient(list(addresses), timeout=timeout) as client:
+        info: dict[str, Any] = await client.info()
+    return info
+
+
+def run_remote(
+    workload: str,
+    spec: RunSpec,
+    addresses: Sequence[str],
+    *,
+    records: int,
+    operations: int,
+    clients: int,
+    seed: int,
+    distribution: str | None = None,
+    timeout: float = 5.0,
+    advance: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Load and run ``workload`` against a running reference cluster, on real time."""
+    return asyncio.run(
+        _remote(
+            workload,
+            spec,
+            addresses,
+            records=records,
+            operations=operations,
+            clients=clients,
+            seed=seed,
+            distribution=distribution,
+            timeout=timeout,
+            advance=advance,
+        )
+    )
+
+
+# -- the command ----------------------------------------------------------------------
+
+
+def _label(row: dict[str, Any], payload: dict[str, Any]) -> str:
+    parts = [f"N{row['n']}R{row['r']}W{row['w']}"]
+    if len(payload["resolvers"]) > 1:
+        parts.append(row["resolver"])
+    if len(payload["routings"]) > 1:
+        parts.append(row["routing"])
+    return " ".join(parts)
+
+
+def _draw(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    results = payload["results"]
+    workloads = list(dict.fromkeys(row["workload"] for row in results))
+    labels = list(dict.fromkeys(_label(row, payload) for row in results))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / max(len(labels), 1)
+    for index, label in enumerate(labels):
+        rows = {row["workload"]: row for row in results if _label(row, payload) == label}
+        xs = [i + (index - (len(labels) - 1) / 2) * width for i in range(len(workloads))]
+        throughput = [rows[w]["run"]["throughput"] if w in rows else 0 for w in workloads]
+        p99 = [rows[w]["run"]["latency_ms"]["all"]["p99"] if w in rows else 0 for w in workloads]
+        left.bar(xs, throughput, width, label=label)
+        right.bar(xs, p99, width, label=label)
+    unit = "virtual" if payload["target"] == "simulated" else "real"
+    for axes, ylabel in (
+        (left, f"operations per {unit} second"),
+        (right, f"p99 latency ({unit} ms)"),
+    ):
+        axes.set_xticks(range(len(workloads)), workloads)
+        axes.set_xlabel("workload")
+        axes.set_ylabel(ylabel)
+        axes.grid(True, axis="y", alpha=0.3)
+    left.legend(fontsize="small")
+    where = (
+        f"{payload['nodes']} simulated nodes, {payload['latency']} latency"
+        if payload["target"] == "simulated"
+        else "reference cluster " + ",".join(payload["target"])
+    )
+    figure.suptitle(
+        f"YCSB: {payload['records']} records, {payload['operations']} operations, "
+        f"{payload['clients']} clients; {where}"
+    )
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@click.command("ycsb")
+@click.option(
+    "--workloads",
+    "workloads_text",
+    default="A,B,C,D,E,F",
+    show_default=True,
+    help="YCSB core workloads to run, comma-separated.",
+)
+@click.option(
+    "--configs",
+    "configs_text",
+    default="n3r2w2",
+    show_default=True,
+    help="Quorum configurations to compare, e.g. n3r2w2,n3r1w1,n3r3w1.",
+)
+@click.option(
+    "--resolvers",
+    "resolvers_text",
+    default="vector-clock",
+    show_default=True,
+    help="Conflict resolvers to compare (simulated cluster only).",
+)
+@click.option(
+    "--routing",
+    "routing_text",
+    default="any",
+    show_default=True,
+    help="Who coordinates: 'any' node at random (a load balancer) or the key's first "
+    "'replica' (a partition-aware client); comma-separated to compare (simulated only).",
+)
+@click.option("--records", default=1000, show_default=True, help="Records loaded first.")
+@click.option("--operations", default=1000, show_default=True, help="Operations per run.")
+@click.option("--clients", default=16, show_default=True, help="Concurrent closed-loop clients.")
+@click.option("--nodes", default=5, show_default=True, help="Simulated cluster size.")
+@click.option(
+    "--latency",
+    type=click.Choice(LATENCY_MODELS, case_sensitive=False),
+    default="uniform",
+    show_default=True,
+    help="Simulated one-way delays: uniform 0.5-2 ms (the simulated network's own) "
+    "or a PBS preset (each message from its WARS leg).",
+)
+@click.option(
+    "--heartbeat-interval",
+    type=float,
+    default=None,
+    help="Seconds between heartbeats (default: the store's 0.5); the timeout "
+    "detector's timeout follows at 4x. Heartbeats go to every member, so large "
+    "simulated clusters run much faster with a longer interval.",
+)
+@click.option(
+    "--distribution",
+    type=click.Choice(["zipfian", "latest", "uniform"]),
+    default=None,
+    help="Override every workload's request distribution.",
+)
+@click.option(
+    "--target",
+    default=None,
+    help="HOST:PORT[,HOST:PORT...] of a running reference cluster's native ports: "
+    "run there on real time instead of the simulated cluster.",
+)
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    help="Per-request timeout (s) of the native clients, with --target.",
+)
+@suite_options
+def command(
+    workloads_text: str,
+    configs_text: str,
+    resolvers_text: str,
+    routing_text: str,
+    records: int,
+    operations: int,
+    clients: int,
+    nodes: int,
+    latency: str,
+    heartbeat_interval: float | None,
+    distribution: str | None,
+    target: str | None,
+    timeout: float,
+    as_json: bool,
+    plot_path: Path | None,
+    seed: int,
+) -> None:
+    """YCSB core workloads A-F (Cooper et al. 2010), per store configuration."""
+    workloads = [w.upper() for w in _split(workloads_text)]
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if not workloads or unknown:
+        raise click.BadParameter(
+            f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}",
+            param_hint="--workloads",
+        )
+    quorums = parse_configs(configs_text)
+    resolvers = _split(resolvers_text)
+    routings = _split(routing_text)
+    for routing in routings:
+        if routing not in ("any", "replica"):
+            raise click.BadParameter(f"{routing!r}: use any or replica", param_hint="--routing")
+    if records < 1 or operations < 0 or clients < 1:
+        raise click.BadParameter("need --records >= 1, --operations >= 0, --clients >= 1")
+    if heartbeat_interval is not None and heartbeat_interval <= 0:
+        raise click.BadParameter("--heartbeat-interval must be positive")
+    addresses = _split(target) if target else []
+    if target is not None:
+        _check_remote(addresses, quorums, resolvers, routings, timeout)
+    else:
+        _check_simulated(quorums, resolvers, nodes)
+    latency = next(m for m in LATENCY_MODELS if m.lower() == latency.lower())
+    specs = [
+        RunSpec(n, r, w, resolver, routing)
+        for (n, r, w) in quorums
+        for resolver in resolvers
+        for routing in routings
+    ]
+    runs = [(spec, workload) for spec in specs for workload in workloads]
+    bar, task = progress(len(runs) * (records + operations), "ycsb", as_json)
+    results = []
+    with bar:
+
+        def advance() -> None:
+            bar.advance(task)
+
+        for spec, workload in runs:
+            if target is not None:
+                result = run_remote(
+                    workload,
+                    spec,
+                    addresses,
+                    records=records,
+                    operations=operations,
+                    clients=clients,
+                    seed=seed,
+                    distribution=distribution,
+                    timeout=timeout,
+                    advance=advance,
+                )
+            else:
+                result = run_simulated(
+                    workload,
+                    spec,
+                    nodes=nodes,
+                    records=records,
+                    operations=operations,
+                    clients=clients,
+                    seed=seed,
+                    latency=latency,
+                    heartbeat_interval=heartbeat_interval,
+                    distribution=distribution,
+                    advance=advance,
+                )
+            results.append(result)
+    payload: dict[str, Any] = {
+        "suite": "ycsb",
+        "target": "simulated" if target is None else addresses,
+        "nodes": nodes if target is None else None,
+        "latency": latency if target is None else "real",
+        "heartbeat_interval": heartbeat_interval,
+        "records": records,
+        "operations": operations,
+        "clients": clients,
+        "seed": seed,
+        "distribution": distribution,
+        "resolvers": resolvers,
+        "routings": routings,
+        "results": results,
+    }
+    unit = "virtual" if target is None else "real"
+    columns = [
+        "configuration",
+        "workload",
+        f"ops/s ({unit})",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "read p99",
+        "write p99",
+        "quorum fail",
+        "errors",
+        "sibling reads",
+        "stale reads",
+    ]
+    rows = [_row(result, payload) for result in results]
+    where = (
+        f"{nodes} simulated nodes, {latency} latency, virtual time"
+        if target is None
+        else f"{target}, real time"
+    )
+    emit(
+        payload,
+        as_json=as_json,
+        title=f"ycsb: {records} records, {operations} operations, {clients} clients; {where}",
+        columns=columns,
+        rows=rows,
+        plot_path=plot_path,
+        draw=_draw,
+    )
+
+
+def _row(result: dict[str, Any], payload: dict[str, Any]) -> list[Any]:
+    run = result["run"]
+    latency = run["latency_ms"]
+    writes = [latency[k]["p99"] for k in ("update", "insert", "rmw") if k in latency]
+    reads = [latency[k]["p99"] for k in ("read", "scan") if k in latency]
+    return [
+        _label(result, payload),
+        result["workload"],
+        run["throughput"],
+        latency["all"]["p50"],
+        latency["all"]["p95"],
+        latency["all"]["p99"],
+        max(reads) if reads else "-",
+        max(writes) if writes else "-",
+        run["quorum_failures"],
+        run["errors"],
+        run["sibling_reads"],
+        f"{run['stale_reads']}/{run['checked_reads']}",
+    ]
+
+
+def _check_simulated(quorums: list[tuple[int, int, int]], resolvers: list[str], nodes: int) -> None:
+    from dynamo_toolkit.plugin_manager import load_plugins
+
+    if nodes < 1:
+        raise click.BadParameter("--nodes must be positive")
+    for n, _, _ in quorums:
+        if n > nodes:
+            raise click.BadParameter(f"N={n} needs at least {n} nodes; --nodes is {nodes}")
+    known = load_plugins().registry.names("conflict_resolver")
+    for resolver in resolvers:
+        if resolver not in known:
+            raise click.BadParameter(
+                f"unknown resolver {resolver!r}; installed: {', '.join(known)}",
+                param_hint="--resolvers",
+            )
+
+
+def _check_remote(
+    addresses: list[str],
+    quorums: list[tuple[int, int, int]],
+    resolvers: list[str],
+    routings: list[str],
+    timeout: float,
+) -> None:
+    try:
+        from dynamo_toolkit_server.client import ClientError, parse_address
+    except ImportError as exc:  # the kernel does not need the server installed
+        raise click.ClickException(
+            "--target needs the reference server's client (dynamo_toolkit_server)"
+        ) from exc
+    if not addresses:
+        raise click.BadParameter("no address given", param_hint="--target")
+    for address in addresses:
+        try:
+            parse_address(address)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--target") from exc
+    if len(resolvers) > 1 or routings != ["any"]:
+        raise click.BadParameter(
+            "a running cluster has its own resolver, and the clients cannot route by "
+            "replica: --resolvers and --routing are for the simulated cluster"
+        )
+    try:
+        info = asyncio.run(_cluster_quorum(addresses, timeout))
+    except ClientError as exc:
+        raise click.ClickException(f"cannot reach the cluster: {exc}") from exc
+    for n, _, _ in quorums:
+        if n != info["n"]:
+            raise click.BadParameter(
+                f"the cluster stores N={info['n']} replicas; a configuration with N={n} "
+                "cannot be tested on it (R and W may vary)",
+                param_hint="--configs",
+            )
