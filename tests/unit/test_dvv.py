@@ -133,6 +133,81 @@ def test_dvv_is_registered_by_its_plugin() -> None:
     assert repr(resolver) == "DottedVersionVectorResolver()"
 
 
+# -- the two patterns of the DVVSet README (ricardobcl/Dotted-Version-Vectors) -------------
+# Both go through one server. The README reports 101 siblings after 101 writes
+# for Riak with merged server-id version vectors, and 2 or 3 with DVVSet.
+
+
+def _one_server(
+    resolver: ConflictResolver, pattern: int, rounds: int = 101
+) -> tuple[list[int], list[int]]:
+    """Run a pattern through server ``n1``; sibling and clock-entry counts after each write."""
+    stored: tuple[Version, ...] = ()
+    contexts = {"first": EMPTY, "second": EMPTY}
+    counts: list[int] = []
+    entries: list[int] = []
+
+    def write(client: str, context: VectorClock) -> None:
+        nonlocal stored
+        now = float(len(counts))
+        version = resolver.new_version(context, "n1", f"{client}{now}".encode(), now, stored)
+        stored = resolver.reconcile((*stored, version))
+        counts.append(len(stored))
+        entries.append(len(_merged(stored)))
+
+    for _ in range(rounds):
+        # Pattern 1: one client writes then reads; another writes blind.
+        # Pattern 2: two clients take turns, each writing then reading.
+        write("first", contexts["first"])
+        contexts["first"] = _merged(stored)
+        write("second", EMPTY if pattern == 1 else contexts["second"])
+        if pattern == 2:
+            contexts["second"] = _merged(stored)
+    return counts, entries
+
+
+@pytest.mark.parametrize(("pattern", "most"), [(1, 3), (2, 2)])
+def test_readme_patterns_keep_two_or_three_siblings(pattern: int, most: int) -> None:
+    counts, entries = _one_server(DottedVersionVectorResolver(), pattern)
+    assert max(counts) == most
+    assert counts[-1] == most
+    # Branches are reused once their dots are seen: the clock stays small.
+    assert max(entries) == most
+    # vector-clock neither piles up nor keeps the concurrent write: one survivor.
+    counts, entries = _one_server(VectorClockResolver(prune=False), pattern)
+    assert set(counts) == {1}
+    assert set(entries) == {1}
+
+
+def test_a_branch_whose_dot_another_write_saw_is_reused() -> None:
+    dvv = DottedVersionVectorResolver()
+    _, stored = _write(dvv, (), EMPTY, "n1", b"a", 1.0)
+    blind, stored = _write(dvv, stored, EMPTY, "n1", b"b", 2.0)
+    assert blind.clock.counters() == {branch_entry("n1", 1): 2}
+    resolved, stored = _write(dvv, stored, _merged(stored), "n1", b"c", 3.0)
+    assert stored == (resolved,)
+    # Another blind write: branch 0's dot is ``resolved`` itself (live), but
+    # branch 1's dot was seen by ``resolved``, so branch 1 takes the new dot.
+    again, stored = _write(dvv, stored, EMPTY, "n1", b"d", 4.0)
+    assert again.clock.counters() == {branch_entry("n1", 1): 4}
+    assert set(stored) == {resolved, again}
+
+
+@pytest.mark.parametrize(("when", "entry"), [(3.0, "n1"), (2.0, branch_entry("n1", 1))])
+def test_a_descendant_written_at_the_same_instant_keeps_the_branch_in_use(
+    when: float, entry: str
+) -> None:
+    dvv = DottedVersionVectorResolver()
+    _, stored = _write(dvv, (), EMPTY, "n1", b"a", 2.0)
+    resolved, stored = _write(dvv, stored, _merged(stored), "n2", b"b", when)
+    again, stored = _write(dvv, stored, EMPTY, "n1", b"c", 4.0)
+    # Written later, ``resolved`` is recognised as having seen n1's dot, so
+    # branch 0 is reused. Written at the dot's own instant it cannot be told
+    # from the dot's own version: a new branch (an entry more, never a write less).
+    assert again.clock.counters() == {entry: 2}
+    assert set(stored) == {resolved, again}
+
+
 # -- properties over replicated histories --------------------------------------------------
 
 REPLICAS = ("n1", "n2", "n3")
@@ -153,8 +228,9 @@ class _History:
     the values its context came from, never from clocks.
     """
 
-    def __init__(self, resolver: ConflictResolver) -> None:
+    def __init__(self, resolver: ConflictResolver, tick: int = 1) -> None:
         self.resolver = resolver
+        self.tick = tick  # writes per timestamp: > 1 makes timestamps collide
         self.sets: dict[str, tuple[Version, ...]] = {r: () for r in REPLICAS}
         self.pending: list[tuple[str, Version]] = []
         self.reads: list[tuple[Version, ...]] = [()]
@@ -194,7 +270,7 @@ class _History:
             _merged(read),
             coordinator,
             str(write_id).encode(),
-            float(write_id),
+            float(write_id // self.tick),
             self.sets[coordinator],
         )
         self.made.append(version)
@@ -208,11 +284,11 @@ def _id(version: Version) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(STEP, max_size=40))
+@given(st.lists(STEP, max_size=40), st.integers(1, 3))
 def test_survivors_are_exactly_the_writes_no_other_write_saw(
-    steps: list[tuple[int, int, int]],
+    steps: list[tuple[int, int, int]], tick: int
 ) -> None:
-    history = _History(DottedVersionVectorResolver())
+    history = _History(DottedVersionVectorResolver(), tick)
     final = history.run(steps)
     survivors = {_id(version) for version in final}
     seen = history.seen

@@ -23,27 +23,37 @@ dot ``(n1, 5)`` stored as the entry ``n1: 5`` would claim ``n1``'s events 1 to
 4 as well. That is harmless when the context already covers them (the dot is
 *contiguous* with the past) and is the false dominance above when it does not.
 
-The resolver keeps every dot contiguous by giving each coordinator *branches*:
-extra clock entries named ``n1\\x1f1``, ``n1\\x1f2``, ... beside the plain
-``n1`` (branch 0). A coordinator puts its new dot on the lowest branch whose
-latest dot the context covers, or opens a new branch when the context covers
-none of them (the client's context is stale with respect to this
-coordinator's own writes). Each branch is then a chain: every dot on it
-covers the previous one. A plain vector clock over (node, branch) entries is
-therefore exact, with no false dominance and no false concurrency, and
-``reconcile`` is ordinary vector-clock reconciliation. The dot's counter is
-one past every counter the coordinator has used for the key on any branch, so
-``(node, counter)`` names one write, as in the paper. Without concurrency
-through one coordinator only branch 0 is used, and the clocks are exactly
-``vector-clock``'s.
+The resolver gives each coordinator *branches*: extra clock entries named
+``n1\x1f1``, ``n1\x1f2``, ... beside the plain ``n1`` (branch 0). The dot's
+counter is one past every counter the coordinator has used for the key on any
+branch, so ``(node, counter)`` names one write, as in the paper. The dot goes
+on the lowest *free* branch, and a new branch is opened only when none is
+free. A branch is free when
+
+* the client's context covers its newest dot: the new dot continues a chain
+  in which every dot covers the one before it; or
+* a version the coordinator holds, other than the one that made the newest
+  dot, has that dot in its past: the new dot skips dots that another write
+  has already seen. A version the new clock seems to cover without having
+  seen it is then in that other write's past, so nothing is lost.
+
+Then a clock that seems to cover a version either has it in its past or
+covers a version that another write already saw. ``reconcile`` is ordinary
+vector-clock reconciliation over these entries, and once every replica has
+every write the survivors are exactly the writes no other write saw: no lost
+update and no false sibling (``tests/unit/test_dvv.py`` checks both over
+generated histories). Without concurrency through one coordinator only branch
+0 is used, and the clocks are exactly ``vector-clock``'s.
 
 The cost is metadata. A branch entry, once created, stays in every descendant
-clock, because a clock must descend the context it was written with. A key's
-clock therefore has one entry per coordinator and branch: the number of
-coordinators times the largest number of concurrent siblings one coordinator
-ever produced for the key. Published DVVs have one entry per replica. The
-price here buys compatibility with the kernel's plain vector clocks and
-contexts, and ``dtk bench resolvers`` measures it.
+clock, because a clock must descend the context it was written with. A new
+branch is opened only when the newest dot of every branch is a sibling the
+coordinator still holds that no other write saw, so a coordinator has at most
+as many branches as the most of its own concurrent siblings it ever held for
+the key at once. A key's clock has one entry per coordinator and branch.
+Published DVVs have one entry per replica. The difference buys compatibility
+with the kernel's plain vector clocks and contexts, and
+``dtk bench resolvers`` measures it.
 
 What it needs: the coordinator must be a replica of the key. Its local
 versions then tell it every dot and branch it has already used for the key.
@@ -103,6 +113,23 @@ def _branch_tips(actor: str, clocks: Iterable[VectorClock]) -> dict[int, int]:
     return tips
 
 
+def _seen_elsewhere(name: str, tip: int, local: Sequence[Version]) -> bool:
+    """True if a local version other than the one that made dot ``tip`` on ``name`` saw it.
+
+    A version's own entry carries the version's own timestamp, so a version
+    whose entry ``name`` is ``tip`` with another timestamp is a descendant. A
+    descendant written at the very same instant is taken for the dot's own
+    version, which only keeps a branch in use: the safe side.
+    """
+    for version in local:
+        for entry in version.clock.entries:
+            if entry.actor == name:
+                if entry.counter == tip and entry.timestamp != version.timestamp:
+                    return True
+                break
+    return False
+
+
 class DottedVersionVectorResolver(ConflictResolver):
     """Dotted version vectors on per-coordinator branches (see the module docstring).
 
@@ -136,9 +163,16 @@ class DottedVersionVectorResolver(ConflictResolver):
             raise ValueError(f"node id {actor!r} contains the dvv branch separator \\x1f")
         seen = _branch_tips(actor, (context,))
         tips = _branch_tips(actor, (context, *(version.clock for version in local)))
-        # Branches whose newest dot the client saw: continuing one of them keeps
-        # it a chain. Branch 0 is free when it was never used.
-        free = [branch for branch, tip in tips.items() if seen.get(branch, 0) >= tip]
+        # A branch can take the dot if the client saw its newest dot (the
+        # branch stays a chain), or if another write already saw that dot: the
+        # dots the new one skips are then in that write's past, never lost.
+        # Branch 0 is free when never used.
+        free = [
+            branch
+            for branch, tip in tips.items()
+            if seen.get(branch, 0) >= tip
+            or _seen_elsewhere(branch_entry(actor, branch), tip, local)
+        ]
         if 0 not in tips:
             free.append(0)
         # Otherwise the lowest branch number not in use yet.
