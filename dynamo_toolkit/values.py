@@ -78,8 +78,27 @@ def _check_encodable(value: object, path: str) -> None:
     raise UnsupportedValueTypeError(type(value), path)
 
 
+_FLAT_TYPES = frozenset(_SCALARS)
+
+
+def _is_flat(value: object) -> bool:
+    # A scalar, or a list or tuple of scalars: checked by type at C speed
+    # (``map(type, ...)``), where the recursive walk costs a Python call per
+    # item (most of a list push's time on a long list).
+    if type(value) in _FLAT_TYPES:
+        return True
+    if type(value) is list or type(value) is tuple:
+        return set(map(type, value)) <= _FLAT_TYPES
+    return False
+
+
 def encode_value(value: object) -> bytes:
     """Encode a user value with msgpack; refuse unsupported types by name."""
+    if _is_flat(value):
+        try:
+            return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+        except OverflowError:
+            pass  # an integer beyond 64 bits: the walk below names where
     _check_encodable(value, "value")
     return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 

@@ -304,7 +304,13 @@ def _as_string(value: Any) -> bytes | None:
     raise WrongTypeError(WRONGTYPE_OTHER)
 
 
+_ITEM_TYPES = frozenset((bytes, str))
+
+
 def _check_items(items: list[Any]) -> None:
+    # By exact type at C speed; subclasses of bytes or str take the slow check.
+    if set(map(type, items)) <= _ITEM_TYPES:
+        return
     for item in items:
         if not isinstance(item, bytes | str):
             raise WrongTypeError(WRONGTYPE_OTHER)
