@@ -12,6 +12,7 @@ still had it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,24 @@ async def _differing_keys(
     return keys
 
 
+async def _ask_all(
+    node: Node, peer: str, messages: list[ReplicaWrite], stats: ExchangeStats
+) -> None:
+    """Send ``messages`` concurrently: one round trip for the lot."""
+    transport = node.transport
+    if transport is None:
+        raise TransportError(f"{node.node_id} is stopped")
+    stats.round_trips += 1
+    timeout = node.config.request_timeout
+    replies = await asyncio.gather(
+        *(transport.request(peer, message, timeout) for message in messages),
+        return_exceptions=True,
+    )
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply
+
+
 async def exchange(node: Node, partition: int, peer: str) -> tuple[ExchangeStats, bool]:
     """Bring ``node`` and ``peer`` in step for ``partition``.
 
@@ -138,6 +157,7 @@ async def exchange(node: Node, partition: int, peer: str) -> tuple[ExchangeStats
         reply = await _ask(node, peer, RecordsQuery(chunk), stats)
         assert isinstance(reply, RecordsReply)
         theirs = {key: (position, versions) for key, position, versions in reply.records}
+        pushes: list[ReplicaWrite] = []
         for key in chunk:
             mine = node.store.read(key)
             position, remote = theirs.get(key, (None, ()))
@@ -147,7 +167,11 @@ async def exchange(node: Node, partition: int, peer: str) -> tuple[ExchangeStats
             if set(mine) != set(merged) or set(remote) != set(merged):
                 stats.keys_repaired += 1
             if set(remote) != set(merged):
-                await _ask(node, peer, ReplicaWrite(key, position, merged), stats)
+                pushes.append(ReplicaWrite(key, position, merged))
+        if pushes:
+            # What the peer lacks goes in one wave (the transport batches the
+            # frames), not one round trip per key.
+            await _ask_all(node, peer, pushes, stats)
     after = await _ask(node, peer, TreeQuery(partition, -1), stats)
     in_sync = isinstance(after, TreeReply) and after.items[0] == node.store.digest(partition).root()
     return stats, in_sync

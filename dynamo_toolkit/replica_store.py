@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import mmh3
@@ -28,7 +29,9 @@ class ReplicaStore:
     ) -> None:
         self.engine = engine
         self.resolver = resolver
-        self._decoded: dict[bytes, tuple[Version, ...]] = {}
+        # An OrderedDict, not a dict: evicting a plain dict's oldest key gets
+        # slower with every deletion (iteration skips the freed slots at its front).
+        self._decoded: OrderedDict[bytes, tuple[Version, ...]] = OrderedDict()
         self._cache_size = decoded_cache
         self._digests: dict[int, PartitionDigest] = {}
         self._anti_entropy: AntiEntropy | None = None
@@ -57,7 +60,7 @@ class ReplicaStore:
         self._decoded[key] = versions
         if len(self._decoded) > self._cache_size:
             # Evict the oldest insertion; cheaper than LRU bookkeeping per read.
-            del self._decoded[next(iter(self._decoded))]
+            self._decoded.popitem(last=False)
 
     def read(self, key: bytes) -> tuple[Version, ...]:
         """The sibling set stored for ``key`` (empty if none)."""

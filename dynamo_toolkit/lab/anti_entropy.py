@@ -147,8 +147,8 @@ def estimate_compare(
     sized as msgpack ``[kind, id, [tag, ...]]`` with a 2-byte request id; the
     differing keys are assumed to fall in leaves independently and uniformly.
     Also returns ``round_trips``: the whole exchange's, with the repair phase's
-    ``ceil(d / 256)`` record fetches plus one push per key the peer lacks, and
-    the final root check.
+    ``ceil(d / 256)`` record fetches, each followed by one wave of pushes
+    when the peer lacks some of its keys, and the final root check.
     """
     frame = 1 + 1 + 2 + 1 + 2  # [kind, id, [tag, ...]] around the message fields
     hash_item = _bin_size(HASH_BYTES)
@@ -185,7 +185,10 @@ def estimate_compare(
         round_trips += depth + 1
     compare_round_trips = round_trips
     if diffs > 0:
-        round_trips += math.ceil(diffs / RECORDS_BATCH) + extra + 1
+        batches = math.ceil(diffs / RECORDS_BATCH)
+        # Each batch of fetched records is followed by one wave of pushes if the
+        # peer lacks any of its keys (extra keys are spread over the batches).
+        round_trips += batches + min(batches, extra) + 1
     return {
         "compare_round_trips": compare_round_trips,
         "compare_bytes_sent": sent,
