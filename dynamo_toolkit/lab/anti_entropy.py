@@ -306,8 +306,7 @@ def _fill(cluster: Cluster, keys: int, diffs: int, kind: str, value_size: int, s
 
     Records go straight to each node's engine and digest, exactly as
     ``ReplicaStore.apply`` would store a single version, but without its
-    decoded-record cache: evicting from that cache one key at a time makes a
-    bulk load of a million keys several times slower.
+    reconcile and decoded-record cache, which a bulk load does not need.
     """
     from dynamo_toolkit.replica_store import ReplicaStore, record_hash
     from dynamo_toolkit.values import key_position
