@@ -71,6 +71,7 @@ __all__ = [
     "onset",
     "run_passive",
     "run_swim",
+    "validate_passive",
 ]
 
 #: Frame kinds of the ``tcp`` transport (``[kind, request_id, body]``), used to
@@ -393,6 +394,93 @@ def _follow(
     return max(0.0, start - crash)
 
 
+# -- suspicions of live members, looked at only when they can change ------------------
+
+
+class _Ledger:
+    """Observers' open suspicions of live members, and the mistakes they add up to.
+
+    :meth:`sync` must be called right before and right after every change of
+    an observer's opinion of a member (a message from it, a probe's end):
+    between two such calls the detector's state does not change, so a
+    suspicion that began in between is found by bisection on that state.
+    """
+
+    def __init__(self, warmup: float, result: Measurement) -> None:
+        self.warmup = warmup
+        self.result = result
+        self.crashed: str | None = None
+        self.open: dict[tuple[str, str], float] = {}
+
+    def sync(self, observer: str, detector: FailureDetector, node: str, now: float) -> None:
+        """Bring the record of ``observer``'s opinion of ``node`` up to date at ``now``."""
+        if self.crashed in (node, observer):
+            return  # the victim's pairs were settled at the crash
+        key = (observer, node)
+        if not detector.is_available(node, now):
+            if key not in self.open:
+                # Bisection from 0: with the state unchanged since the last
+                # sync, the detector's verdict over earlier times is monotone.
+                self.open[key] = onset(lambda t: detector.is_available(node, t), 0.0, now)
+        elif key in self.open:
+            self.close(key, now)
+
+    def close(self, key: tuple[str, str], end: float) -> None:
+        """The suspicion of ``key`` ended at ``end``: a mistake, if it began when measured."""
+        start = self.open.pop(key)
+        if start >= self.warmup:
+            self.result.mistakes += 1
+            self.result.suspected += end - start
+
+    def crash(self, victim: str, detectors: dict[str, FailureDetector], now: float) -> None:
+        """``victim`` crashes at ``now``: its pairs, brought up to date, end here."""
+        for observer, detector in detectors.items():
+            if observer != victim:
+                self.sync(observer, detector, victim, now)
+                self.sync(victim, detectors[victim], observer, now)
+        self.crashed = victim
+        for key in [key for key in self.open if victim in key]:
+            self.close(key, now)
+
+    def finish(self, detectors: dict[str, FailureDetector], now: float) -> None:
+        """The run ends at ``now``: look at every pair once more, close what is open."""
+        for observer, detector in detectors.items():
+            for node in detectors:
+                if node != observer:
+                    self.sync(observer, detector, node, now)
+        for key in list(self.open):
+            self.close(key, now)
+
+
+def _latency(delay: Distribution) -> Callable[[random.Random], float]:
+    """The simulated network's ``latency(rng)``: seconds, drawn from ``delay`` (ms)."""
+    samplers: dict[int, Sampler] = {}
+
+    def latency(rng: random.Random) -> float:
+        sampler = samplers.get(id(rng))
+        if sampler is None:
+            sampler = samplers[id(rng)] = delay.sampler(rng)
+        return sampler() / 1000.0
+
+    return latency
+
+
+def _count_traffic(
+    network: Any, result: Measurement, since: float, until: Callable[[], float]
+) -> None:
+    """Count the messages and bytes ``network`` carries from ``since`` until ``until()``."""
+    original = network.transmit
+    loop = asyncio.get_running_loop()
+
+    def transmit(source: str, dest: str, packet: Any) -> None:
+        if since <= loop.time() < until():
+            result.messages += 1
+            result.bytes += frame_bytes(packet.kind, packet.request_id, packet.body)
+        original(source, dest, packet)
+
+    network.transmit = transmit
+
+
 # -- SWIM: the real detector over the simulated network ---------------------------------
 
 
@@ -493,10 +581,14 @@ class _SwimHarness:
         self.seed = seed
         self.result = result
         self.loop = asyncio.get_running_loop()
-        self.crashed: str | None = None
-        self.open: dict[tuple[str, str], float] = {}
+        self.ledger = _Ledger(scenario.warmup, result)
         self.probes: dict[str, list[float]] = {}
         self.members: list[_Member] = []
+
+    @property
+    def crashed(self) -> str | None:
+        """The member that crashed, once it has."""
+        return self.ledger.crashed
 
     def now(self) -> float:
         return self.loop.time()
@@ -505,47 +597,21 @@ class _SwimHarness:
         self.probes.setdefault(target, []).append(self.now())
 
     def sync(self, member: _Member, node: str) -> None:
-        """Bring the record of ``member``'s opinion of live ``node`` up to date.
-
-        Called right before and right after every change of that opinion, so
-        a suspicion that began in between is found by bisection on the
-        unchanged state.
-        """
-        if self.crashed in (node, member.node_id):
-            return  # the victim's pairs were settled at the crash
-        key = (member.node_id, node)
-        now = self.now()
-        available = member.detector.is_available
-        if not available(node, now):
-            if key not in self.open:
-                # Bisection from 0: with the state unchanged since the last
-                # sync, the detector's verdict over earlier times is monotone.
-                self.open[key] = onset(lambda t: available(node, t), 0.0, now)
-        elif key in self.open:
-            self._close(key, now)
-
-    def _close(self, key: tuple[str, str], end: float) -> None:
-        start = self.open.pop(key)
-        if start >= self.scenario.warmup:
-            self.result.mistakes += 1
-            self.result.suspected += end - start
+        """Bring the record of ``member``'s opinion of ``node`` up to date (:class:`_Ledger`)."""
+        self.ledger.sync(member.node_id, member.detector, node, self.now())
 
     async def run(self, crash: str) -> None:
         scenario, setting = self.scenario, self.setting
         rng = random.Random(f"{self.seed}/swim-net")
-        loss = scenario.loss
-        samplers: dict[int, Sampler] = {}
-
-        def latency(net_rng: random.Random) -> float:
-            sampler = samplers.get(id(net_rng))
-            if sampler is None:
-                sampler = samplers[id(net_rng)] = scenario.delay.sampler(net_rng)
-            return sampler() / 1000.0
-
         network = self.registry.create(
-            "transport", "simulated", seed=rng.getrandbits(32), drop=loss, latency=latency
+            "transport",
+            "simulated",
+            seed=rng.getrandbits(32),
+            drop=scenario.loss,
+            latency=_latency(scenario.delay),
         )
-        self._count_traffic(network)
+        _count_traffic(network, self.result, scenario.warmup, lambda: scenario.crash_at)
+        self.result.member_seconds += scenario.members * scenario.duration
         ids = [f"m{i:04d}" for i in range(scenario.members)]
         self.members = members = [
             _Member(
@@ -555,6 +621,7 @@ class _SwimHarness:
             )
             for node_id in ids
         ]
+        detectors: dict[str, FailureDetector] = {m.node_id: m.detector for m in members}
         for member in members:
             member.transport = network.endpoint(member.node_id)
             await member.transport.start(member.handle)
@@ -569,15 +636,7 @@ class _SwimHarness:
             )
         await asyncio.sleep(scenario.crash_at)
         victim = next(m for m in members if m.node_id == crash)
-        # Suspicions of the victim, and the victim's own, end with it: bring
-        # them up to date (one may have begun since the pair's last event).
-        for member in members:
-            if member is not victim:
-                self.sync(member, crash)
-                self.sync(victim, member.node_id)
-        self.crashed = crash
-        for key in [key for key in self.open if crash in key]:
-            self._close(key, scenario.crash_at)
+        self.ledger.crash(crash, detectors, scenario.crash_at)
         assert victim.task is not None
         victim.task.cancel()
         await victim.transport.stop()
@@ -589,12 +648,7 @@ class _SwimHarness:
             if all(not m.detector.is_available(crash, now) for m in observers):
                 break
         end = self.now()
-        for member in observers:
-            for other in ids:
-                if other != member.node_id:
-                    self.sync(member, other)
-        for key in list(self.open):
-            self._close(key, end)
+        self.ledger.finish({m.node_id: m.detector for m in observers}, end)
         self._detections(observers, crash, end)
         # Observers watch n - 2 live members until the end and the victim
         # until the crash; the victim watched n - 1 members until then.
@@ -614,20 +668,6 @@ class _SwimHarness:
         # Nodes do not start in lockstep: each begins its periods at a random phase.
         await asyncio.sleep(phase)
         await member.detector.run(prober)
-
-    def _count_traffic(self, network: Any) -> None:
-        """Count messages and bytes put on the wire while the crash victim lived."""
-        original = network.transmit
-        result, scenario = self.result, self.scenario
-
-        def transmit(source: str, dest: str, packet: Any) -> None:
-            if scenario.warmup <= self.now() < scenario.crash_at:
-                result.messages += 1
-                result.bytes += frame_bytes(packet.kind, packet.request_id, packet.body)
-            original(source, dest, packet)
-
-        network.transmit = transmit
-        result.member_seconds += scenario.members * scenario.duration
 
     def _detections(self, observers: list[_Member], crash: str, end: float) -> None:
         result = self.result
@@ -708,3 +748,131 @@ def run_swim(
         run_virtual(scenario_run())
         advance()
     return result
+
+
+# -- the heartbeat model against real nodes -----------------------------------------------
+
+
+class _Recorder(FailureDetector):
+    """A node's own detector, unchanged, telling a ledger whenever evidence arrives."""
+
+    def __init__(self, inner: FailureDetector, owner: str, ledger: _Ledger) -> None:
+        self.inner = inner
+        self.owner = owner
+        self.ledger = ledger
+        self.heartbeats_only = inner.heartbeats_only
+
+    def watch(self, node: str, now: float) -> None:
+        """Delegated, between two looks at the opinion it may change."""
+        self.ledger.sync(self.owner, self.inner, node, now)
+        self.inner.watch(node, now)
+        self.ledger.sync(self.owner, self.inner, node, now)
+
+    def heartbeat(self, node: str, now: float) -> None:
+        """Delegated, between two looks at the opinion it may change."""
+        self.ledger.sync(self.owner, self.inner, node, now)
+        self.inner.heartbeat(node, now)
+        self.ledger.sync(self.owner, self.inner, node, now)
+
+    def is_available(self, node: str, now: float) -> bool:
+        """Delegated."""
+        return self.inner.is_available(node, now)
+
+    def suspicion(self, node: str, now: float) -> float:
+        """Delegated."""
+        return self.inner.suspicion(node, now)
+
+    def forget(self, node: str) -> None:
+        """Delegated."""
+        self.inner.forget(node)
+
+
+def validate_passive(
+    scenario: Scenario,
+    settings: Sequence[Setting],
+    trials: int,
+    seed: int,
+    advance: Callable[[], None] = lambda: None,
+) -> list[Measurement]:
+    """The same measurements on real nodes: an in-process :class:`~dynamo_toolkit.cluster.Cluster`.
+
+    Every node runs the whole kernel (heartbeat loop, gossip, anti-entropy,
+    hinted handoff) with the setting's detector, over the ``simulated``
+    transport with the scenario's delays and loss, on virtual time. The
+    node's detector is wrapped so that the mistakes can be counted as in the
+    model; the message counts are all the traffic between nodes.
+    """
+    from dynamo_toolkit.testing import run_virtual
+
+    results = []
+    for setting in settings:
+        result = Measurement(setting, scenario.members)
+        for trial in range(trials):
+            trial_seed = random.Random(f"{seed}/cluster/{trial}").getrandbits(32)
+            run_virtual(_cluster_trial(scenario, setting, trial_seed, result))
+            advance()
+        results.append(result)
+    return results
+
+
+async def _cluster_trial(
+    scenario: Scenario, setting: Setting, seed: int, result: Measurement
+) -> None:
+    from dynamo_toolkit.cluster import Cluster
+
+    rng = random.Random(seed)
+    loop = asyncio.get_running_loop()
+    config = {
+        "store": {"heartbeat_interval": scenario.heartbeat_interval},
+        "failure_detector": {"name": setting.detector, **setting.params},
+    }
+    ledger = _Ledger(scenario.warmup, result)
+    # Nodes start their heartbeat loops together at 0: crash at a random
+    # point of the heartbeat interval, as the model's random phase does.
+    crash_at = scenario.crash_at + rng.uniform(0.0, scenario.heartbeat_interval)
+    async with await Cluster.start(
+        scenario.members,
+        config,
+        transport="simulated",
+        seed=rng.getrandbits(32),
+        drop=scenario.loss,
+        latency=_latency(scenario.delay),
+    ) as cluster:
+        for node in cluster.nodes.values():
+            node.detector = _Recorder(node.detector, node.node_id, ledger)
+        _count_traffic(cluster.network, result, scenario.warmup, lambda: crash_at)
+        await asyncio.sleep(crash_at - loop.time())
+        victim = rng.choice(sorted(cluster.nodes))
+        inner = {node_id: _inner(node.detector) for node_id, node in cluster.nodes.items()}
+        ledger.crash(victim, inner, crash_at)
+        await cluster.stop_node(victim)
+        stopped = loop.time()
+        result.member_seconds += scenario.members * (crash_at - scenario.warmup)
+        observers = {node_id: d for node_id, d in inner.items() if node_id != victim}
+        deadline = crash_at + scenario.max_wait
+        while loop.time() < deadline:
+            await asyncio.sleep(scenario.heartbeat_interval / 4)
+            if not any(d.is_available(victim, loop.time()) for d in observers.values()):
+                break
+        end = loop.time()
+        ledger.finish(observers, end)
+        n = scenario.members
+        result.exposure += (n - 1) * (
+            (n - 2) * (end - scenario.warmup) + 2 * (crash_at - scenario.warmup)
+        )
+        times = []
+        for detector in observers.values():
+            if detector.is_available(victim, end):
+                result.undetected += 1
+            else:
+                # The victim is silent from ``stopped`` on: the final state holds.
+                times.append(max(0.0, _down_since(detector, victim, stopped, end) - crash_at))
+        result.detections.extend(times)
+        if times:
+            result.first.append(min(times))
+        else:
+            result.missed_trials += 1
+
+
+def _inner(detector: FailureDetector) -> FailureDetector:
+    return detector.inner if isinstance(detector, _Recorder) else detector

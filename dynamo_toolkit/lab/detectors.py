@@ -13,6 +13,7 @@ detection costs. The engines are in :mod:`dynamo_toolkit.lab.detector_sim`;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -31,11 +32,12 @@ from dynamo_toolkit.lab.detector_sim import (
     delay_preset,
     run_passive,
     run_swim,
+    validate_passive,
 )
 from dynamo_toolkit.lab.output import emit, progress, suite_options
 from dynamo_toolkit.lab.wars import Distribution, distribution_from_json
 
-__all__ = ["DETECTORS", "command", "load_delay", "measure"]
+__all__ = ["DETECTORS", "command", "load_delay", "measure", "validate_model"]
 
 #: The detectors this suite knows how to drive.
 DETECTORS = ("timeout", "phi-accrual", "swim")
@@ -190,29 +192,78 @@ def measure(
             if passive:
                 started = time.perf_counter()
                 results += run_passive(scenario, passive, registry, trials, seed, advance)
-                timings.append(
-                    {
-                        "engine": "heartbeat model",
-                        "members": scenario.members,
-                        "settings": len(passive),
-                        "trials": trials,
-                        "seconds": time.perf_counter() - started,
-                    }
-                )
+                timings.append(_timing("heartbeat model", scenario, len(passive), trials, started))
             for setting in swim:
                 started = time.perf_counter()
                 results.append(run_swim(scenario, setting, registry, trials, seed, advance))
                 timings.append(
-                    {
-                        "engine": "swim on the simulated network",
-                        "members": scenario.members,
-                        "settings": 1,
-                        "trials": trials,
-                        "seconds": time.perf_counter() - started,
-                    }
+                    _timing("swim on the simulated network", scenario, 1, trials, started)
                 )
             rows += [result.summary() for result in results]
     return rows, timings
+
+
+#: The figures compared by ``--validate``.
+VALIDATED = (
+    "detection_mean_s",
+    "detection_p99_s",
+    "mistakes_per_pair_hour",
+    "suspected_fraction",
+    "msgs_per_member_s",
+)
+
+
+def validate_model(
+    scenario: Scenario,
+    settings: Sequence[Setting],
+    trials: int,
+    seed: int,
+    quiet: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The heartbeat model and real nodes on the same scenario: rows and wall times."""
+    from dynamo_toolkit.plugin_manager import load_plugins
+
+    registry = load_plugins().registry
+    rows: list[dict[str, Any]] = []
+    timings: list[dict[str, Any]] = []
+    bar, task = progress(trials * (len(settings) + scenario.members - 1), "validation", quiet)
+    with bar:
+
+        def advance() -> None:
+            bar.advance(task)
+
+        started = time.perf_counter()
+        model = run_passive(scenario, settings, registry, trials, seed, advance)
+        timings.append(_timing("heartbeat model", scenario, len(settings), trials, started))
+        started = time.perf_counter()
+        cluster = validate_passive(scenario, settings, trials, seed, advance)
+        timings.append(_timing("in-process cluster", scenario, len(settings), trials, started))
+    for m, c in zip(model, cluster, strict=True):
+        mine, theirs = m.summary(), c.summary()
+        rows.append(
+            {
+                "detector": mine["detector"],
+                "label": mine["label"],
+                "knob": mine["knob"],
+                "value": mine["value"],
+                "model": {key: mine[key] for key in VALIDATED},
+                "cluster": {key: theirs[key] for key in VALIDATED},
+                "cluster_detected_fraction": theirs["detected_fraction"],
+            }
+        )
+    return rows, timings
+
+
+def _timing(
+    engine: str, scenario: Scenario, settings: int, trials: int, started: float
+) -> dict[str, Any]:
+    return {
+        "engine": engine,
+        "members": scenario.members,
+        "settings": settings,
+        "trials": trials,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 # -- output --------------------------------------------------------------------------
@@ -263,6 +314,15 @@ _COLUMNS = [
     "msgs /member/s",
     "bytes /member/s",
 ]
+
+
+_VALIDATED_COLUMNS = {
+    "detection_mean_s": "detection mean (s)",
+    "detection_p99_s": "p99 (s)",
+    "mistakes_per_pair_hour": "mistakes /pair-h",
+    "suspected_fraction": "suspected fraction",
+    "msgs_per_member_s": "msgs /member/s",
+}
 
 
 def _draw(payload: dict[str, Any], path: Path) -> None:
@@ -408,6 +468,17 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     help="Longest wait after the crash (s); 0: until every member could have noticed.",
 )
 @click.option("--trials", default=3, show_default=True, help="Crashes per setting.")
+@click.option(
+    "--validate",
+    is_flag=True,
+    help="Also run the timeout and phi-accrual settings on real nodes (in-process cluster).",
+)
+@click.option(
+    "--validate-members", default=5, show_default=True, help="Cluster size for --validate."
+)
+@click.option(
+    "--validate-trials", default=10, show_default=True, help="Crashes per setting for --validate."
+)
 @suite_options
 def command(
     detector_text: str,
@@ -426,6 +497,9 @@ def command(
     duration: float,
     max_wait: float,
     trials: int,
+    validate: bool,
+    validate_members: int,
+    validate_trials: int,
     as_json: bool,
     plot_path: Path | None,
     seed: int,
@@ -484,6 +558,11 @@ def command(
         )
         for n in sizes
     ]
+    if validate and (validate_members < 3 or validate_trials < 1 or not passive):
+        raise click.BadParameter(
+            "--validate needs timeout or phi-accrual, --validate-members >= 3 and "
+            "--validate-trials >= 1"
+        )
     rows, timings = measure(scenarios, passive, swim, trials, seed, quiet=as_json)
     payload: dict[str, Any] = {
         "delay": {"name": name, "description": description, "distribution": delay.to_json()},
@@ -497,6 +576,17 @@ def command(
         "results": rows,
         "wall_s": timings,
     }
+    if validate:
+        small = dataclasses.replace(scenarios[0], members=validate_members)
+        small = dataclasses.replace(small, max_wait=max(small.max_wait, 60.0))
+        checked, more = validate_model(small, passive, validate_trials, seed, quiet=as_json)
+        payload["validation"] = {
+            "members": validate_members,
+            "trials": validate_trials,
+            "max_wait_s": small.max_wait,
+            "results": checked,
+        }
+        payload["wall_s"] = timings + more
     emit(
         payload,
         as_json=as_json,
@@ -509,3 +599,24 @@ def command(
         plot_path=plot_path,
         draw=_draw,
     )
+    if validate and not as_json:
+        emit(
+            payload,
+            as_json=False,
+            title=(
+                f"--validate: heartbeat model / {validate_members} real nodes "
+                f"({validate_trials} crashes per setting)"
+            ),
+            columns=["detector", "setting", *(_VALIDATED_COLUMNS[key] for key in VALIDATED)],
+            rows=[
+                [
+                    r["label"],
+                    _setting_text(r),
+                    *(
+                        f"{_cell(r['model'][key])} / {_cell(r['cluster'][key])}"
+                        for key in VALIDATED
+                    ),
+                ]
+                for r in payload["validation"]["results"]
+            ],
+        )

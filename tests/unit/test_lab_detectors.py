@@ -358,6 +358,50 @@ def test_same_seed_same_output_other_seed_other_output() -> None:
     assert strip(first) != strip(other)
 
 
+def test_validate_runs_the_same_settings_on_real_nodes() -> None:
+    payload = run(
+        *SMALL,
+        "--detectors",
+        "timeout,phi-accrual",
+        "--phi-models",
+        "normal",
+        "--validate",
+        "--validate-members",
+        "4",
+        "--validate-trials",
+        "4",
+    )
+    validation = payload["validation"]
+    assert validation["members"] == 4 and validation["trials"] == 4
+    checked = validation["results"]
+    assert [(r["label"], r["value"]) for r in checked] == [
+        ("timeout", 0.75),
+        ("timeout", 2.0),
+        ("phi-accrual (normal)", 1.0),
+        ("phi-accrual (normal)", 8.0),
+    ]
+    for row in checked:
+        model, cluster = row["model"], row["cluster"]
+        assert (
+            set(model)
+            == set(cluster)
+            == {
+                "detection_mean_s",
+                "detection_p99_s",
+                "mistakes_per_pair_hour",
+                "suspected_fraction",
+                "msgs_per_member_s",
+            }
+        )
+        assert row["cluster_detected_fraction"] == 1.0
+        # Same schedule up to the crash's place in the heartbeat interval.
+        assert cluster["detection_mean_s"] == pytest.approx(model["detection_mean_s"], abs=0.3)
+        # Real nodes also gossip, exchange Merkle trees and deliver hints.
+        assert cluster["msgs_per_member_s"] > model["msgs_per_member_s"] == 3 / 0.5
+    engines = {t["engine"] for t in payload["wall_s"]}
+    assert "in-process cluster" in engines
+
+
 def test_onset_finds_the_switch() -> None:
     assert onset(lambda t: t <= 2.5, 0.0, 10.0) == pytest.approx(2.5, abs=1e-5)
     assert onset(lambda t: False, 1.0, 10.0) == 1.0
@@ -389,6 +433,7 @@ def test_delay_presets_and_files(tmp_path: Path) -> None:
         ["--timeouts", "0,1"],
         ["--swim-probe-timeouts", "1.5"],
         ["--phi-models", "gamma"],
+        ["--detectors", "swim", "--validate"],
     ],
 )
 def test_bad_options_are_refused(args: list[str]) -> None:
