@@ -46,23 +46,12 @@ import msgpack
 
 from dynamo_toolkit.lab.output import emit, progress, suite_options
 
-__all__ = ["STRATEGIES", "command", "run_strategy", "run_suite", "strategy_component"]
+__all__ = ["ROUTES", "STRATEGIES", "command", "run_strategy", "run_suite", "strategy_component"]
 
 #: The strategies the suite knows, in report order.
 STRATEGIES = ("vector-clock", "vector-clock-unpruned", "dvv", "lww")
+#: The ``--route`` choices: how clients pick coordinators.
 ROUTES = ("spread", "same", "any")
-# The per-round figures: what the time series and the plot hold.
-_SERIES = (
-    "siblings_mean",
-    "siblings_max",
-    "false_siblings",
-    "clock_entries_mean",
-    "clock_entries_max",
-    "context_bytes_mean",
-    "context_bytes_max",
-    "metadata_bytes_mean",
-    "lost",
-)
 
 
 def strategy_component(strategy: str, max_entries: int) -> tuple[str, dict[str, Any]]:
@@ -160,6 +149,7 @@ def run_strategy(
     route: str = "spread",
     think_ms: float = 5.0,
     max_entries: int = 10,
+    every: int = 1,
     seed: int = 1,
     on_round: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
@@ -167,7 +157,9 @@ def run_strategy(
 
     The clients' choices (key, staleness, think time) come from per-client
     generators seeded by ``seed`` and never depend on what a read returned, so
-    every strategy faces the same sequence of decisions.
+    every strategy faces the same sequence of decisions. Every round is
+    measured for the summary; the returned series keeps every ``every``-th
+    round and the last.
     """
     from dynamo_toolkit.cluster import Cluster
     from dynamo_toolkit.config import ComponentChoice, StoreConfig
@@ -253,7 +245,7 @@ def run_strategy(
             "converged": converged,
             "final": final,
             "summary": _summary(series),
-            "rounds": series,
+            "rounds": [s for s in series if s["round"] % every == 0 or s["round"] == rounds],
         }
 
     return run_virtual(scenario())
@@ -296,14 +288,22 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
 
     panels = (
         ("siblings_mean", "siblings per key (mean)"),
+        ("clock_entries_mean", "context clock entries per key (mean)"),
         ("context_bytes_mean", "context bytes per key (mean)"),
-        ("lost", "acknowledged writes lost"),
+        ("lost", "acknowledged writes lost (so far)"),
     )
-    figure, axes = plt.subplots(1, len(panels), figsize=(13, 4))
-    for result in payload["results"]:
+    figure, grid = plt.subplots(2, 2, figsize=(11, 7.5))
+    axes = list(grid.flat)
+    styles = ("-", "--", "-", "-")
+    for index, result in enumerate(payload["results"]):
         rounds = [s["round"] for s in result["rounds"]]
         for axis, (field, _) in zip(axes, panels, strict=True):
-            axis.plot(rounds, [s[field] for s in result["rounds"]], label=result["strategy"])
+            axis.plot(
+                rounds,
+                [s[field] for s in result["rounds"]],
+                styles[index % len(styles)],
+                label=result["strategy"],
+            )
     for axis, (_, label) in zip(axes, panels, strict=True):
         axis.set_xlabel("round")
         axis.set_ylabel(label)
@@ -356,6 +356,12 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     show_default=True,
     help="Pruning threshold of the pruned vector-clock strategy.",
 )
+@click.option(
+    "--every",
+    default=1,
+    show_default=True,
+    help="Keep every N-th round in the JSON series (summaries use all rounds).",
+)
 @suite_options
 def command(
     strategies: str,
@@ -368,6 +374,7 @@ def command(
     route: str,
     think_ms: float,
     max_entries: int,
+    every: int,
     as_json: bool,
     plot_path: Path | None,
     seed: int,
@@ -378,8 +385,10 @@ def command(
         raise click.BadParameter("name at least one strategy", param_hint="--strategies")
     if nodes < 3:
         raise click.BadParameter("the cluster needs at least 3 nodes (N = 3)")
-    if min(clients, keys, rounds, max_entries) < 1:
-        raise click.BadParameter("--clients, --keys, --rounds and --max-entries must be positive")
+    if min(clients, keys, rounds, max_entries, every) < 1:
+        raise click.BadParameter(
+            "--clients, --keys, --rounds, --max-entries and --every must be positive"
+        )
     if not 0.0 <= stale <= 1.0 or stale_age < 0 or think_ms < 0:
         raise click.BadParameter("need 0 <= --stale <= 1, --stale-age >= 0 and --think >= 0")
     params = {
@@ -395,6 +404,7 @@ def command(
         "route": route,
         "think_ms": think_ms,
         "max_entries": max_entries,
+        "every": every,
         "seed": seed,
     }
     results = run_suite(
@@ -409,6 +419,7 @@ def command(
         route=route,
         think_ms=think_ms,
         max_entries=max_entries,
+        every=every,
         seed=seed,
     )
     payload = {"params": params, "results": results}

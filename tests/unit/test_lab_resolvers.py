@@ -82,6 +82,7 @@ def test_json_schema(small: dict[str, Any]) -> None:
         "route": "spread",
         "think_ms": 5.0,
         "max_entries": 10,
+        "every": 1,
         "seed": 1,
     }
     assert [r["strategy"] for r in small["results"]] == list(STRATEGIES)
@@ -162,6 +163,15 @@ def test_pruning_below_the_number_of_coordinators_makes_false_siblings() -> None
     assert pruned["summary"]["false_siblings_max"] > 0
     assert pruned["summary"]["siblings_max"] > unpruned["summary"]["siblings_max"]
     assert unpruned["summary"]["false_siblings_max"] == 0
+
+
+def test_every_thins_the_series_but_not_the_summary(small: dict[str, Any]) -> None:
+    thinned = run(*SMALL, "--every", "10", "--strategies", "dvv")
+    result = thinned["results"][0]
+    assert [s["round"] for s in result["rounds"]] == [10, 20, 25]
+    full = by_strategy(small)["dvv"]
+    assert result["summary"] == full["summary"]
+    assert result["rounds"] == [s for s in full["rounds"] if s["round"] in (10, 20, 25)]
 
 
 def test_same_seed_same_output_and_seed_matters() -> None:
