@@ -50,7 +50,8 @@ clock, because a clock must descend the context it was written with. A new
 branch is opened only when the newest dot of every branch is a sibling the
 coordinator still holds that no other write saw, so a coordinator has at most
 as many branches as the most of its own concurrent siblings it ever held for
-the key at once. A key's clock has one entry per coordinator and branch.
+the key at once (one more per write stamped at the very instant of the dot it
+follows, see ``_seen_elsewhere``). A key's clock has one entry per coordinator and branch.
 Published DVVs have one entry per replica. The difference buys compatibility
 with the kernel's plain vector clocks and contexts, and
 ``dtk bench resolvers`` measures it.
