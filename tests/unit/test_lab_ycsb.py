@@ -338,6 +338,56 @@ def test_runner_counts_stale_reads_and_siblings() -> None:
     assert summary["mix"]["read"] + summary["mix"]["update"] == 400
 
 
+class ScriptedStore:
+    """Puts take the delays the test lists; gets answer with the records the test names."""
+
+    def __init__(self, put_delays: list[float]) -> None:
+        self.put_delays = put_delays
+        self.written: dict[int, object] = {}
+        self.answer: tuple[int, ...] = ()
+
+    async def get(self, key: str) -> Read:
+        return Read(tuple(self.written[w] for w in self.answer), b"")
+
+    async def put(self, key: str, value: object, context: bytes | None) -> bytes:
+        number = record_write(value)
+        assert number is not None
+        self.written[number] = value  # readable at once, acknowledged after the delay
+        await asyncio.sleep(self.put_delays.pop(0))
+        return b""
+
+
+def test_stale_means_overwritten_before_the_read_began() -> None:
+    async def scenario() -> list[int]:
+        loop = asyncio.get_running_loop()
+        runner = _runner("A", 1, 1)
+        runner.clock = loop.time
+        store = ScriptedStore([10.0, 1.0, 1.0])
+        stale = []
+
+        async def read(*writes: int) -> None:
+            store.answer = writes
+            before = runner._measure.stale_reads
+            await runner._read(store, {}, 0, "k")
+            stale.append(runner._measure.stale_reads - before)
+
+        slow = loop.create_task(runner._write(store, {}, 0, "k", None))  # 1: t=0..10
+        await asyncio.sleep(5)
+        await runner._write(store, {}, 0, "k", None)  # 2: t=5..6, overlaps 1
+        await read(1)  # t=6: 1 is still in flight
+        await slow
+        await read(1)  # t=10: 1 and 2 overlapped, either may win
+        await read(2)
+        await asyncio.sleep(2)
+        await runner._write(store, {}, 0, "k", None)  # 3: t=12..13, after both
+        await read(1)  # overwritten by 3 before the read began
+        await read(2)
+        await read(1, 3)  # a sibling is the latest write
+        return stale
+
+    assert run_virtual(scenario()) == [0, 0, 0, 1, 1, 0]
+
+
 def test_runner_counts_quorum_failures_and_keeps_going() -> None:
     async def scenario() -> Any:
         store = FakeStore()
