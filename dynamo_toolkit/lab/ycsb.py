@@ -771,18 +771,21 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
         rows = {row["workload"]: row for row in results if _label(row, payload) == label}
         xs = [i + (index - (len(labels) - 1) / 2) * width for i in range(len(workloads))]
         throughput = [rows[w]["run"]["throughput"] if w in rows else 0 for w in workloads]
+        p50 = [rows[w]["run"]["latency_ms"]["all"]["p50"] if w in rows else 0 for w in workloads]
         p99 = [rows[w]["run"]["latency_ms"]["all"]["p99"] if w in rows else 0 for w in workloads]
-        left.bar(xs, throughput, width, label=label)
-        right.bar(xs, p99, width, label=label)
+        bars = left.bar(xs, throughput, width, label=label)
+        right.bar(xs, p50, width, color=bars.patches[0].get_facecolor(), label=label)
+        right.scatter(xs, p99, marker="_", s=200, color="black", zorder=3)
     unit = "virtual" if payload["target"] == "simulated" else "real"
     for axes, ylabel in (
         (left, f"operations per {unit} second"),
-        (right, f"p99 latency ({unit} ms)"),
+        (right, f"latency ({unit} ms): bar p50, dash p99"),
     ):
         axes.set_xticks(range(len(workloads)), workloads)
         axes.set_xlabel("workload")
         axes.set_ylabel(ylabel)
         axes.grid(True, axis="y", alpha=0.3)
+    right.set_yscale("log")  # scans (E) take an order of magnitude longer
     left.legend(fontsize="small")
     where = (
         f"{payload['nodes']} simulated nodes, {payload['latency']} latency"
