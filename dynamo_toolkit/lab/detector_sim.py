@@ -189,7 +189,6 @@ class Measurement:
     detections: list[float] = field(default_factory=list)
     first: list[float] = field(default_factory=list)
     first_suspected: list[float] = field(default_factory=list)
-    first_probe: list[float] = field(default_factory=list)
     undetected: int = 0
     missed_trials: int = 0
     mistakes: int = 0
@@ -238,7 +237,6 @@ class Measurement:
             row["mistakes_per_heartbeat"] = self.mistakes / self.heartbeats
         if self.first_suspected:
             row["first_suspected_mean_s"] = _mean(self.first_suspected)
-            row["first_probe_mean_s"] = _finite(_mean(self.first_probe))
         if self.probe_gaps:
             samples = sum(g.samples for g in self.probe_gaps)
             row["probe_gap_samples"] = samples
@@ -687,10 +685,6 @@ class _SwimHarness:
             return
         result.first.append(min(times))
         result.first_suspected.append(min(suspected))
-        pings = self.probes.get(crash, [])
-        index = bisect.bisect_left(pings, crash_at)
-        if index < len(pings):
-            result.first_probe.append(pings[index] - crash_at)
 
     def _probe_gaps(self, period: float) -> ProbeGaps:
         """Periods from regular instants to the next direct probe, over live members."""

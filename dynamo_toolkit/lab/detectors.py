@@ -169,6 +169,7 @@ def measure(
     passive: Sequence[Setting],
     swim: Sequence[Setting],
     trials: int,
+    swim_trials: int,
     seed: int,
     quiet: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -177,7 +178,7 @@ def measure(
 
     registry = load_plugins().registry
     total = sum(
-        (trials * (s.members - 1) if passive else 0) + trials * len(swim) for s in scenarios
+        (trials * (s.members - 1) if passive else 0) + swim_trials * len(swim) for s in scenarios
     )
     rows: list[dict[str, Any]] = []
     timings: list[dict[str, Any]] = []
@@ -195,9 +196,9 @@ def measure(
                 timings.append(_timing("heartbeat model", scenario, len(passive), trials, started))
             for setting in swim:
                 started = time.perf_counter()
-                results.append(run_swim(scenario, setting, registry, trials, seed, advance))
+                results.append(run_swim(scenario, setting, registry, swim_trials, seed, advance))
                 timings.append(
-                    _timing("swim on the simulated network", scenario, 1, trials, started)
+                    _timing("swim on the simulated network", scenario, 1, swim_trials, started)
                 )
             rows += [result.summary() for result in results]
     return rows, timings
@@ -334,36 +335,43 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     labels = list(dict.fromkeys(r["label"] for r in rows))
     colours = {label: f"C{i}" for i, label in enumerate(labels)}
     for label in labels:
-        curve = [r for r in rows if r["label"] == label and r["members"] == largest]
-        points = [
-            (r, max(r["mistakes_per_pair_hour"], 0.5 / r["pair_hours"]))
-            for r in curve
-            if r["detection_mean_s"] is not None or r["detection_p50_s"] is not None
-        ]
-        if not points:
-            continue
-        xs = [x for _, x in points]
-        ys = [r["detection_mean_s"] or r["detection_p50_s"] for r, _ in points]
         colour = colours[label]
-        left.plot(xs, ys, "-", color=colour, label=f"{label}: mean")
-        for (r, x), y in zip(points, ys, strict=True):
-            # Hollow: no mistake in the run; drawn at half of one mistake.
-            hollow = r["mistakes"] == 0
-            left.plot(x, y, "o", color=colour, mfc="white" if hollow else colour)
-            left.annotate(
-                _knob_text(r["value"]),
-                (x, y),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-        p99 = [r["detection_p99_s"] for r, _ in points]
-        if all(v is not None for v in p99):
-            left.plot(xs, p99, ":", color=colour, label=f"{label}: p99")
+        curve = [
+            (r, max(r["mistakes_per_pair_hour"], 0.5 / r["pair_hours"]))
+            for r in rows
+            if r["label"] == label and r["members"] == largest
+        ]
+        # The mean exists only if every observer noticed the crash in time.
+        points = [(r, x) for r, x in curve if r["detection_mean_s"] is not None]
+        if points:
+            xs = [x for _, x in points]
+            ys = [r["detection_mean_s"] for r, _ in points]
+            left.plot(xs, ys, "-", color=colour, label=f"{label}: mean")
+            for (r, x), y in zip(points, ys, strict=True):
+                # Hollow: no mistake in the run; drawn at half of one mistake.
+                hollow = r["mistakes"] == 0
+                left.plot(x, y, "o", color=colour, mfc="white" if hollow else colour)
+                left.annotate(
+                    _knob_text(r["value"]),
+                    (x, y),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+            p99 = [r["detection_p99_s"] for r, _ in points]
+            if all(v is not None for v in p99):
+                left.plot(xs, p99, ":", color=colour, label=f"{label}: p99")
         if label.startswith("swim"):
-            first = [r["first_detection_mean_s"] for r, _ in points]
-            if all(v is not None for v in first):
-                left.plot(xs, first, "--", color=colour, label=f"{label}: first observer")
+            first = [(x, r["first_detection_mean_s"]) for r, x in curve]
+            first = [(x, y) for x, y in first if y is not None]
+            if first:
+                left.plot(
+                    [x for x, _ in first],
+                    [y for _, y in first],
+                    "--^",
+                    color=colour,
+                    label=f"{label}: first observer",
+                )
     left.set_xscale("log")
     left.set_yscale("log")
     left.set_xlabel("false suspicions per monitored pair per hour (hollow: none seen)")
@@ -384,10 +392,15 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
             if values:
                 cost[label, n] = sum(values) / len(values)
     if len(member_counts) > 1:
-        for label in labels:
+        # Passive detectors all cost the same heartbeats: styles keep the
+        # overlapping lines apart.
+        styles = ["o-", "s--", "^:", "D-."]
+        for i, label in enumerate(labels):
             sizes = [n for n in member_counts if (label, n) in cost]
             ys = [cost[label, n] for n in sizes]
-            right.plot(sizes, ys, "o-", color=colours[label], label=label)
+            right.plot(
+                sizes, ys, styles[i % len(styles)], color=colours[label], label=label, mfc="none"
+            )
         right.set_xscale("log")
         right.set_xlabel("members")
         right.legend(fontsize=8)
@@ -469,6 +482,12 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
 )
 @click.option("--trials", default=3, show_default=True, help="Crashes per setting.")
 @click.option(
+    "--swim-trials",
+    default=0,
+    show_default=True,
+    help="Crashes per swim setting (each a whole run); 0: as --trials.",
+)
+@click.option(
     "--validate",
     is_flag=True,
     help="Also run the timeout and phi-accrual settings on real nodes (in-process cluster).",
@@ -497,6 +516,7 @@ def command(
     duration: float,
     max_wait: float,
     trials: int,
+    swim_trials: int,
     validate: bool,
     validate_members: int,
     validate_trials: int,
@@ -516,6 +536,9 @@ def command(
         raise click.BadParameter("--loss must be in [0, 1)")
     if not heartbeat_interval > 0 or not swim_probe_interval > 0:
         raise click.BadParameter("intervals must be positive")
+    if swim_trials < 0:
+        raise click.BadParameter("--swim-trials must not be negative")
+    swim_trials = swim_trials or trials
     if trials < 1 or warmup < 0 or not duration > 0 or max_wait < 0:
         raise click.BadParameter(
             "need --trials >= 1, --warmup >= 0, --duration > 0, --max-wait >= 0"
@@ -563,7 +586,7 @@ def command(
             "--validate needs timeout or phi-accrual, --validate-members >= 3 and "
             "--validate-trials >= 1"
         )
-    rows, timings = measure(scenarios, passive, swim, trials, seed, quiet=as_json)
+    rows, timings = measure(scenarios, passive, swim, trials, swim_trials, seed, quiet=as_json)
     payload: dict[str, Any] = {
         "delay": {"name": name, "description": description, "distribution": delay.to_json()},
         "loss": loss,
@@ -572,6 +595,7 @@ def command(
         "duration_s": duration,
         "max_wait_s": {str(s.members): s.max_wait for s in scenarios},
         "trials": trials,
+        "swim_trials": swim_trials,
         "seed": seed,
         "results": rows,
         "wall_s": timings,
@@ -592,7 +616,7 @@ def command(
         as_json=as_json,
         title=(
             f"failure detectors: delay {name} ({description}), loss {loss:g}, "
-            f"{trials} crash(es) per setting"
+            f"{trials} crash(es) per setting, {swim_trials} for swim"
         ),
         columns=_COLUMNS,
         rows=_table_rows(rows),
