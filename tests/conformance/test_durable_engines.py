@@ -17,6 +17,7 @@ from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.interfaces import StorageEngine
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit.testing.conformance.storage import MakeEngine, StorageEngineSuite
+from dynamo_toolkit.values import key_position
 from dynamo_toolkit_plugins.storage import lmdb_engine, rocksdb_engine, sqlite_engine
 from dynamo_toolkit_plugins.storage.durability import DURABILITY_MODES, SCAN_CHUNK
 
@@ -181,17 +182,58 @@ def test_scans_read_in_chunks_and_survive_writes_and_flushes(
 
 
 def test_sqlite_layout_is_plain_blobs_in_wal_mode(tmp_path: Path) -> None:
+    home = key_position(b"home")
     engine = sqlite_engine.SqliteStorage(node_id="n1", data_dir=tmp_path)
     try:
         engine.put(b"\x01\x02", 2**64 - 1, b"record")
+        engine.put(b"home", home, b"at home")
         engine.flush()
         with sqlite3.connect(tmp_path / "n1.sqlite3") as conn:
-            rows = conn.execute("SELECT key, position, record FROM kv").fetchall()
+            rows = conn.execute("SELECT key, position, record FROM records").fetchall()
+            moved = conn.execute("SELECT key, position FROM moved").fetchall()
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         engine.close()
     # 8-byte big-endian position BLOB (SQLite INTEGER is signed), no pickle.
-    assert rows == [(b"\x01\x02", b"\xff" * 8, b"record")]
+    assert sorted(rows) == [
+        (b"\x01\x02", b"\xff" * 8, b"record"),
+        (b"home", home.to_bytes(8, "big"), b"at home"),
+    ]
+    # Only the key stored away from its hash is listed as moved.
+    assert moved == [(b"\x01\x02", b"\xff" * 8)]
+
+
+def test_keys_move_between_home_and_other_positions(
+    factory: Factory, durability: str, tmp_path: Path
+) -> None:
+    # Nodes store keys at their hash (home); the hint store files them elsewhere.
+    # Moves in both directions keep one copy, findable, counted, and durable.
+    home = key_position(b"k")
+    engine = factory(node_id="n1", data_dir=tmp_path, durability=durability)
+    try:
+        engine.put(b"k", home, b"v1")
+        engine.put(b"k", 7, b"v2")
+        assert engine.get(b"k") == b"v2" and len(engine) == 1
+        assert list(engine.scan(0, 2**64)) == [(b"k", 7, b"v2")]
+        engine.put(b"k", 9, b"v3")
+        engine.put(b"other", key_position(b"other"), b"o")
+        assert list(engine.scan(0, 10)) == [(b"k", 9, b"v3")]
+        engine.put(b"k", home, b"v4")
+        assert engine.get(b"k") == b"v4" and len(engine) == 2
+        assert list(engine.scan(0, 10)) == []
+        engine.put(b"k", 5, b"v5")
+        engine.delete(b"k")
+        assert engine.get(b"k") is None and len(engine) == 1
+        engine.put(b"k", 3, b"v6")
+    finally:
+        engine.close()
+    reopened = factory(node_id="n1", data_dir=tmp_path, durability=durability)
+    try:
+        assert reopened.get(b"k") == b"v6" and reopened.get(b"other") == b"o"
+        assert len(reopened) == 2
+        assert (b"k", 3, b"v6") in list(reopened.scan(0, 2**64))
+    finally:
+        reopened.close()
 
 
 @pytest.mark.parametrize(
@@ -209,8 +251,8 @@ def test_sqlite_scans_are_index_range_reads(tmp_path: Path, query: str) -> None:
     with sqlite3.connect(tmp_path / "n1.sqlite3") as conn:
         plan = conn.execute("EXPLAIN QUERY PLAN " + query, [b"x"] * query.count("?")).fetchall()
     details = " ".join(str(row[-1]) for row in plan)
-    assert "SEARCH kv USING INDEX kv_position" in details
-    assert "TEMP B-TREE" not in details  # no sort: the index order is the scan order
+    assert "SEARCH records USING INDEX records_position" in details
+    assert "TEMP B-TREE" not in details  # no sort: the table order is the scan order
 
 
 def test_sqlite_group_mode_commits_only_on_flush(
@@ -221,7 +263,7 @@ def test_sqlite_group_mode_commits_only_on_flush(
     reader = sqlite3.connect(tmp_path / "n1.sqlite3")
 
     def committed() -> int:
-        return int(reader.execute("SELECT count(*) FROM kv").fetchone()[0])
+        return int(reader.execute("SELECT count(*) FROM records").fetchone()[0])
 
     try:
         for i in range(3):
@@ -312,3 +354,29 @@ def test_rocksdb_keeps_its_count_across_reopen(tmp_path: Path) -> None:
         assert len(list(engine.scan(0, _END))) == 15
     finally:
         engine.close()
+
+
+def test_rocksdb_counts_again_after_an_unclean_close(tmp_path: Path) -> None:
+    engine = rocksdb_engine.RocksdbStorage(node_id="n1", data_dir=tmp_path, durability="sync")
+    for i in range(30):
+        engine.put(b"k%d" % i, key_position(b"k%d" % i), b"v")
+    engine.delete(b"k3")
+    # A crash: the database goes away without the clean-close count.
+    handles, engine._handles = engine._handles, None
+    assert handles is not None
+    db = handles.db
+    del handles
+    db.close()
+    engine._closed = True
+    reopened = rocksdb_engine.RocksdbStorage(node_id="n1", data_dir=tmp_path, durability="sync")
+    try:
+        assert len(reopened) == 29
+        reopened.put(b"new", key_position(b"new"), b"v")
+        assert len(reopened) == 30
+    finally:
+        reopened.close()
+    again = rocksdb_engine.RocksdbStorage(node_id="n1", data_dir=tmp_path, durability="sync")
+    try:
+        assert len(again) == 30  # the clean close stored it
+    finally:
+        again.close()

@@ -20,6 +20,7 @@ from dynamo_toolkit.values import (
     encode_key,
     encode_value,
     key_position,
+    key_position_bytes,
 )
 
 plain = st.recursive(
@@ -73,3 +74,9 @@ def test_size_limit_names_both_sizes() -> None:
     error = caught.value
     assert (error.key_bytes, error.value_bytes, error.limit) == (10, 10231, 10240)
     assert "key 10 + encoded value 10231" in str(error)
+
+
+@given(st.binary(max_size=600))
+def test_key_position_bytes_is_the_position_big_endian(key: bytes) -> None:
+    # Durable engines find a key at these bytes; a mismatch would lose every record.
+    assert key_position_bytes(key) == key_position(key).to_bytes(8, "big")

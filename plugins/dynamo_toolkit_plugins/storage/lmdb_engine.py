@@ -2,15 +2,21 @@
 
 Two named databases in ``<data_dir>/<node_id>.lmdb/``:
 
-* ``records``: ``b"\\x00" + ident`` -> 8-byte big-endian position + record;
-* ``positions``: 8-byte big-endian position + ident -> ``b""``, the index a
-  scan reads as a range.
+* ``by_position``: 8-byte big-endian position + ident -> record. One B-tree
+  ordered by (position, key): a scan is a cursor walk over a range of it, and
+  a write is one put.
+* ``moved``: ``b"\x00" + ident`` -> position, for keys stored away from their
+  *home* position, the kernel's key hash
+  (:func:`~dynamo_toolkit.values.key_position`). A point read looks a key up
+  at its home position, which is where a node stores every key; only an
+  engine that has ever held a moved key (the hint store files records under
+  their owner's key's position) consults ``moved`` first.
 
 ``ident`` is the key itself when it has at most 400 bytes. LMDB limits keys
-to 511 bytes (and refuses the empty key, hence the ``b"\\x00"`` prefix), so a
-longer key's ident is its first 400 bytes + its SHA-256, 432 bytes, and its
-record value then also carries the full key (``position + 4-byte length +
-key + record``). Idents of different lengths never collide, and the index
+to 511 bytes (and refuses the empty key, hence the ``b"\x00"`` prefix in
+``moved``), so a longer key's ident is its first 400 bytes + its SHA-256, 432
+bytes, and its record value then also carries the full key (4-byte length +
+key + record). Idents of different lengths never collide, and the table
 still sorts by (position, key) except among long keys sharing position and
 first 400 bytes, which a scan sorts by full key itself.
 """
@@ -27,6 +33,7 @@ import lmdb
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit.values import key_position_bytes
 from dynamo_toolkit_plugins.storage.durability import (
     GROUP_COMMIT_LIMIT,
     POSITION_SIZE,
@@ -60,14 +67,13 @@ def _ident(key: bytes) -> bytes:
     return key[:_SHORT] + hashlib.sha256(key).digest()
 
 
-def _unpack(ident: bytes, value: bytes) -> tuple[bytes, int, bytes]:
-    """``(key, position, record)`` from a records entry."""
-    position = decode_position(value)
+def _unpack(ident: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """``(key, record)`` from a ``by_position`` value."""
     if len(ident) != _LONG:
-        return ident, position, value[POSITION_SIZE:]
-    (length,) = _LENGTH.unpack_from(value, POSITION_SIZE)
-    start = POSITION_SIZE + _LENGTH.size
-    return value[start : start + length], position, value[start + length :]
+        return ident, value
+    (length,) = _LENGTH.unpack_from(value)
+    start = _LENGTH.size
+    return value[start : start + length], value[start + length :]
 
 
 class LmdbStorage(DurableStorage):
@@ -133,8 +139,17 @@ class LmdbStorage(DurableStorage):
                     f"storage engine 'lmdb': keys of {POSITION_SIZE + _LONG} bytes are needed, "
                     f"this LMDB build allows {env.max_key_size()}"
                 )
-            self._records = env.open_db(b"records")
-            self._positions = env.open_db(b"positions")
+            with env.begin() as txn:
+                if txn.get(b"positions") is not None:
+                    raise ConfigurationError(
+                        f"storage engine 'lmdb': {self.path} was written by an older version "
+                        "of this engine (records + positions index); move it away or empty it"
+                    )
+            self._records = env.open_db(b"by_position")
+            self._moved = env.open_db(b"moved")
+            with env.begin(db=self._moved) as txn:
+                # Once true, stays true: reads then check ``moved`` first.
+                self._maybe_moved = txn.stat(self._moved)["entries"] > 0
             info, stat = env.info(), env.stat()
             used = (info["last_pgno"] + 1) * stat["psize"]
             size = map_size
@@ -169,25 +184,35 @@ class LmdbStorage(DurableStorage):
         self.map_size *= 2
         self._env.set_mapsize(self.map_size)
 
+    def _where(self, txn: Any, ident: bytes, home: bytes) -> bytes:
+        """The position ``ident`` is stored at if anywhere: home, unless it moved."""
+        if self._maybe_moved:
+            moved = txn.get(_TAG + ident, db=self._moved)
+            if moved is not None:
+                return bytes(moved)
+        return home
+
     def _apply(self, txn: Any, op: _Op) -> None:
         key, position, record = op
         ident = _ident(key)
-        rkey = _TAG + ident
-        old = txn.get(rkey, db=self._records)
-        if old is not None and len(ident) == _LONG and _unpack(ident, old)[0] != key:
-            raise RuntimeError(f"lmdb engine: SHA-256 collision between stored keys ({key!r})")
-        old_position = None if old is None else old[:POSITION_SIZE]
-        if old_position is not None and old_position != position:
-            txn.delete(old_position + ident, db=self._positions)
+        home = key_position_bytes(key)
+        old = self._where(txn, ident, home) if self._maybe_moved else home
+        if len(ident) == _LONG:
+            stored = txn.get(old + ident, db=self._records)
+            if stored is not None and _unpack(ident, stored)[0] != key:
+                raise RuntimeError(f"lmdb engine: SHA-256 collision between stored keys ({key!r})")
+        if position != old:  # a move or a delete: leave the old place
+            txn.delete(old + ident, db=self._records)
+            if old != home:
+                txn.delete(_TAG + ident, db=self._moved)
+            if position is not None and position != home:
+                self._maybe_moved = True
+                txn.put(_TAG + ident, position, db=self._moved)
         if position is None or record is None:
-            if old is not None:
-                txn.delete(rkey, db=self._records)
             return
-        if old_position != position:
-            txn.put(position + ident, b"", db=self._positions)
         if len(ident) == _LONG:
             record = _LENGTH.pack(len(key)) + key + record
-        txn.put(rkey, position + record, db=self._records)
+        txn.put(position + ident, record, db=self._records)
 
     def _write(self, op: _Op) -> None:
         self._check_open()
@@ -239,16 +264,34 @@ class LmdbStorage(DurableStorage):
 
     def get(self, key: bytes) -> bytes | None:
         """Return the record under ``key``, or ``None``."""
-        key = bytes(key)
+        # The hot path of every read: kept to the fewest Python steps.
+        if type(key) is not bytes:
+            key = bytes(key)
+        if len(key) > _SHORT or self._maybe_moved:
+            return self._get_slowly(key)
+        txn = self._txn
+        if txn is not None:  # group mode's open write transaction: see its writes
+            return txn.get(key_position_bytes(key) + key, db=self._records)  # type: ignore[no-any-return]
+        if self._closed:
+            self._check_open()
+        txn = self._env.begin(db=self._records)
+        value = txn.get(key_position_bytes(key) + key)
+        txn.abort()
+        return value
+
+    def _get_slowly(self, key: bytes) -> bytes | None:
+        """``get`` of a long key, or in an engine that holds moved keys."""
         ident = _ident(key)
         txn = self._read_txn()
         try:
-            value = txn.get(_TAG + ident, db=self._records)
+            value = txn.get(
+                self._where(txn, ident, key_position_bytes(key)) + ident, db=self._records
+            )
         finally:
             self._done(txn)
-        if value is None:
-            return None
-        stored, _, record = _unpack(ident, value)
+        if value is None or len(ident) != _LONG:
+            return value  # type: ignore[no-any-return]
+        stored, record = _unpack(ident, value)
         return record if stored == key else None
 
     def put(self, key: bytes, position: int, record: bytes) -> None:
@@ -261,42 +304,40 @@ class LmdbStorage(DurableStorage):
 
     def _scan_chunk(self, lower: bytes, upper: bytes | None, resume: object | None) -> ScanChunk:
         txn = self._read_txn()
-        cursor = txn.cursor(db=self._positions)
+        cursor = txn.cursor(db=self._records)
         try:
             start = lower if resume is None else resume
             assert isinstance(start, bytes)
-            found: list[bytes] = []
+            found: list[tuple[bytes, bytes]] = []
             exhausted = True
             if cursor.set_range(start):
-                for index_key in cursor.iternext(keys=True, values=False):
-                    if index_key == resume:
+                for table_key, value in cursor.iternext(keys=True, values=True):
+                    if table_key == resume:
                         continue
-                    if upper is not None and index_key[:POSITION_SIZE] >= upper:
+                    if upper is not None and table_key[:POSITION_SIZE] >= upper:
                         break
                     # Past a chunk's worth, stop, but not inside a run of long keys
-                    # whose index order is not key order.
+                    # whose table order is not key order.
                     if len(found) >= SCAN_CHUNK and not (
-                        len(index_key) == len(found[-1]) == POSITION_SIZE + _LONG
-                        and index_key[:_LONG_PREFIX] == found[-1][:_LONG_PREFIX]
+                        len(table_key) == len(found[-1][0]) == POSITION_SIZE + _LONG
+                        and table_key[:_LONG_PREFIX] == found[-1][0][:_LONG_PREFIX]
                     ):
                         exhausted = False
                         break
-                    found.append(index_key)
-            rows = []
-            has_long = False
-            for index_key in found:
-                ident = index_key[POSITION_SIZE:]
-                has_long = has_long or len(ident) == _LONG
-                value = txn.get(_TAG + ident, db=self._records)
-                if value is None:  # cannot happen: both change in one transaction
-                    raise RuntimeError(f"lmdb engine: index entry without record in {self.path}")
-                rows.append(_unpack(ident, value))
+                    found.append((bytes(table_key), bytes(value)))
         finally:
             cursor.close()
             self._done(txn)
+        rows = []
+        has_long = False
+        for table_key, value in found:
+            ident = table_key[POSITION_SIZE:]
+            has_long = has_long or len(ident) == _LONG
+            key, record = _unpack(ident, value)
+            rows.append((key, decode_position(table_key), record))
         if has_long:
             rows.sort(key=lambda row: (row[1], row[0]))
-        return rows, (None if exhausted else found[-1])
+        return rows, (None if exhausted else found[-1][0])
 
     def __len__(self) -> int:
         """Number of keys stored (LMDB keeps the count)."""

@@ -3,20 +3,29 @@
 ``<data_dir>/<node_id>.rocksdb`` holds three column families, all raw bytes
 (rocksdict's ``raw_mode``: nothing is pickled):
 
-* ``default``: key -> 8-byte big-endian position + record;
-* ``positions``: 8-byte big-endian position + key -> ``b""``, the index a scan
-  reads as a range;
-* ``meta``: ``b"count"`` -> the number of keys, 8 bytes big-endian, so that
-  ``len()`` needs no scan at open.
+* ``default``: 8-byte big-endian position + key -> record, ordered by
+  (position, key): a scan is an iterator over a range of it, a write one put;
+* ``moved``: key -> position, for keys stored away from their *home*
+  position, the kernel's key hash (:func:`~dynamo_toolkit.values.key_position`).
+  A point read looks a key up at its home position, which is where a node
+  stores every key; only an engine that has ever held a moved key (the hint
+  store files records under their owner's key's position) reads ``moved``
+  first;
+* ``meta``: ``b"count"`` -> the number of keys (8 bytes big-endian) as of
+  the last clean close, and ``b"clean"`` -> ``b"1"`` after a clean close,
+  ``b"0"`` while open. A database that was not closed cleanly is counted
+  once at open (a scan of its keys); otherwise ``len()`` needs no scan.
 
-Each ``put``/``delete`` that touches the index is one atomic ``WriteBatch``
-across the column families.
+A write that moves a key is one atomic ``WriteBatch`` across the column
+families; other writes are one put or delete. Keeping the count exact costs
+a read before a write when the bloom filter cannot rule the key out, that
+is, on updates.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import attrs
 from rocksdict import (
@@ -29,8 +38,10 @@ from rocksdict import (
     WriteOptions,
 )
 
+from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit.values import key_position_bytes
 from dynamo_toolkit_plugins.storage.durability import (
     POSITION_SIZE,
     SCAN_CHUNK,
@@ -43,6 +54,7 @@ from dynamo_toolkit_plugins.storage.durability import (
 __all__ = ["RocksdbStorage", "dtk_register_components"]
 
 _COUNT: Final = b"count"
+_CLEAN: Final = b"clean"
 
 
 @attrs.define
@@ -54,9 +66,9 @@ class _Handles:
     """
 
     db: Rdict
-    index: Rdict  # the ``positions`` column family, for iterating
+    moved: Rdict  # the ``moved`` column family, for reading
     records_cf: ColumnFamily
-    index_cf: ColumnFamily
+    moved_cf: ColumnFamily
     meta_cf: ColumnFamily
 
 
@@ -68,6 +80,47 @@ def _options() -> Options:
     options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
     options.set_keep_log_file_num(3)
     return options
+
+
+def _existing_families(path: Path) -> list[str]:
+    """Column families of the database at ``path`` ([] if there is none yet)."""
+    if not (path / "CURRENT").exists():
+        return []
+    return list(Rdict.list_cf(str(path), _options()))
+
+
+def _exists(db: Rdict, stored: bytes) -> bool:
+    """Whether ``stored`` is in the database, reading from disk only if need be.
+
+    The bloom filters rule out most absent keys, and a key found in memory
+    (memtable or block cache) comes back with its value, without any IO.
+    """
+    # rocksdict's stub says bool; with fetch=True it returns (may exist, value or None).
+    maybe, value = cast(tuple[bool, bytes | None], db.key_may_exist(stored, True))
+    if not maybe:
+        return False
+    return value is not None or db.get(stored) is not None
+
+
+def _count_keys(db: Rdict) -> int:
+    """Keys in the default column family, by a scan (after an unclean close)."""
+    iterator = db.iter()
+    iterator.seek_to_first()
+    count = 0
+    while iterator.valid():
+        count += 1
+        iterator.next()
+    iterator.status()  # raises if the scan failed rather than ended
+    del iterator  # an iterator keeps the database open
+    return count
+
+
+def _any_key(family: Rdict) -> bool:
+    iterator = family.iter()
+    iterator.seek_to_first()
+    found = bool(iterator.valid())
+    del iterator  # an iterator keeps the database open
+    return found
 
 
 class RocksdbStorage(DurableStorage):
@@ -105,25 +158,39 @@ class RocksdbStorage(DurableStorage):
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)  # point reads of absent keys skip most files
         records_options.set_block_based_table_factory(table)
+        if "positions" in _existing_families(self.path):
+            raise ConfigurationError(
+                f"storage engine 'rocksdb': {self.path} was written by an older version "
+                "of this engine (records + positions index); move it away or empty it"
+            )
         db = Rdict(
             str(self.path),
             options=records_options,
-            column_families={"positions": _options(), "meta": _options()},
+            column_families={"moved": _options(), "meta": _options()},
         )
         try:
             handles = _Handles(
                 db=db,
-                index=db.get_column_family("positions"),
+                moved=db.get_column_family("moved"),
                 records_cf=db.get_column_family_handle("default"),
-                index_cf=db.get_column_family_handle("positions"),
+                moved_cf=db.get_column_family_handle("moved"),
                 meta_cf=db.get_column_family_handle("meta"),
             )
-            count = db.get_column_family("meta").get(_COUNT)
+            meta = db.get_column_family("meta")
+            count = meta.get(_COUNT)
+            if meta.get(_CLEAN) != b"1" and count is not None:
+                count = None  # not closed cleanly: count the keys once
+            if count is None:
+                count = _count_keys(db).to_bytes(8, "big")
+            # Until the next clean close, the stored count may fall behind.
+            self._write_meta(handles, {_CLEAN: b"0"})
+            # Once true, stays true: reads then check ``moved`` first.
+            self._maybe_moved = _any_key(handles.moved)
         except BaseException:
             db.close()
             raise
         self._handles: _Handles | None = handles
-        self._count = 0 if count is None else int.from_bytes(count, "big")
+        self._count = int.from_bytes(count, "big")
         self._write_options = WriteOptions()
         self._write_options.sync = self.durability == "sync"
 
@@ -134,81 +201,98 @@ class RocksdbStorage(DurableStorage):
             raise RuntimeError("rocksdb engine: not open")  # unreachable: closed raised
         return handles
 
+    def _where(self, h: _Handles, key: bytes) -> bytes:
+        """The position ``key`` is stored at if anywhere: home, unless it moved."""
+        if self._maybe_moved:
+            moved = h.moved.get(key)
+            if moved is not None:
+                return bytes(moved)
+        return key_position_bytes(key)
+
     def get(self, key: bytes) -> bytes | None:
         """Return the record under ``key``, or ``None``."""
-        value = self._open().db.get(bytes(key))
-        return None if value is None else bytes(value[POSITION_SIZE:])
+        # The hot path of every read: kept to the fewest Python steps.
+        h = self._handles
+        if h is None:
+            h = self._open()  # raises: closed
+        if type(key) is not bytes:
+            key = bytes(key)
+        if self._maybe_moved:
+            return h.db.get(self._where(h, key) + key)
+        return h.db.get(key_position_bytes(key) + key)
 
     def put(self, key: bytes, position: int, record: bytes) -> None:
         """Store ``record`` under ``key`` at ``position`` (synced as the mode says)."""
         encoded = encode_position(position)
         key, record = bytes(key), bytes(record)
         h = self._open()
-        old = h.db.get(key)
-        if old is not None and old[:POSITION_SIZE] == encoded:
-            h.db.put(key, encoded + record, self._write_options)  # index unchanged
+        old = self._where(h, key)
+        stored = encoded + key
+        if old == encoded:
+            if _exists(h.db, stored):
+                h.db.put(stored, record, self._write_options)
+                return
+            h.db.put(stored, record, self._write_options)
+            self._count += 1
             return
+        # A move: the record leaves its old place in the same batch.
+        existed = h.db.get(old + key) is not None
         batch = WriteBatch(raw_mode=True)
-        batch.put(key, encoded + record, h.records_cf)
-        batch.put(encoded + key, b"", h.index_cf)
-        if old is None:
-            batch.put(_COUNT, (self._count + 1).to_bytes(8, "big"), h.meta_cf)
+        batch.delete(old + key, h.records_cf)
+        batch.put(stored, record, h.records_cf)
+        if encoded == key_position_bytes(key):
+            batch.delete(key, h.moved_cf)
         else:
-            batch.delete(old[:POSITION_SIZE] + key, h.index_cf)
+            self._maybe_moved = True
+            batch.put(key, encoded, h.moved_cf)
         h.db.write(batch, self._write_options)
-        if old is None:
+        if not existed:
             self._count += 1
 
     def delete(self, key: bytes) -> None:
         """Remove ``key``; absent keys are fine."""
         key = bytes(key)
         h = self._open()
-        old = h.db.get(key)
-        if old is None:
+        old = self._where(h, key)
+        if h.db.get(old + key) is None:
             return
-        batch = WriteBatch(raw_mode=True)
-        batch.delete(key, h.records_cf)
-        batch.delete(old[:POSITION_SIZE] + key, h.index_cf)
-        batch.put(_COUNT, (self._count - 1).to_bytes(8, "big"), h.meta_cf)
-        h.db.write(batch, self._write_options)
+        if old == key_position_bytes(key):
+            h.db.delete(old + key, self._write_options)
+        else:
+            batch = WriteBatch(raw_mode=True)
+            batch.delete(old + key, h.records_cf)
+            batch.delete(key, h.moved_cf)
+            h.db.write(batch, self._write_options)
         self._count -= 1
 
     def _scan_chunk(self, lower: bytes, upper: bytes | None, resume: object | None) -> ScanChunk:
         h = self._open()
-        iterator = h.index.iter()
+        iterator = h.db.iter()
         start = lower if resume is None else resume
         assert isinstance(start, bytes)
         iterator.seek(start)
-        index_keys: list[bytes] = []
+        rows: list[tuple[bytes, int, bytes]] = []
+        last: bytes | None = None
         exhausted = False
         while True:
             if not iterator.valid():
                 iterator.status()  # raises if the iteration failed rather than ended
                 exhausted = True
                 break
-            index_key = iterator.key()
-            if index_key == resume:
+            stored = iterator.key()
+            if stored == resume:
                 iterator.next()
                 continue
-            if upper is not None and index_key[:POSITION_SIZE] >= upper:
+            if upper is not None and stored[:POSITION_SIZE] >= upper:
                 exhausted = True
                 break
-            if len(index_keys) == SCAN_CHUNK:
+            if len(rows) == SCAN_CHUNK:
                 break
-            index_keys.append(index_key)
+            rows.append((bytes(stored[POSITION_SIZE:]), decode_position(stored), iterator.value()))
+            last = stored
             iterator.next()
         del iterator  # an iterator keeps the database open
-        keys = [index_key[POSITION_SIZE:] for index_key in index_keys]
-        lookup: list[str | int | float | bytes | bool] = list(keys)  # as rocksdict types it
-        values = h.db.get(lookup) if keys else []  # one multi-get
-        assert isinstance(values, list)
-        rows = []
-        for key, index_key, value in zip(keys, index_keys, values, strict=True):
-            if value is None or value[:POSITION_SIZE] != index_key[:POSITION_SIZE]:
-                # Cannot happen: record and index change in one write batch.
-                raise RuntimeError(f"rocksdb engine: index out of step with records in {self.path}")
-            rows.append((key, decode_position(value), bytes(value[POSITION_SIZE:])))
-        return rows, (None if exhausted else index_keys[-1])
+        return rows, (None if exhausted else last)
 
     def __len__(self) -> int:
         """Number of keys stored (kept in the ``meta`` column family)."""
@@ -221,6 +305,14 @@ class RocksdbStorage(DurableStorage):
         if self.durability == "group":
             h.db.flush_wal(True)
 
+    def _write_meta(self, handles: _Handles, entries: dict[bytes, bytes]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for name, value in entries.items():
+            batch.put(name, value, handles.meta_cf)
+        options = WriteOptions()
+        options.sync = self.durability != "none"
+        handles.db.write(batch, options)
+
     def _close(self) -> None:
         handles, self._handles = self._handles, None
         if handles is None:
@@ -229,6 +321,7 @@ class RocksdbStorage(DurableStorage):
         try:
             if self.durability == "group":
                 db.flush_wal(True)
+            self._write_meta(handles, {_COUNT: self._count.to_bytes(8, "big"), _CLEAN: b"1"})
         finally:
             del handles
             db.close()
