@@ -552,6 +552,53 @@ def test_table_and_plot(tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# -- the harness at scale ------------------------------------------------------------
+
+
+def test_a_200_node_cluster_runs_a_workload() -> None:
+    result = ycsb.run_simulated(
+        "B", RunSpec(3, 2, 2), nodes=200, records=30, operations=30, clients=4, seed=2,
+        heartbeat_interval=60.0,
+    )  # fmt: skip
+    assert result["run"]["operations"] == 30 and result["run"]["quorum_failures"] == 0
+    # One heartbeat round (200 x 199) plus the workload's own messages.
+    assert 200 * 199 < result["cluster"]["messages"] < 200 * 199 + 2000
+
+
+def test_steady_gossip_skips_equal_views_and_changes_still_spread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.cluster_state import ClusterState, MemberStatus
+
+    decoded = []
+    original = ClusterState.from_wire
+
+    def counting(data: Any) -> ClusterState:
+        decoded.append(1)
+        return original(data)
+
+    monkeypatch.setattr(ClusterState, "from_wire", staticmethod(counting))
+
+    async def scenario() -> tuple[int, int, set[str]]:
+        config = ycsb._store_config(RunSpec(3, 2, 2), 60.0)  # as the suite runs it
+        async with await Cluster.start(20, config, transport="simulated", seed=1) as cluster:
+            clock = cluster.node("n1").clock
+            await clock.sleep(5.0)  # 5 gossip rounds of 20 nodes, all views equal
+            steady = len(decoded)
+            cluster.stage_leave("n7", via="n1")
+            await clock.sleep(10.0)
+            statuses = {
+                str(node.membership.state.members["n7"].status) for node in cluster.running()
+            }
+            return steady, len(decoded), statuses
+
+    steady, after, statuses = run_virtual(scenario())
+    assert steady == 0
+    assert after > 0  # a changed view is decoded and merged
+    assert statuses == {str(MemberStatus.LEAVING)}  # and reaches every member
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
