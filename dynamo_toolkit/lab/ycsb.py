@@ -892,7 +892,7 @@ def command(
     plot_path: Path | None,
     seed: int,
 ) -> None:
-    """YCSB core workloads A-F (Cooper et al. 2010), per store configuration."""
+    """Run the YCSB core workloads A-F against the store, once per configuration."""
     workloads = [w.upper() for w in _split(workloads_text)]
     unknown = [w for w in workloads if w not in WORKLOADS]
     if not workloads or unknown:
