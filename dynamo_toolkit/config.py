@@ -79,7 +79,10 @@ class StoreConfig:
     ``sloppy_quorum``: when an owner is down, the next healthy node takes its
     write (and read) with a hint naming it (Dynamo §4.6);
     ``hinted_writes_count``: whether such stand-in acknowledgements count
-    toward W (the paper's behaviour, so the default). ``hint_max_count``,
+    toward W (the paper's behaviour, so the default). ``forward_writes``: a
+    node that is not a replica of a key hands the write to one that is, to
+    coordinate (Dynamo §4.5; see :meth:`~dynamo_toolkit.coordinator.Coordinator.put`).
+    ``hint_max_count``,
     ``hint_max_bytes`` and ``hint_max_age`` (seconds) bound what one node
     holds for others; ``hint_delivery_interval`` is how often it tries to
     hand hints over.
@@ -93,6 +96,7 @@ class StoreConfig:
     heartbeat_interval: float = 0.5
     sloppy_quorum: bool = True
     hinted_writes_count: bool = True
+    forward_writes: bool = True
     hint_max_count: int = 100_000
     hint_max_bytes: int = 64 * 1024 * 1024
     hint_max_age: float = 3 * 3600.0
@@ -109,7 +113,7 @@ class StoreConfig:
             raise ConfigurationError(
                 f"max_pair_bytes must be an integer, got {self.max_pair_bytes!r}"
             )
-        for name in ("sloppy_quorum", "hinted_writes_count"):
+        for name in ("sloppy_quorum", "hinted_writes_count", "forward_writes"):
             if type(getattr(self, name)) is not bool:
                 raise ConfigurationError(f"{name} must be true or false")
         for name in ("hint_max_count", "hint_max_bytes"):

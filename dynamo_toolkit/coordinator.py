@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from dynamo_toolkit.config import validate_quorum
 from dynamo_toolkit.errors import DynamoError, NodeUnavailableError, QuorumNotReachedError
 from dynamo_toolkit.interfaces import Placement
-from dynamo_toolkit.messages import ReplicaRead, ReplicaReadReply, ReplicaWrite
+from dynamo_toolkit.messages import (
+    ForwardedWrite,
+    ForwardedWriteReply,
+    ReplicaRead,
+    ReplicaReadReply,
+    ReplicaWrite,
+)
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import (
     Key,
@@ -151,6 +157,16 @@ class Coordinator:
         With ``supersede_local``, a coordinator that is a replica of the key also
         supersedes every version it holds itself (Redis-style overwrite without
         a read round trip); versions only other replicas hold stay siblings.
+
+        A node that is not a replica of the key hands the write to the first
+        replica its failure detector reports up, which coordinates it (Dynamo
+        §4.5), unless ``forward_writes`` is off. The new version's clock gets
+        its counter from a node that holds the key's versions, so it can
+        never repeat (and look older than) one already stored. With no
+        replica up (or none accepting a connection), this node coordinates
+        itself (sloppy quorum). A forward that times out is a failed write:
+        the replica may have stored it, and coordinating again elsewhere
+        could store it twice.
         """
         stored_key = encode_key(key)
         encoded = encode_value(value)
@@ -187,10 +203,14 @@ class Coordinator:
             validate_quorum(n, min(cfg.r, n), w)
         else:
             n, w = cfg.n, cfg.w
-        base = decode_context(context)
         position = key_position(key)
         placement = self.node.placement(position, n)
         me = self.node.node_id
+        if me not in placement.replicas and cfg.forward_writes:
+            forwarded = await self._forward(key, value, context, w, n, placement)
+            if forwarded is not None:
+                return forwarded
+        base = decode_context(context)
         local = self.node.store.read(key) if me in placement.replicas else ()
         if supersede_local:
             for held in local:
@@ -205,6 +225,66 @@ class Coordinator:
         )
         self.node.stats.writes += 1
         return PutResult(key, version.clock, quorum.counted)
+
+    async def _forward(
+        self,
+        key: bytes,
+        value: bytes | None,
+        context: bytes | None,
+        w: int,
+        n: int,
+        placement: Placement,
+    ) -> PutResult | None:
+        """Have a live replica coordinate the write; None if none could be reached."""
+        node = self.node
+        transport = node.transport
+        if transport is None or not node.running:
+            return None
+        now = node.clock.monotonic()
+        cfg = node.config
+        custom_w = None if w == cfg.w else w
+        custom_n = None if n == cfg.n else n
+        message = ForwardedWrite(key, value, context, custom_w, custom_n)
+        for replica in placement.replicas:
+            if not node.is_available(replica, now):
+                continue
+            try:
+                # The replica waits up to a request timeout for its own quorum.
+                reply = await transport.request(replica, message, 2 * cfg.request_timeout)
+            except NodeUnavailableError:
+                continue  # never delivered: the next replica may take it
+            except DynamoError as exc:
+                # Delivered or not, nobody knows: coordinating it again elsewhere
+                # could store it twice (as two siblings), so the client is told.
+                node.stats.quorum_failures += 1
+                raise QuorumNotReachedError(
+                    "write", 0, w, n, f"forwarded to {replica}, outcome unknown: {exc}"
+                ) from exc
+            node.heard_from(replica)
+            if not isinstance(reply, ForwardedWriteReply):
+                continue
+            node.stats.forwarded_writes += 1
+            if reply.error is not None or reply.clock is None:
+                node.stats.quorum_failures += 1
+                raise QuorumNotReachedError(
+                    "write",
+                    reply.acknowledged,
+                    reply.required,
+                    reply.contacted,
+                    f"coordinated by {replica}: {reply.error}",
+                )
+            return PutResult(key, reply.clock, reply.acknowledged)
+        return None
+
+    async def coordinate_forwarded(self, message: ForwardedWrite) -> ForwardedWriteReply:
+        """Coordinate a write another node forwarded here (this node is a replica)."""
+        try:
+            result = await self._write(
+                message.key, message.value, message.context, message.w, message.n
+            )
+        except QuorumNotReachedError as exc:
+            return ForwardedWriteReply(None, exc.answered, str(exc), exc.required, exc.contacted)
+        return ForwardedWriteReply(result.clock, result.acknowledged)
 
     def _targets(self, placement: Placement) -> list[tuple[str, str | None]]:
         """Whom to ask: ``(node, owner it stands in for or None)`` per replica.

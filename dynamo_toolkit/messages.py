@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import attrs
 
-from dynamo_toolkit.versioning import Version
+from dynamo_toolkit.versioning import VectorClock, Version
 
 __all__ = [
     "Ack",
     "CollectTombstones",
+    "ForwardedWrite",
+    "ForwardedWriteReply",
     "Gossip",
     "Heartbeat",
     "Ping",
@@ -165,3 +167,30 @@ class RangeReply:
 
     records: tuple[tuple[bytes, int, tuple[Version, ...]], ...]
     more: bool
+
+
+@attrs.frozen
+class ForwardedWrite:
+    """Non-replica node -> a replica: coordinate this write for me (Dynamo §4.5).
+
+    ``value`` is the encoded value (``None`` for a delete); ``context`` the
+    client's opaque context; ``w`` and ``n`` the request's own, if any.
+    """
+
+    key: bytes
+    value: bytes | None
+    context: bytes | None
+    w: int | None
+    n: int | None
+
+
+@attrs.frozen
+class ForwardedWriteReply:
+    """The replica's answer: the new version's clock and acknowledgements, or
+    why its quorum failed (``error`` with the counts of the failed attempt)."""
+
+    clock: VectorClock | None
+    acknowledged: int
+    error: str | None = None
+    required: int = 0
+    contacted: int = 0

@@ -42,6 +42,7 @@ from dynamo_toolkit.membership_manager import MembershipManager
 from dynamo_toolkit.messages import (
     Ack,
     CollectTombstones,
+    ForwardedWrite,
     Gossip,
     Heartbeat,
     Ping,
@@ -76,6 +77,7 @@ class NodeStats:
     replica_writes: int = 0
     replica_reads: int = 0
     hinted_requests: int = 0
+    forwarded_writes: int = 0  # writes handed to a replica to coordinate
 
 
 class Node:
@@ -418,6 +420,8 @@ class Node:
             return self.membership.on_gossip(message)
         if isinstance(message, RangeQuery):
             return self.membership.answer_range(message)
+        if isinstance(message, ForwardedWrite):
+            return await self.coordinator.coordinate_forwarded(message)
         return self.handle_replica_message(message)
 
     async def _answer_probe(self, source: str, message: Ping | PingReq) -> object:

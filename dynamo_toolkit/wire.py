@@ -14,6 +14,8 @@ from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.messages import (
     Ack,
     CollectTombstones,
+    ForwardedWrite,
+    ForwardedWriteReply,
     Gossip,
     Heartbeat,
     Ping,
@@ -29,7 +31,7 @@ from dynamo_toolkit.messages import (
     TreeQuery,
     TreeReply,
 )
-from dynamo_toolkit.versioning import Version
+from dynamo_toolkit.versioning import VectorClock, Version
 
 __all__ = ["WireFormatError", "decode_message", "encode_message"]
 
@@ -71,6 +73,14 @@ def _suspects(data: object) -> tuple[tuple[str, int], ...]:
     return tuple((_str(item[0]), _int(item[1])) for item in data)
 
 
+def _optional_bytes(data: object) -> bytes | None:
+    return None if data is None else _bytes(data)
+
+
+def _optional_int(data: object) -> int | None:
+    return None if data is None else _int(data)
+
+
 def _int(data: object) -> int:
     if type(data) is not int:
         raise WireFormatError("expected an integer")
@@ -99,6 +109,20 @@ _DECODERS: dict[str, Callable[[Sequence[Any]], object]] = {
         tuple((_bytes(k), _int(p), _versions(v)) for k, p, v in f[0]), bool(f[1])
     ),
     "g": lambda f: CollectTombstones(tuple((_bytes(k), _int(p), _bytes(h)) for k, p, h in f[0])),
+    "f": lambda f: ForwardedWrite(
+        _bytes(f[0]),
+        _optional_bytes(f[1]),
+        _optional_bytes(f[2]),
+        _optional_int(f[3]),
+        _optional_int(f[4]),
+    ),
+    "F": lambda f: ForwardedWriteReply(
+        None if f[0] is None else VectorClock.from_wire(f[0]),
+        _int(f[1]),
+        None if f[2] is None else _str(f[2]),
+        _int(f[3]),
+        _int(f[4]),
+    ),
 }
 
 
@@ -149,6 +173,13 @@ def encode_message(message: object) -> list[Any]:
         return ["P", message.incarnation]
     if isinstance(message, PingReq):
         return ["q", message.target, message.timeout]
+    if isinstance(message, ForwardedWrite):
+        f = message
+        return ["f", f.key, f.value, f.context, f.w, f.n]
+    if isinstance(message, ForwardedWriteReply):
+        clock = None if message.clock is None else message.clock.to_wire()
+        r = message
+        return ["F", clock, r.acknowledged, r.error, r.required, r.contacted]
     if message is None:
         return ["n"]
     raise WireFormatError(f"cannot encode {type(message).__name__}")

@@ -135,6 +135,9 @@ def measure_cluster(
             "w": w,
             "sloppy_quorum": False,
             "request_timeout": 60.0,
+            # WARS has the coordinator send all N write legs; a forward to a
+            # replica would make one of them local (free).
+            "forward_writes": False,
         }
     }
     choose = random.Random(seed ^ 0x5EED)

@@ -231,3 +231,50 @@ def test_same_seed_same_run() -> None:
     assert first == second
     assert any(entry[0] == "fail" for entry in first) or first[-2][2] > 0  # faults happened
     assert _trace(100) != first
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_a_non_replica_coordinator_never_reuses_a_stored_clock(forward: bool) -> None:
+    """A blind write through a node that holds no copy of the key must not vanish.
+
+    Without forwarding, that node's new clock can equal one it made before
+    (it has no local versions to count past): the write then looks older than
+    what the replicas hold and is dropped although acknowledged. Forwarding
+    to a replica (Dynamo §4.5) lets a node that holds the versions coordinate.
+    """
+
+    async def scenario() -> None:
+        config = {"store": {"n": 3, "r": 2, "w": 2, "forward_writes": forward}}
+        async with await Cluster.start(5, config, transport="simulated", seed=5) as cluster:
+            replicas = cluster.replicas("doc")
+            outsider = next(node for node in cluster.nodes if node not in replicas)
+            await cluster.put("doc", "first", via=outsider)
+            seen = await cluster.get("doc", via=replicas[0])
+            await cluster.put("doc", "second", seen.context, via=replicas[0])
+            acknowledged = await cluster.put("doc", "third", via=outsider)
+            assert acknowledged.acknowledged >= 2
+            read = await cluster.get("doc", r=3)
+            if forward:
+                assert "third" in read.values
+                forwarded = cluster.node(outsider).stats.forwarded_writes
+                assert forwarded == 2
+            else:
+                assert "third" not in read.values  # the loss forwarding prevents
+
+    run_virtual(scenario())
+
+
+def test_a_forwarded_write_reports_the_replicas_quorum_failure() -> None:
+    async def scenario() -> None:
+        config = {"store": {"n": 3, "r": 2, "w": 3, "sloppy_quorum": False}}
+        async with await Cluster.start(5, config, transport="simulated", seed=6) as cluster:
+            replicas = cluster.replicas("doc")
+            outsider = next(node for node in cluster.nodes if node not in replicas)
+            others = [node for node in cluster.nodes if node not in (outsider, replicas[0])]
+            # The outsider reaches the first replica, which reaches no other.
+            cluster.partition([outsider, replicas[0]], others)
+            with pytest.raises(QuorumNotReachedError, match=f"coordinated by {replicas[0]}"):
+                await cluster.put("doc", "x", via=outsider)
+            assert cluster.node(outsider).stats.forwarded_writes == 1
+
+    run_virtual(scenario())
