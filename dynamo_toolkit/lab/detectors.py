@@ -524,7 +524,12 @@ def command(
     plot_path: Path | None,
     seed: int,
 ) -> None:
-    """Failure detectors: detection time, false suspicions, messages per member per second."""
+    """Failure detectors: speed, mistakes and cost.
+
+    For each setting of each detector: the time until the other members
+    notice a crash, the false suspicions of live members, and the messages
+    per member per second that detection costs.
+    """
     detectors = _names(detector_text, DETECTORS, "--detectors")
     try:
         sizes = [int(part) for part in members.split(",") if part.strip()]
