@@ -250,7 +250,8 @@ class Coordinator:
                 continue
             try:
                 # The replica waits up to a request timeout for its own quorum.
-                reply = await transport.request(replica, message, 2 * cfg.request_timeout)
+                # request_future: this may run eagerly, outside any task.
+                reply = await transport.request_future(replica, message, 2 * cfg.request_timeout)
             except NodeUnavailableError:
                 continue  # never delivered: the next replica may take it
             except DynamoError as exc:

@@ -8,9 +8,10 @@ back on the loop when the coroutine actually waits for a future; this is what
 Python 3.12's eager task factory does, for Python 3.11.
 
 Limits, by design: the coroutine does not run inside a task of its own, so it
-must not rely on ``asyncio.current_task()`` (for example ``asyncio.timeout``)
-and cancelling the returned future does not interrupt it; the protocol
-handlers that use this do neither.
+must not rely on ``asyncio.current_task()`` (``asyncio.timeout`` does: await
+``Transport.request_future``, which runs a request in a task when it must,
+rather than ``Transport.request``), and cancelling the returned future does
+not interrupt it.
 """
 
 from __future__ import annotations

@@ -434,7 +434,8 @@ class Node:
         # An indirect probe: ping the target ourselves and relay its answer.
         if self.transport is None:
             raise DynamoError(f"{self.node_id} is stopped")
-        reply = await self.transport.request(message.target, Ping(), message.timeout)
+        # request_future: handlers may run eagerly, outside any task.
+        reply = await self.transport.request_future(message.target, Ping(), message.timeout)
         self.heard_from(message.target)
         return reply
 

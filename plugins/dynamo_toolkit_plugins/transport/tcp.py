@@ -224,8 +224,8 @@ class TcpTransport(Transport):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                link = await self._link(dest)
+            # wait_for, not asyncio.timeout: callers may run eagerly, outside a task.
+            link = await asyncio.wait_for(self._link(dest), timeout)
         except TimeoutError:
             raise TransportError(f"no connection to {dest!r} within {timeout} s") from None
         return await self._send_request(link, dest, message, max(0.0, deadline - loop.time()))
