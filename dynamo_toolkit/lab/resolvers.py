@@ -14,7 +14,11 @@ no such read it writes blind (no context).
 through replica ``i mod N`` of the key, so clients reach different
 coordinators, and clients beyond N share them. ``same``: every client goes
 through the key's first replica. ``any``: client *i* goes through cluster node
-``i mod nodes``, usually not a replica of the key, so clocks gain more actors.
+``i mod nodes``, usually not a replica of the key. Such a node forwards the
+write to the key's first replica, which coordinates it (Dynamo §4.5, the
+store's ``forward_writes``). With ``--no-forward-writes`` it coordinates the
+write itself, so clocks gain more actors, and a coordinator that holds no
+version of the key can reuse a clock already stored.
 
 After each round the suite reads every replica's stored sibling set directly
 (no messages, so measuring does not disturb the run) and reconciles them per
@@ -151,6 +155,7 @@ def run_strategy(
     max_entries: int = 10,
     every: int = 1,
     seed: int = 1,
+    forward_writes: bool | None = None,
     on_round: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run the workload (see the module docstring) against one strategy.
@@ -159,7 +164,8 @@ def run_strategy(
     generators seeded by ``seed`` and never depend on what a read returned, so
     every strategy faces the same sequence of decisions. Every round is
     measured for the summary; the returned series keeps every ``every``-th
-    round and the last.
+    round and the last. ``forward_writes`` sets the store's option of that
+    name (None: the store's default).
     """
     from dynamo_toolkit.cluster import Cluster
     from dynamo_toolkit.config import ComponentChoice, StoreConfig
@@ -168,7 +174,8 @@ def run_strategy(
     from dynamo_toolkit.values import encode_key
 
     name, params = strategy_component(strategy, max_entries)
-    config = StoreConfig().with_components(conflict_resolver=ComponentChoice(name, params))
+    store = StoreConfig() if forward_writes is None else StoreConfig(forward_writes=forward_writes)
+    config = store.with_components(conflict_resolver=ComponentChoice(name, params))
     key_names = [f"key-{i}" for i in range(keys)]
     truth = _Truth()
     writes = 0
@@ -229,6 +236,7 @@ def run_strategy(
                 await cluster.get(key, r=config.n)
             await cluster.settle()
             final = _sample(cluster, key_names, truth)
+            forwarded = sum(node.stats.forwarded_writes for node in cluster.nodes.values())
             converged = all(
                 len({cluster.node(r).store.read(encode_key(key)) for r in cluster.replicas(key)})
                 == 1
@@ -242,6 +250,7 @@ def run_strategy(
             "acknowledged": truth.acknowledged.bit_count(),
             "lost": final["lost"],
             "lost_fraction": final["lost"] / max(1, truth.acknowledged.bit_count()),
+            "forwarded": forwarded,
             "converged": converged,
             "final": final,
             "summary": _summary(series),
@@ -311,7 +320,8 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     axes[0].legend()
     p = payload["params"]
     figure.suptitle(
-        f"{p['clients']} clients, {p['keys']} keys, route {p['route']}, "
+        f"{p['clients']} clients, {p['keys']} keys, {p['nodes']} nodes, route {p['route']}"
+        f"{'' if p['forward_writes'] else ' (no forwarding)'}, "
         f"stale {p['stale']} (age {p['stale_age']}), seed {p['seed']}"
     )
     figure.tight_layout()
@@ -357,6 +367,12 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     help="Pruning threshold of the pruned vector-clock strategy.",
 )
 @click.option(
+    "--forward-writes/--no-forward-writes",
+    default=None,
+    help="Whether a node that is not a replica of a key forwards a write of it to a "
+    "replica to coordinate (Dynamo 4.5). Default: the store's default, forward.",
+)
+@click.option(
     "--every",
     default=1,
     show_default=True,
@@ -374,6 +390,7 @@ def command(
     route: str,
     think_ms: float,
     max_entries: int,
+    forward_writes: bool | None,
     every: int,
     as_json: bool,
     plot_path: Path | None,
@@ -391,6 +408,9 @@ def command(
         )
     if not 0.0 <= stale <= 1.0 or stale_age < 0 or think_ms < 0:
         raise click.BadParameter("need 0 <= --stale <= 1, --stale-age >= 0 and --think >= 0")
+    from dynamo_toolkit.config import StoreConfig
+
+    forward = StoreConfig().forward_writes if forward_writes is None else forward_writes
     params = {
         "nodes": nodes,
         "n": 3,
@@ -404,6 +424,7 @@ def command(
         "route": route,
         "think_ms": think_ms,
         "max_entries": max_entries,
+        "forward_writes": forward,
         "every": every,
         "seed": seed,
     }
@@ -421,12 +442,14 @@ def command(
         max_entries=max_entries,
         every=every,
         seed=seed,
+        forward_writes=forward,
     )
     payload = {"params": params, "results": results}
     rows = [
         (
             r["strategy"],
             r["acknowledged"],
+            r["forwarded"],
             r["lost"],
             f"{100 * r['lost_fraction']:.1f} %",
             r["summary"]["siblings_mean"],
@@ -443,12 +466,14 @@ def command(
         payload,
         as_json=as_json,
         title=(
-            f"resolvers: {clients} clients, {keys} keys, {rounds} rounds, route {route}, "
-            f"stale {stale} (age {stale_age}), seed {seed}"
+            f"resolvers: {clients} clients, {keys} keys, {rounds} rounds, route {route}"
+            f"{'' if forward else ' (no forwarding)'}, stale {stale} (age {stale_age}), "
+            f"seed {seed}"
         ),
         columns=[
             "strategy",
             "acked",
+            "forwarded",
             "lost",
             "lost %",
             "siblings mean",

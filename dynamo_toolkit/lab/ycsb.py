@@ -15,6 +15,11 @@ fresh store:
 * with ``--target HOST:PORT[,...]``, against a running reference cluster over
   the native protocol, on real time.
 
+With ``--routing any`` a request reaches a random node. A node that is not a
+replica of the key forwards a write to a replica, which coordinates it
+(Dynamo §4.5, the store's ``forward_writes``); ``--no-forward-writes`` turns
+that off in the simulated cluster, to show what forwarding prevents.
+
 The generators (mixes, zipfian, latest, uniform, scan lengths, records) are in
 :mod:`dynamo_toolkit.lab.ycsb_workloads`. How the operations map onto a
 Dynamo store:
@@ -492,8 +497,12 @@ def parse_configs(text: str) -> list[tuple[int, int, int]]:
     return out
 
 
-def _store_config(spec: RunSpec, heartbeat_interval: float | None) -> dict[str, Any]:
+def _store_config(
+    spec: RunSpec, heartbeat_interval: float | None, forward_writes: bool | None = None
+) -> dict[str, Any]:
     store: dict[str, Any] = {"n": spec.n, "r": spec.r, "w": spec.w}
+    if forward_writes is not None:
+        store["forward_writes"] = forward_writes
     config: dict[str, Any] = {"store": store, "conflict_resolver": spec.resolver}
     if heartbeat_interval is not None:
         # Keep the default detector's ratio: a node is down after 4 silent intervals.
@@ -510,8 +519,11 @@ class _LegLatency:
 
     ReplicaWrite requests draw from W, their acknowledgements from A,
     ReplicaRead requests from R, their replies from S; other traffic
-    (heartbeats, gossip) from W. The network's ``transmit`` is wrapped on the
-    instance to note the leg just before the delay is drawn.
+    (heartbeats, gossip) from W. A forwarded write and its reply draw from R
+    and S, as the client's own hop does: they relay a request and write
+    nothing to disk, which the W and A legs include. The network's
+    ``transmit`` is wrapped on the instance to note the leg just before the
+    delay is drawn.
     """
 
     def __init__(self, name: str) -> None:
@@ -530,15 +542,21 @@ class _LegLatency:
         return (lambda: request() / 1000.0), (lambda: reply() / 1000.0)
 
     def install(self, network: Any) -> None:
-        from dynamo_toolkit.messages import Ack, ReplicaRead, ReplicaReadReply
+        from dynamo_toolkit.messages import (
+            Ack,
+            ForwardedWrite,
+            ForwardedWriteReply,
+            ReplicaRead,
+            ReplicaReadReply,
+        )
 
         original = network.transmit
 
         def transmit(source: str, dest: str, packet: Any) -> None:
             body = packet.body
-            if packet.kind == "req" and isinstance(body, ReplicaRead):
+            if packet.kind == "req" and isinstance(body, ReplicaRead | ForwardedWrite):
                 self.leg = "R"
-            elif packet.kind == "rep" and isinstance(body, ReplicaReadReply):
+            elif packet.kind == "rep" and isinstance(body, ReplicaReadReply | ForwardedWriteReply):
                 self.leg = "S"
             elif packet.kind == "rep" and isinstance(body, Ack):
                 self.leg = "A"
@@ -584,13 +602,17 @@ def run_simulated(
     latency: str = "uniform",
     heartbeat_interval: float | None = None,
     distribution: str | None = None,
+    forward_writes: bool | None = None,
     advance: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Load and run ``workload`` on a fresh simulated cluster, on virtual time."""
+    """Load and run ``workload`` on a fresh simulated cluster, on virtual time.
+
+    ``forward_writes`` sets the store's option of that name (None: its default).
+    """
     from dynamo_toolkit.cluster import Cluster
     from dynamo_toolkit.testing import run_virtual
 
-    config = _store_config(spec, heartbeat_interval)
+    config = _store_config(spec, heartbeat_interval, forward_writes)
     leg_latency = _LegLatency(latency) if latency != "uniform" else None
     network: dict[str, Any] = {"latency": leg_latency} if leg_latency is not None else {}
 
@@ -643,6 +665,7 @@ def run_simulated(
             "messages": messages,
             "read_repairs": sum(s.read_repairs for s in node_stats),
             "hinted_requests": sum(s.hinted_requests for s in node_stats),
+            "forwarded_writes": sum(s.forwarded_writes for s in node_stats),
         }
         return result
 
@@ -789,6 +812,7 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     left.legend(fontsize="small")
     where = (
         f"{payload['nodes']} simulated nodes, {payload['latency']} latency"
+        f"{'' if payload.get('forward_writes', True) else ', no forwarding'}"
         if payload["target"] == "simulated"
         else "reference cluster " + ",".join(payload["target"])
     )
@@ -856,6 +880,13 @@ def _split(text: str) -> list[str]:
     "simulated clusters run much faster with a longer interval.",
 )
 @click.option(
+    "--forward-writes/--no-forward-writes",
+    default=None,
+    help="Whether a node that is not a replica of a key forwards a write of it to a "
+    "replica to coordinate (Dynamo 4.5). Default: the store's default, forward. "
+    "Simulated cluster only: a running cluster has its own setting.",
+)
+@click.option(
     "--distribution",
     type=click.Choice(["zipfian", "latest", "uniform"]),
     default=None,
@@ -885,6 +916,7 @@ def command(
     nodes: int,
     latency: str,
     heartbeat_interval: float | None,
+    forward_writes: bool | None,
     distribution: str | None,
     target: str | None,
     timeout: float,
@@ -912,9 +944,19 @@ def command(
         raise click.BadParameter("--heartbeat-interval must be positive")
     addresses = _split(target) if target else []
     if target is not None:
+        if forward_writes is not None:
+            raise click.BadParameter(
+                "a running cluster forwards writes as its own configuration says "
+                "(store.forward_writes): --forward-writes/--no-forward-writes are for "
+                "the simulated cluster"
+            )
         _check_remote(addresses, quorums, resolvers, routings, timeout)
     else:
         _check_simulated(quorums, resolvers, nodes)
+        if forward_writes is None:
+            from dynamo_toolkit.config import StoreConfig
+
+            forward_writes = StoreConfig().forward_writes
     latency = next(m for m in LATENCY_MODELS if m.lower() == latency.lower())
     specs = [
         RunSpec(n, r, w, resolver, routing)
@@ -956,6 +998,7 @@ def command(
                     latency=latency,
                     heartbeat_interval=heartbeat_interval,
                     distribution=distribution,
+                    forward_writes=forward_writes,
                     advance=advance,
                 )
             results.append(result)
@@ -965,6 +1008,7 @@ def command(
         "nodes": nodes if target is None else None,
         "latency": latency if target is None else "real",
         "heartbeat_interval": heartbeat_interval,
+        "forward_writes": forward_writes,
         "records": records,
         "operations": operations,
         "clients": clients,
@@ -990,7 +1034,8 @@ def command(
     ]
     rows = [_row(result, payload) for result in results]
     where = (
-        f"{nodes} simulated nodes, {latency} latency, virtual time"
+        f"{nodes} simulated nodes, {latency} latency"
+        f"{'' if forward_writes else ', no forwarding'}, virtual time"
         if target is None
         else f"{target}, real time"
     )

@@ -32,6 +32,7 @@ RESULT_FIELDS = {
     "acknowledged",
     "lost",
     "lost_fraction",
+    "forwarded",
     "converged",
     "final",
     "summary",
@@ -82,6 +83,7 @@ def test_json_schema(small: dict[str, Any]) -> None:
         "route": "spread",
         "think_ms": 5.0,
         "max_entries": 10,
+        "forward_writes": True,
         "every": 1,
         "seed": 1,
     }
@@ -101,6 +103,7 @@ def test_json_schema(small: dict[str, Any]) -> None:
         assert 0 < result["acknowledged"] <= result["writes"]
         assert result["lost"] == result["final"]["lost"]
         assert result["converged"] is True
+        assert result["forwarded"] == 0  # every coordinator is a replica
     params = by_strategy(small)
     assert params["vector-clock"]["resolver_params"] == {"max_entries": 10, "prune": True}
     assert params["vector-clock-unpruned"]["resolver_params"] == {"prune": False}
@@ -163,6 +166,47 @@ def test_pruning_below_the_number_of_coordinators_makes_false_siblings() -> None
     assert pruned["summary"]["false_siblings_max"] > 0
     assert pruned["summary"]["siblings_max"] > unpruned["summary"]["siblings_max"]
     assert unpruned["summary"]["false_siblings_max"] == 0
+
+
+def test_forwarding_to_a_replica_keeps_dvv_exact_and_clocks_small() -> None:
+    # Six clients through all six nodes: half the writes reach a node that
+    # holds no replica of the key.
+    options = ("--route", "any", "--nodes", "6", "--keys", "3", "--rounds", "15")
+    args = (*options, "--strategies", "dvv,vector-clock-unpruned")
+    forwarded_payload = run(*args)
+    direct_payload = run(*args, "--no-forward-writes")
+    assert forwarded_payload["params"]["forward_writes"] is True  # the store's default
+    assert direct_payload["params"]["forward_writes"] is False
+    assert run(*args, "--forward-writes") == forwarded_payload
+    forwarded, direct = by_strategy(forwarded_payload), by_strategy(direct_payload)
+    # Forwarded, every write is coordinated by one of the key's 3 replicas,
+    # which knows the dots it issued: dvv loses nothing.
+    assert forwarded["dvv"]["forwarded"] > 0
+    assert forwarded["dvv"]["lost"] == 0
+    assert forwarded["vector-clock-unpruned"]["summary"]["clock_entries_max"] == 3
+    # Coordinated where they arrive, writes get up to 6 actors, and a node
+    # holding no version of a key can repeat a dot already stored: dvv loses
+    # acknowledged writes, as vector-clock does.
+    assert direct["dvv"]["forwarded"] == 0
+    assert direct["dvv"]["lost"] > 0
+    assert direct["vector-clock-unpruned"]["summary"]["clock_entries_max"] > 3
+
+
+def test_forward_writes_reaches_the_store_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynamo_toolkit.cluster import Cluster
+
+    seen: list[bool] = []
+    original = Cluster.start
+
+    async def recording(nodes: int, config: Any, **kwargs: Any) -> Cluster:
+        seen.append(config.forward_writes)
+        return await original(nodes, config, **kwargs)
+
+    monkeypatch.setattr(Cluster, "start", recording)
+    for flag in ("--no-forward-writes", "--forward-writes"):
+        run("--rounds", "1", "--strategies", "lww", flag)
+    run("--rounds", "1", "--strategies", "lww")
+    assert seen == [False, True, True]
 
 
 def test_every_thins_the_series_but_not_the_summary(small: dict[str, Any]) -> None:

@@ -455,6 +455,7 @@ def small() -> dict[str, Any]:
 def test_json_schema(small: dict[str, Any]) -> None:
     assert small["suite"] == "ycsb" and small["target"] == "simulated"
     assert small["nodes"] == 4 and small["records"] == 60 and small["operations"] == 80
+    assert small["forward_writes"] is True  # the store's default
     results = small["results"]
     assert [(r["workload"], r["r"], r["w"]) for r in results] == [
         ("A", 2, 2),
@@ -475,6 +476,8 @@ def test_json_schema(small: dict[str, Any]) -> None:
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
         assert run["quorum_failures"] == 0 and run["errors"] == 0
         assert r["cluster"]["messages"] > 0
+        # Routed to any of 4 nodes, some writes reach a non-replica and are forwarded.
+        assert r["cluster"]["forwarded_writes"] > 0
         assert set(r["wall_seconds"]) == {"start", "load", "run", "total"}
 
 
@@ -512,6 +515,59 @@ def test_strict_quorums_through_replicas_read_every_acknowledged_write() -> None
     for r in payload["results"]:
         assert r["run"]["checked_reads"] > 0
         assert r["run"]["stale_reads"] == 0, r
+
+
+def test_forwarding_writes_to_a_replica_removes_the_stale_reads_of_any_routing() -> None:
+    # Few hot records, many clients, any node coordinates: the coordinator
+    # problem shows within 200 operations.
+    args = ("--records", "10", "--operations", "200", "--clients", "8", "--nodes", "5",
+            "--workloads", "A")  # fmt: skip
+    forwarded = run_json(*args)
+    direct = run_json(*args, "--no-forward-writes")
+    assert forwarded["forward_writes"] is True and direct["forward_writes"] is False
+    (fwd,), (own,) = forwarded["results"], direct["results"]
+    assert fwd["cluster"]["forwarded_writes"] > 0 and own["cluster"]["forwarded_writes"] == 0
+    assert fwd["run"]["checked_reads"] == own["run"]["checked_reads"] > 0
+    # A non-replica coordinator has no local versions: its clock can repeat
+    # one already stored, and the acknowledged write is dropped as an
+    # ancestor, so later reads return what it overwrote.
+    assert own["run"]["stale_reads"] > 0
+    # Forwarded, a replica coordinates, and its counter steps past what it holds.
+    assert fwd["run"]["stale_reads"] == 0
+    # Only replicas as actors: fewer concurrent versions kept apart.
+    assert fwd["run"]["sibling_reads"] < own["run"]["sibling_reads"]
+
+
+def test_forward_writes_reaches_the_store_config() -> None:
+    spec = RunSpec(3, 2, 2)
+    assert "forward_writes" not in ycsb._store_config(spec, None)["store"]
+    assert ycsb._store_config(spec, None, False)["store"]["forward_writes"] is False
+    assert ycsb._store_config(spec, None, True)["store"]["forward_writes"] is True
+    payload = run_json(*SMALL, "--workloads", "A", "--routing", "replica", "--no-forward-writes")
+    assert payload["forward_writes"] is False
+    # The partition-aware client already reaches a replica: nothing to forward.
+    assert payload["results"][0]["cluster"]["forwarded_writes"] == 0
+
+
+def test_forwarded_writes_draw_a_client_hop_under_a_pbs_preset() -> None:
+    from dynamo_toolkit.messages import ForwardedWrite, ForwardedWriteReply
+
+    legs = ycsb._LegLatency("LNKD-DISK")
+    drawn: list[str] = []
+
+    class Network:
+        def transmit(self, source: str, dest: str, packet: Any) -> None:
+            drawn.append(legs.leg)
+
+    class Packet:
+        def __init__(self, kind: str, body: object) -> None:
+            self.kind, self.body = kind, body
+
+    network = Network()
+    legs.install(network)
+    network.transmit("n1", "n2", Packet("req", ForwardedWrite(b"k", b"v", None, None, None)))
+    network.transmit("n2", "n1", Packet("rep", ForwardedWriteReply(None, 2)))
+    assert drawn == ["R", "S"]
 
 
 def test_scan_workload_and_resolver_comparison() -> None:
@@ -609,6 +665,8 @@ def test_steady_gossip_skips_equal_views_and_changes_still_spread(
         (("--resolvers", "nope"), "unknown resolver"),
         (("--routing", "nearest"), "use any or replica"),
         (("--target", "127.0.0.1:1", "--resolvers", "vector-clock,lww"), "simulated cluster"),
+        (("--target", "127.0.0.1:1", "--no-forward-writes"), "simulated cluster"),
+        (("--target", "127.0.0.1:1", "--forward-writes"), "simulated cluster"),
     ],
 )
 def test_bad_options(args: tuple[str, ...], message: str) -> None:
