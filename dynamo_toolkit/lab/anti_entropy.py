@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dynamo_toolkit.lab.output import emit, progress, suite_options
+from dynamo_toolkit.lab.output import emit, int_list, name_list, progress, suite_options
 
 if TYPE_CHECKING:
     from dynamo_toolkit.cluster import Cluster
@@ -575,29 +575,6 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _int_list(text: str, option: str, least: int) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated integers, got {text!r}", param_hint=option
-        ) from None
-    if not values or min(values) < least:
-        raise click.BadParameter(f"expected integers >= {least}, got {text!r}", param_hint=option)
-    return values
-
-
-def _name_list(text: str, known: Sequence[str], option: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise click.BadParameter(
-            f"unknown {', '.join(unknown) or '(none)'}; known: {', '.join(known)}",
-            param_hint=option,
-        )
-    return names
-
-
 def _shape_list(text: str) -> list[tuple[int, int]]:
     shapes = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -657,18 +634,18 @@ def command(
     seed: int,
 ) -> None:
     """Bytes, messages and round trips to reconcile d differing keys among n."""
-    names = _name_list(strategies, ("merkle", "full-exchange"), "--strategies")
-    kind_names = _name_list(kinds, KINDS, "--kind")
+    names = name_list(strategies, ("merkle", "full-exchange"), "--strategies")
+    kind_names = name_list(kinds, KINDS, "--kind")
     if value_size < 1:
         raise click.BadParameter("--value-size must be positive", param_hint="--value-size")
-    key_counts = _int_list(keys, "--keys", 1)
-    diff_counts = _int_list(diffs, "--diffs", 0)
+    key_counts = int_list(keys, "--keys", 1)
+    diff_counts = int_list(diffs, "--diffs", 0)
     skipped = sorted({d for d in diff_counts if d > max(key_counts)})
     if skipped:
         click.echo(f"warning: --diffs {skipped} exceed every --keys; skipped", err=True)
     shape_params = merkle_shapes(
-        _int_list(depths, "--depth", 1),
-        _int_list(fanouts, "--fanout", 2),
+        int_list(depths, "--depth", 1),
+        int_list(fanouts, "--fanout", 2),
         _shape_list(shapes) if shapes else (),
     )
     if "merkle" in names and not shape_params:

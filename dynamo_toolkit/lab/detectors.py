@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from dynamo_toolkit.lab.detector_sim import (
     run_swim,
     validate_passive,
 )
-from dynamo_toolkit.lab.output import emit, progress, suite_options
+from dynamo_toolkit.lab.output import emit, float_list, name_list, progress, suite_options
 from dynamo_toolkit.lab.wars import Distribution, distribution_from_json
 
 __all__ = ["DETECTORS", "command", "load_delay", "measure", "validate_model"]
@@ -70,29 +69,6 @@ def load_delay(spec: str) -> tuple[str, str, Distribution]:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise click.BadParameter(f"{path}: {exc}", param_hint="--delay") from exc
     return path.stem, json.dumps(dist.to_json()), dist
-
-
-def _floats(text: str, option: str, *, positive: bool = True) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"want comma-separated numbers, got {text!r}", param_hint=option
-        ) from exc
-    if not values or (positive and any(not v > 0 or not math.isfinite(v) for v in values)):
-        raise click.BadParameter(f"want positive numbers, got {text!r}", param_hint=option)
-    return values
-
-
-def _names(text: str, known: Sequence[str], option: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in known]
-    if not names or unknown:
-        raise click.BadParameter(
-            f"unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(known)}",
-            param_hint=option,
-        )
-    return list(dict.fromkeys(names))
 
 
 def _knob_text(value: float) -> str:
@@ -530,7 +506,7 @@ def command(
     notice a crash, the false suspicions of live members, and the messages
     per member per second that detection costs.
     """
-    detectors = _names(detector_text, DETECTORS, "--detectors")
+    detectors = name_list(detector_text, DETECTORS, "--detectors")
     try:
         sizes = [int(part) for part in members.split(",") if part.strip()]
     except ValueError as exc:
@@ -548,7 +524,7 @@ def command(
         raise click.BadParameter(
             "need --trials >= 1, --warmup >= 0, --duration > 0, --max-wait >= 0"
         )
-    probe_timeouts = _floats(swim_probe_timeouts, "--swim-probe-timeouts")
+    probe_timeouts = float_list(swim_probe_timeouts, "--swim-probe-timeouts")
     if any(t >= swim_probe_interval for t in probe_timeouts):
         raise click.BadParameter(
             "probe timeouts must be shorter than the probe interval",
@@ -557,12 +533,12 @@ def command(
     name, description, delay = load_delay(delay_spec)
     passive = passive_settings(
         detectors,
-        _floats(timeouts, "--timeouts"),
-        _floats(phi_thresholds, "--phi-thresholds"),
-        _names(phi_models, _PHI_MODELS, "--phi-models"),
+        float_list(timeouts, "--timeouts"),
+        float_list(phi_thresholds, "--phi-thresholds"),
+        name_list(phi_models, _PHI_MODELS, "--phi-models"),
         heartbeat_interval,
     )
-    suspicion = _floats(swim_suspicion_timeouts, "--swim-suspicion-timeouts")
+    suspicion = float_list(swim_suspicion_timeouts, "--swim-suspicion-timeouts")
     swim = (
         swim_settings(suspicion, probe_timeouts, swim_probe_interval, swim_indirect_checks)
         if "swim" in detectors

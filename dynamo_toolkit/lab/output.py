@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["emit", "progress", "suite_options"]
+__all__ = ["emit", "float_list", "int_list", "name_list", "progress", "suite_options"]
 
 
 def suite_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,3 +77,50 @@ def progress(total: int, label: str, quiet: bool) -> tuple[Any, Any]:
 
     bar = Progress(console=Console(stderr=True), disable=quiet, transient=True)
     return bar, bar.add_task(label, total=total)
+
+
+# -- comma-separated option values ---------------------------------------------------
+
+
+def _parts(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def int_list(text: str, option: str, least: int = 1) -> list[int]:
+    """``"10,100"`` as integers, each at least ``least``; a clear error otherwise."""
+    try:
+        values = [int(part) for part in _parts(text)]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated integers, got {text!r}", param_hint=option
+        ) from None
+    if not values or min(values) < least:
+        raise click.BadParameter(f"expected integers >= {least}, got {text!r}", param_hint=option)
+    return values
+
+
+def float_list(text: str, option: str, *, positive: bool = True) -> list[float]:
+    """``"0.5,1"`` as finite numbers, all > 0 (``positive``) or all >= 0."""
+    try:
+        values = [float(part) for part in _parts(text)]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint=option
+        ) from None
+    floor_ok = [v > 0 if positive else v >= 0 for v in values]
+    if not values or not all(floor_ok) or not all(math.isfinite(v) for v in values):
+        wanted = "positive" if positive else "non-negative"
+        raise click.BadParameter(f"expected {wanted} numbers, got {text!r}", param_hint=option)
+    return values
+
+
+def name_list(text: str, known: Sequence[str], option: str) -> list[str]:
+    """``"a,b"`` as names from ``known`` (duplicates dropped, order kept)."""
+    names = _parts(text)
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        raise click.BadParameter(
+            f"unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}",
+            param_hint=option,
+        )
+    return list(dict.fromkeys(names))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dynamo_toolkit.lab.output import emit, progress, suite_options
+from dynamo_toolkit.lab.output import emit, int_list, progress, suite_options
 
 if TYPE_CHECKING:
     from dynamo_toolkit.interfaces.partitioner import OwnershipTable, Partitioner
@@ -259,16 +259,6 @@ def _draw(payload: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _int_list(text: str, option: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise click.BadParameter(f"expected positive integers, got {text!r}", param_hint=option)
-    return values
-
-
 @click.command("partitioners")
 @click.option("--nodes", default="10,100,1000", show_default=True, help="Cluster sizes.")
 @click.option(
@@ -295,9 +285,9 @@ def command(
         raise click.BadParameter("--keys and --q must be positive")
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
     results = run_suite(
-        node_counts=_int_list(nodes, "--nodes"),
+        node_counts=int_list(nodes, "--nodes"),
         strategies=names,
-        vnodes=_int_list(vnodes, "--vnodes"),
+        vnodes=int_list(vnodes, "--vnodes"),
         q=q,
         keys=keys,
         heterogeneous=heterogeneous,

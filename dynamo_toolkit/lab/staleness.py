@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from dynamo_toolkit.lab.output import emit, suite_options
+from dynamo_toolkit.lab.output import emit, float_list, suite_options
 from dynamo_toolkit.lab.wars import PRESETS, WarsModel, model_from_json, preset, simulate
 
 __all__ = ["command", "load_model", "measure_cluster"]
@@ -40,19 +40,6 @@ def load_model(spec: str) -> WarsModel:
         return model_from_json(data, name=path.stem)
     except (ValueError, TypeError, AttributeError) as exc:
         raise click.BadParameter(f"{path}: {exc}", param_hint="--latency") from exc
-
-
-def _parse_times(text: str) -> list[float]:
-    try:
-        times = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise click.BadParameter(f"--t wants comma-separated ms, got {text!r}") from exc
-    if not times or any(t < 0 for t in times):
-        raise click.BadParameter(f"--t wants non-negative ms, got {text!r}")
-    return times
-
-
-# -- validation on the real coordinator ------------------------------------------
 
 
 class _LegLatency:
@@ -232,7 +219,7 @@ def command(
     seed: int,
 ) -> None:
     """Probability a read sees the last write, t ms after it commits (PBS, WARS model)."""
-    times = _parse_times(t_text)
+    times = float_list(t_text, "--t", positive=False)
     model = load_model(latency_spec)
     if not 1 <= r <= n or not 1 <= w <= n:
         raise click.BadParameter(f"need 1 <= R, W <= N, got N={n}, R={r}, W={w}")

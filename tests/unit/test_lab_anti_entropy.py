@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from lab_cli import run_suite
 
 from dynamo_toolkit.lab.anti_entropy import (
     KINDS,
@@ -39,10 +39,7 @@ ESTIMATE = {"compare_round_trips", "compare_bytes_sent", "compare_bytes_received
 
 
 def run(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(command, ["--json", *args])
-    assert result.exit_code == 0, result.output
-    payload: dict[str, Any] = json.loads(result.stdout)
-    return payload
+    return run_suite(command, *args)
 
 
 SMALL = ("--keys", "1000,3000", "--diffs", "0,1,10,100", "--shapes", "16x2,4x3")

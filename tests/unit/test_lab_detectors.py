@@ -7,7 +7,6 @@ a few seconds; the checks are the properties the suite's figures rest on.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
+from lab_cli import run_suite
 
 from dynamo_toolkit.lab import detector_sim
 from dynamo_toolkit.lab.detector_sim import (
@@ -83,10 +83,7 @@ SMALL = [
 
 
 def run(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(command, ["--json", *args])
-    assert result.exit_code == 0, result.output
-    payload: dict[str, Any] = json.loads(result.stdout)
-    return payload
+    return run_suite(command, *args)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from lab_cli import run_suite
 
 from dynamo_toolkit.lab.partitioners import command, load_stats, moved_fraction
 from dynamo_toolkit.membership import NodeInfo
@@ -29,10 +29,7 @@ ALL = ["bounded-load", "fixed-q", "jump", "maglev", "rendezvous", "ring"]
 
 
 def run(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(command, ["--json", *args])
-    assert result.exit_code == 0, result.output
-    payload: dict[str, Any] = json.loads(result.stdout)
-    return payload
+    return run_suite(command, *args)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from lab_cli import run_suite
 
 from dynamo_toolkit.lab.resolvers import STRATEGIES, command, run_strategy
 
@@ -52,10 +52,7 @@ SMALL = ("--clients", "6", "--keys", "3", "--rounds", "25")
 
 
 def run(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(command, ["--json", *args])
-    assert result.exit_code == 0, result.output
-    payload: dict[str, Any] = json.loads(result.stdout)
-    return payload
+    return run_suite(command, *args)
 
 
 @pytest.fixture(scope="module")

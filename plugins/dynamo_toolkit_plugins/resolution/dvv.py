@@ -61,8 +61,9 @@ versions then tell it every dot and branch it has already used for the key.
 :meth:`Cluster.coordinator_for <dynamo_toolkit.cluster.Cluster.coordinator_for>`
 and partition-aware clients route writes that way, and the kernel forwards
 writes a non-replica receives to a replica (``forward_writes``, on by
-default), as Riak forwards every put, for the same reason. A coordinator that holds no copy of the key
-(``local`` empty) can only continue from the context. Its dot may then repeat
+default), as Riak forwards every put, for the same reason. Without it, a
+coordinator that holds no copy of the key (``local`` empty) can only continue
+from the context. Its dot may then repeat
 one it issued earlier for the key, and updates can be lost as under
 ``vector-clock``. There is no pruning: branches cannot be dropped without
 losing exactly the information that prevents lost updates.
