@@ -32,9 +32,13 @@ class StorageEngine(ABC):
     def scan(self, start: int, end: int) -> Iterator[tuple[bytes, int, bytes]]:
         """Yield ``(key, position, record)`` for positions in ``[start, end)``, by position."""
 
+    #: False for engines whose ``len()`` is an estimate (``rocksdb`` by
+    #: default: an exact count would cost an LSM tree a read per write).
+    exact_len: bool = True
+
     @abstractmethod
     def __len__(self) -> int:
-        """Number of keys stored."""
+        """Number of keys stored (an estimate where :attr:`exact_len` is false)."""
 
     def flush(self) -> None:  # noqa: B027 - optional hook, nothing to flush by default
         """Make every acknowledged ``put`` durable (no-op for volatile engines)."""

@@ -11,15 +11,16 @@
   stores every key; only an engine that has ever held a moved key (the hint
   store files records under their owner's key's position) reads ``moved``
   first;
-* ``meta``: ``b"count"`` -> the number of keys (8 bytes big-endian) as of
-  the last clean close, and ``b"clean"`` -> ``b"1"`` after a clean close,
-  ``b"0"`` while open. A database that was not closed cleanly is counted
-  once at open (a scan of its keys); otherwise ``len()`` needs no scan.
+* ``meta``: with ``count = "exact"``, ``b"count"`` -> the number of keys
+  (8 bytes big-endian) as of the last clean close, and ``b"clean"`` ->
+  ``b"1"`` after such a close, ``b"0"`` while open (or after the estimating
+  mode had it open). A database not closed cleanly is counted once at open
+  (a scan of its keys); otherwise ``len()`` needs no scan.
 
 A write that moves a key is one atomic ``WriteBatch`` across the column
-families; other writes are one put or delete. Keeping the count exact costs
-a read before a write when the bloom filter cannot rule the key out, that
-is, on updates.
+families; other writes are one put or delete. Keeping the count exact (an
+option) costs a read before a write when the bloom filter cannot rule the key
+out, that is, on updates; by default ``len()`` is RocksDB's estimate.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = ["RocksdbStorage", "dtk_register_components"]
 
 _COUNT: Final = b"count"
 _CLEAN: Final = b"clean"
+_COUNT_MODES: Final = ("estimate", "exact")
 
 
 @attrs.define
@@ -145,15 +147,36 @@ class RocksdbStorage(DurableStorage):
       back yet (typically up to 30 s on Linux), recovering to a consistent
       point.
 
+    Parameter ``count`` (``"estimate"`` by default) decides what ``len()``
+    returns:
+
+    * ``"estimate"``: RocksDB's own estimate (``rocksdb.estimate-num-keys``),
+      which overwrites and deletes not yet compacted away can push off by
+      some percent. Writes are blind puts, as RocksDB is built for.
+    * ``"exact"``: the engine counts. An LSM tree cannot tell a new key from
+      an existing one without looking, so each write first asks the bloom
+      filters and memory (``key_may_exist``), and reads when they cannot
+      answer, that is, on most updates: about a read per update.
+
     One database per node, opened once per process (RocksDB locks it).
     """
 
     engine_name = "rocksdb"
 
     def __init__(
-        self, node_id: str, data_dir: Path | str | None = None, durability: str = "group"
+        self,
+        node_id: str,
+        data_dir: Path | str | None = None,
+        durability: str = "group",
+        count: str = "estimate",
     ) -> None:
+        if count not in _COUNT_MODES:
+            raise ConfigurationError(
+                f"storage engine 'rocksdb': count must be 'estimate' or 'exact', got {count!r}"
+            )
         super().__init__(node_id, data_dir, durability, ".rocksdb")
+        #: False: ``len()`` is RocksDB's estimate (see the class docstring).
+        self.exact_len = count == "exact"
         records_options = _options()
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)  # point reads of absent keys skip most files
@@ -176,12 +199,15 @@ class RocksdbStorage(DurableStorage):
                 moved_cf=db.get_column_family_handle("moved"),
                 meta_cf=db.get_column_family_handle("meta"),
             )
-            meta = db.get_column_family("meta")
-            count = meta.get(_COUNT)
-            if meta.get(_CLEAN) != b"1" and count is not None:
-                count = None  # not closed cleanly: count the keys once
-            if count is None:
-                count = _count_keys(db).to_bytes(8, "big")
+            stored_count = b"\x00" * 8
+            if self.exact_len:
+                meta = db.get_column_family("meta")
+                found = meta.get(_COUNT)
+                # Not closed cleanly (or by the estimating mode): count once.
+                if isinstance(found, bytes) and meta.get(_CLEAN) == b"1":
+                    stored_count = found
+                else:
+                    stored_count = _count_keys(db).to_bytes(8, "big")
             # Until the next clean close, the stored count may fall behind.
             self._write_meta(handles, {_CLEAN: b"0"})
             # Once true, stays true: reads then check ``moved`` first.
@@ -190,7 +216,7 @@ class RocksdbStorage(DurableStorage):
             db.close()
             raise
         self._handles: _Handles | None = handles
-        self._count = int.from_bytes(count, "big")
+        self._count = int.from_bytes(stored_count, "big")
         self._write_options = WriteOptions()
         self._write_options.sync = self.durability == "sync"
 
@@ -229,6 +255,9 @@ class RocksdbStorage(DurableStorage):
         old = self._where(h, key)
         stored = encoded + key
         if old == encoded:
+            if not self.exact_len:
+                h.db.put(stored, record, self._write_options)
+                return
             if _exists(h.db, stored):
                 h.db.put(stored, record, self._write_options)
                 return
@@ -246,7 +275,7 @@ class RocksdbStorage(DurableStorage):
             self._maybe_moved = True
             batch.put(key, encoded, h.moved_cf)
         h.db.write(batch, self._write_options)
-        if not existed:
+        if not existed and self.exact_len:
             self._count += 1
 
     def delete(self, key: bytes) -> None:
@@ -254,6 +283,9 @@ class RocksdbStorage(DurableStorage):
         key = bytes(key)
         h = self._open()
         old = self._where(h, key)
+        if not self.exact_len and old == key_position_bytes(key):
+            h.db.delete(old + key, self._write_options)  # absent keys are fine
+            return
         if h.db.get(old + key) is None:
             return
         if old == key_position_bytes(key):
@@ -295,9 +327,11 @@ class RocksdbStorage(DurableStorage):
         return rows, (None if exhausted else last)
 
     def __len__(self) -> int:
-        """Number of keys stored (kept in the ``meta`` column family)."""
-        self._open()
-        return self._count
+        """Number of keys stored: exact with ``count = "exact"``, else RocksDB's estimate."""
+        h = self._open()
+        if self.exact_len:
+            return self._count
+        return int(h.db.property_int_value("rocksdb.estimate-num-keys") or 0)
 
     def flush(self) -> None:
         """Sync the write-ahead log (group mode; nothing to do otherwise)."""
@@ -321,7 +355,8 @@ class RocksdbStorage(DurableStorage):
         try:
             if self.durability == "group":
                 db.flush_wal(True)
-            self._write_meta(handles, {_COUNT: self._count.to_bytes(8, "big"), _CLEAN: b"1"})
+            if self.exact_len:
+                self._write_meta(handles, {_COUNT: self._count.to_bytes(8, "big"), _CLEAN: b"1"})
         finally:
             del handles
             db.close()
