@@ -56,7 +56,7 @@ Writes ``docs/benchmarks/storage_engines.json`` (every figure),
 ``docs/benchmarks/storage_engines_table.inc`` (the tables the docs include)
 and ``docs/_static/bench_storage_engines.png``. ``--from-json`` redraws the
 tables and the plot from the JSON. Run: ``.venv/bin/python
-benchmarks/storage_engines.py`` (about 8 minutes on 2 CPUs; ``--pairs``
+benchmarks/storage_engines.py`` (about 14 minutes on 2 CPUs; ``--pairs``
 makes it shorter). Figures depend on the machine, its disk and what else
 runs; the ratios within one run are the comparable part.
 """
@@ -1085,7 +1085,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reads", type=int, default=500_000, help="zipf reads measured")
     parser.add_argument("--sync-writes", type=int, default=5_000)
     parser.add_argument("--sync-seconds", type=float, default=20.0, help="cap per sync row")
-    parser.add_argument("--cluster-pairs", type=int, default=200_000)
+    parser.add_argument("--cluster-pairs", type=int, default=2_000_000)
     parser.add_argument("--cluster-reads", type=int, default=100_000)
     parser.add_argument("--cluster-engine", default="lmdb")
     parser.add_argument("--concurrency", type=int, default=50)
