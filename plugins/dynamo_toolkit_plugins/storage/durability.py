@@ -3,7 +3,7 @@
 * the ``durability`` parameter and its three modes;
 * parameter checks: the data directory, a file name made from the node id;
 * the 8-byte big-endian position encoding, whose byte order is numeric order,
-  so that an index keyed by ``position + key`` is ordered by (position, key);
+  so that a table keyed by ``position + key`` is ordered by (position, key);
 * :class:`DurableStorage`, the base class: open/closed state and scans read
   in bounded chunks.
 """
@@ -155,7 +155,7 @@ class DurableStorage(StorageEngine):
     def scan(self, start: int, end: int) -> Iterator[tuple[bytes, int, bytes]]:
         """Yield ``(key, position, record)`` for ``start <= position < end``, by (position, key).
 
-        Reads :data:`SCAN_CHUNK` entries at a time through the position index,
+        Reads :data:`SCAN_CHUNK` entries at a time in (position, key) order,
         holding no transaction, cursor or snapshot between chunks (so a paused
         scan never blocks a write, a commit or a flush). Each chunk sees every
         write made before it was read, so writes made while the iterator is
