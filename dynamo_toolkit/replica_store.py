@@ -33,6 +33,9 @@ class ReplicaStore:
         # slower with every deletion (iteration skips the freed slots at its front).
         self._decoded: OrderedDict[bytes, tuple[Version, ...]] = OrderedDict()
         self._cache_size = decoded_cache
+        #: Reads of sibling sets, and those the decoded cache answered.
+        self.lookups = 0
+        self.decoded_hits = 0
         self._digests: dict[int, PartitionDigest] = {}
         self._anti_entropy: AntiEntropy | None = None
         self._partition_of: Callable[[int], int] = lambda position: 0
@@ -64,8 +67,10 @@ class ReplicaStore:
 
     def read(self, key: bytes) -> tuple[Version, ...]:
         """The sibling set stored for ``key`` (empty if none)."""
+        self.lookups += 1
         cached = self._decoded.get(key)
         if cached is not None:
+            self.decoded_hits += 1
             return cached
         record = self.engine.get(key)
         versions = unpack_versions(record) if record is not None else ()

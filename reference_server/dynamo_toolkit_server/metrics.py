@@ -107,6 +107,11 @@ class NodeMetrics:
             "storage_compression_ratio": "Stored bytes over original bytes (compressed engine).",
             "storage_cache_hit_ratio": "Hits over lookups of the storage cache (cached engine).",
             "storage_cache_bytes": "Bytes the storage cache holds (cached engine).",
+            "storage_cache_hits": "Lookups the storage cache answered (cached engine).",
+            "storage_cache_misses": "Lookups the storage cache passed on (cached engine).",
+            "store_lookups": "Reads of stored sibling sets (client reads, replica reads, "
+            "the reads before writes).",
+            "store_decoded_hits": "Store reads answered by the node's decoded-set cache.",
             "stored_keys": "Keys in local storage.",
         }
         self._gauges = {
@@ -162,6 +167,8 @@ class NodeMetrics:
                 "handoff_ranges_done": self.node.membership.progress.ranges_done,
                 "handoff_keys_received": self.node.membership.progress.keys_received,
                 "stored_keys": len(self.node.engine),
+                "store_lookups": self.node.store.lookups,
+                "store_decoded_hits": self.node.store.decoded_hits,
             }
             # Wrapper engines (compressed, cached) expose their figures; walk
             # the chain of wrapped engines to find them.
@@ -172,6 +179,8 @@ class NodeMetrics:
                 if hasattr(engine, "hit_ratio"):
                     values["storage_cache_hit_ratio"] = engine.hit_ratio
                     values["storage_cache_bytes"] = getattr(engine, "bytes_used", 0)
+                    values["storage_cache_hits"] = getattr(engine, "hits", 0)
+                    values["storage_cache_misses"] = getattr(engine, "misses", 0)
                 engine = getattr(engine, "inner", None)
             for name, value in values.items():
                 self._gauges[name].set(value)
