@@ -58,7 +58,7 @@ Writes ``docs/benchmarks/storage_engines.json`` (every figure),
 ``docs/benchmarks/storage_engines_table.inc`` (the tables the docs include)
 and ``docs/_static/bench_storage_engines.png``. ``--from-json`` redraws the
 tables and the plot from the JSON. Run: ``.venv/bin/python
-benchmarks/storage_engines.py`` (about 14 minutes on 2 CPUs; ``--pairs``
+benchmarks/storage_engines.py`` (about 25 minutes on 2 CPUs; ``--pairs``
 makes it shorter). Figures depend on the machine, its disk and what else
 runs; the ratios within one run are the comparable part.
 """
