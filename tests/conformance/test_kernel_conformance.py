@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,57 @@ class TestVirtualClock(ClockSuite):
     @pytest.fixture
     def tolerance(self) -> float:
         return 1e-9  # virtual time wakes exactly on time
+
+
+def test_tcp_stop_lets_handlers_waiting_on_peers_finish() -> None:
+    """Two nodes stop at once while a handler of each still has to ask the other.
+
+    Each handler asks the other node something before it answers (as a
+    replica coordinating a forwarded write does), but only once both are
+    stopping. A stopping node refuses at once, so both stops end promptly
+    instead of each waiting on the other's handler.
+    """
+    import asyncio
+
+    from dynamo_toolkit.errors import TransportError
+    from dynamo_toolkit.messages import Ack, Ping
+
+    addresses = {name: f"127.0.0.1:{_free_port()}" for name in ("a", "b")}
+    network = HOST.registry.create("transport", "tcp", seed=1, addresses=addresses)
+
+    async def main() -> None:
+        nodes = {name: network.endpoint(name) for name in ("a", "b")}
+        release = asyncio.Event()
+        waiting: list[str] = []
+        outcomes: list[str] = []
+
+        def handler(me: str, peer: str) -> Callable[[str, object], Any]:
+            async def answer(source: str, message: object) -> object:
+                if isinstance(message, Ping):
+                    waiting.append(me)
+                    await release.wait()
+                    try:
+                        await nodes[me].request_future(peer, Ack(), 30.0)
+                    except TransportError as exc:
+                        outcomes.append(str(exc))
+                return None
+
+            return answer
+
+        await nodes["a"].start(handler("a", "b"))
+        await nodes["b"].start(handler("b", "a"))
+        asks = [
+            asyncio.ensure_future(nodes["a"].request("b", Ping(), 30.0)),
+            asyncio.ensure_future(nodes["b"].request("a", Ping(), 30.0)),
+        ]
+        while len(waiting) < 2:
+            await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        loop.call_soon(release.set)
+        await asyncio.wait_for(asyncio.gather(*(n.stop() for n in nodes.values())), 20.0)
+        assert loop.time() - began < 5.0  # neither waited out a 30 s request
+        assert len(outcomes) == 2 and all("stopping" in outcome for outcome in outcomes)
+        await asyncio.gather(*asks, return_exceptions=True)
+
+    asyncio.run(main())

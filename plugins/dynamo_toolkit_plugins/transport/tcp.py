@@ -291,6 +291,10 @@ class TcpTransport(Transport):
     def deliver(self, connection: _Connection, kind: int, request_id: int, message: object) -> None:
         """Run the handler for an incoming request or one-way message."""
         if self._handler is None:
+            if kind == REQUEST:
+                # Stopping: say so at once rather than let the sender wait out
+                # its timeout (it may itself be stopping, waiting on us).
+                connection.write([ERROR, request_id, f"{self.node_id!r} is stopping"])
             return
         # Most requests (replica reads and writes) finish without waiting:
         # run them now rather than paying for a task and a loop turn each.
@@ -321,14 +325,17 @@ class TcpTransport(Transport):
     async def stop(self) -> None:
         """Stop listening, let running handlers finish, close every connection."""
         self._handler = None
+        if self._server is not None:
+            self._server.close()
+        if self._tasks:
+            # Handlers may be waiting on requests of their own (a forwarded
+            # write fans out to the other replicas): the deadline sweeper keeps
+            # running until they end, so each of those requests still times out.
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         self._deadlines.clear()
-        if self._server is not None:
-            self._server.close()
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         for connection in list(self.connections):
             connection._flush()
             if connection.transport is not None:
