@@ -44,6 +44,23 @@ def _maker(
     return make
 
 
+def _registered(
+    registry: ComponentRegistry,
+    data_dir: Path,
+    name: str,
+    cls: type[StorageEngine],
+    **params: Any,
+) -> MakeEngine:
+    """Builds engine ``name`` through the registry, checking it is a ``cls``."""
+
+    def make() -> StorageEngine:
+        engine = registry.create("storage_engine", name, node_id="n1", data_dir=data_dir, **params)
+        assert isinstance(engine, cls)
+        return engine
+
+    return make
+
+
 class TestCompressed(StorageEngineSuite):
     """``compressed`` over ``memory``, each codec, with a threshold the suite's records cross."""
 
@@ -71,20 +88,15 @@ class TestCompressedDurable(StorageEngineSuite):
 
     @pytest.fixture
     def make_engine(self, registry: ComponentRegistry, tmp_path: Path) -> MakeEngine:
-        def make() -> StorageEngine:
-            engine = registry.create(
-                "storage_engine",
-                "compressed",
-                node_id="n1",
-                data_dir=tmp_path,
-                codec="lz4",
-                threshold=16,
-                inner={"name": "sqlitedict"},
-            )
-            assert isinstance(engine, CompressedStorage)
-            return engine
-
-        return make
+        return _registered(
+            registry,
+            tmp_path,
+            "compressed",
+            CompressedStorage,
+            codec="lz4",
+            threshold=16,
+            inner={"name": "sqlitedict"},
+        )
 
 
 class TestCached(StorageEngineSuite):
@@ -136,16 +148,11 @@ class TestCachedOverCompressedDurable(StorageEngineSuite):
 
     @pytest.fixture
     def make_engine(self, registry: ComponentRegistry, tmp_path: Path) -> MakeEngine:
-        def make() -> StorageEngine:
-            engine = registry.create(
-                "storage_engine",
-                "cached",
-                node_id="n1",
-                data_dir=tmp_path,
-                budget_bytes=4096,
-                inner={"name": "compressed", "threshold": 16, "inner": {"name": "sqlitedict"}},
-            )
-            assert isinstance(engine, CachedStorage)
-            return engine
-
-        return make
+        return _registered(
+            registry,
+            tmp_path,
+            "cached",
+            CachedStorage,
+            budget_bytes=4096,
+            inner={"name": "compressed", "threshold": 16, "inner": {"name": "sqlitedict"}},
+        )

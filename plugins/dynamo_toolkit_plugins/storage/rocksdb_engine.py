@@ -227,13 +227,13 @@ class RocksdbStorage(DurableStorage):
             raise RuntimeError("rocksdb engine: not open")  # unreachable: closed raised
         return handles
 
-    def _where(self, h: _Handles, key: bytes) -> bytes:
-        """The position ``key`` is stored at if anywhere: home, unless it moved."""
+    def _where(self, h: _Handles, key: bytes, home: bytes) -> bytes:
+        """The position ``key`` is stored at if anywhere: ``home``, unless it moved."""
         if self._maybe_moved:
             moved = h.moved.get(key)
             if moved is not None:
                 return bytes(moved)
-        return key_position_bytes(key)
+        return home
 
     def get(self, key: bytes) -> bytes | None:
         """Return the record under ``key``, or ``None``."""
@@ -243,59 +243,56 @@ class RocksdbStorage(DurableStorage):
             h = self._open()  # raises: closed
         if type(key) is not bytes:
             key = bytes(key)
+        home = key_position_bytes(key)
         if self._maybe_moved:
-            return h.db.get(self._where(h, key) + key)
-        return h.db.get(key_position_bytes(key) + key)
+            return h.db.get(self._where(h, key, home) + key)
+        return h.db.get(home + key)
 
     def put(self, key: bytes, position: int, record: bytes) -> None:
         """Store ``record`` under ``key`` at ``position`` (synced as the mode says)."""
         encoded = encode_position(position)
         key, record = bytes(key), bytes(record)
         h = self._open()
-        old = self._where(h, key)
+        home = key_position_bytes(key)
+        old = self._where(h, key, home)
         stored = encoded + key
         if old == encoded:
-            if not self.exact_len:
-                h.db.put(stored, record, self._write_options)
-                return
-            if _exists(h.db, stored):
-                h.db.put(stored, record, self._write_options)
-                return
+            new = self.exact_len and not _exists(h.db, stored)
             h.db.put(stored, record, self._write_options)
-            self._count += 1
+            if new:
+                self._count += 1
             return
         # A move: the record leaves its old place in the same batch.
-        existed = h.db.get(old + key) is not None
+        new = self.exact_len and h.db.get(old + key) is None
         batch = WriteBatch(raw_mode=True)
         batch.delete(old + key, h.records_cf)
         batch.put(stored, record, h.records_cf)
-        if encoded == key_position_bytes(key):
+        if encoded == home:
             batch.delete(key, h.moved_cf)
         else:
             self._maybe_moved = True
             batch.put(key, encoded, h.moved_cf)
         h.db.write(batch, self._write_options)
-        if not existed and self.exact_len:
+        if new:
             self._count += 1
 
     def delete(self, key: bytes) -> None:
         """Remove ``key``; absent keys are fine."""
         key = bytes(key)
         h = self._open()
-        old = self._where(h, key)
-        if not self.exact_len and old == key_position_bytes(key):
+        home = key_position_bytes(key)
+        old = self._where(h, key, home)
+        if self.exact_len and h.db.get(old + key) is None:
+            return
+        if old == home:
             h.db.delete(old + key, self._write_options)  # absent keys are fine
-            return
-        if h.db.get(old + key) is None:
-            return
-        if old == key_position_bytes(key):
-            h.db.delete(old + key, self._write_options)
         else:
             batch = WriteBatch(raw_mode=True)
             batch.delete(old + key, h.records_cf)
             batch.delete(key, h.moved_cf)
             h.db.write(batch, self._write_options)
-        self._count -= 1
+        if self.exact_len:
+            self._count -= 1
 
     def _scan_chunk(self, lower: bytes, upper: bytes | None, resume: object | None) -> ScanChunk:
         h = self._open()

@@ -137,19 +137,20 @@ class SqliteStorage(DurableStorage):
             if self._pending >= GROUP_COMMIT_LIMIT:
                 self.flush()
 
-    def _position_of(self, key: bytes) -> bytes:
-        """Where ``key`` is stored if anywhere: its home position unless it moved."""
+    def _position_of(self, key: bytes, home: bytes) -> bytes:
+        """Where ``key`` is stored if anywhere: ``home`` unless it moved."""
         if self._moved:
             row = self._conn.execute(_MOVED_GET, (key,)).fetchone()
             if row is not None:
                 return bytes(row[0])
-        return key_position_bytes(key)
+        return home
 
     def get(self, key: bytes) -> bytes | None:
         """Return the record under ``key``, or ``None``."""
         self._check_open()
         key = bytes(key)
-        row = self._conn.execute(_GET, (self._position_of(key), key)).fetchone()
+        position = self._position_of(key, key_position_bytes(key))
+        row = self._conn.execute(_GET, (position, key)).fetchone()
         return None if row is None else bytes(row[0])
 
     def put(self, key: bytes, position: int, record: bytes) -> None:
@@ -157,13 +158,13 @@ class SqliteStorage(DurableStorage):
         encoded = encode_position(position)
         key, record = bytes(key), bytes(record)
         conn = self._write_begin()
-        old = self._position_of(key)
+        home = key_position_bytes(key)
+        old = self._position_of(key, home)
         moving = old != encoded
         if moving:  # the row leaves its old place, in one transaction
             self._begin_step(conn)
             if conn.execute(_DELETE, (old, key)).rowcount:
                 self._count -= 1
-            home = key_position_bytes(key)
             if encoded == home:
                 conn.execute(_MOVED_DELETE, (key,))
                 self._moved -= 1
@@ -196,8 +197,9 @@ class SqliteStorage(DurableStorage):
         """Remove ``key``; absent keys are fine."""
         key = bytes(key)
         conn = self._write_begin()
-        position = self._position_of(key)
-        moved = position != key_position_bytes(key)
+        home = key_position_bytes(key)
+        position = self._position_of(key, home)
+        moved = position != home
         if moved:
             self._begin_step(conn)
         if conn.execute(_DELETE, (position, key)).rowcount:

@@ -26,6 +26,7 @@ from dynamo_toolkit.eager import start_eagerly
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.operations import StoreService
 from dynamo_toolkit_server.resp.commands import (
+    CommandSpec,
     ServerContext,
     Session,
     check,
@@ -124,9 +125,13 @@ class _Connection(asyncio.Protocol):
             waiting: asyncio.Future[bytes] | None = None
             for args in commands:
                 taken += 1
-                reply = self._try_sync(args)
-                if reply is None:
-                    pending = start_eagerly(self._run(args), self._loop)
+                admitted = self._admit(args)
+                if isinstance(admitted, bytes):
+                    reply = admitted
+                elif admitted.handler is not None:
+                    reply = self._timed_sync(admitted, args)
+                else:
+                    pending = start_eagerly(self._timed(admitted, args), self._loop)
                     if not pending.done():
                         waiting = pending  # the worker sends its reply, in order
                         break
@@ -236,31 +241,8 @@ class _Connection(asyncio.Protocol):
 
     # -- running commands ------------------------------------------------------
 
-    def _try_sync(self, args: Command) -> bytes | None:
-        """The reply if ``args`` can be answered without waiting, else None."""
-        spec = lookup(args[0])
-        metrics = self._ctx.metrics
-        if spec is None:
-            self._ctx.total_commands += 1
-            if metrics is not None:
-                metrics.observe(_PROTOCOL, "unknown", 0.0, False)
-            return unknown_command(args)
-        if spec.handler is None:
-            return None
-        self._ctx.total_commands += 1
-        rejected = check(spec, self._session, args)
-        if rejected is not None:
-            if metrics is not None:
-                metrics.observe(_PROTOCOL, spec.name, 0.0, False)
-            return rejected
-        if metrics is None:
-            return run_sync(spec, self._session, args)
-        start = time.perf_counter()
-        reply = run_sync(spec, self._session, args)
-        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
-        return reply
-
-    async def _run(self, args: Command) -> bytes:
+    def _admit(self, args: Command) -> CommandSpec | bytes:
+        """Count the command: its spec, or the reply that refuses it."""
         ctx = self._ctx
         ctx.total_commands += 1
         metrics = ctx.metrics
@@ -274,12 +256,33 @@ class _Connection(asyncio.Protocol):
             if metrics is not None:
                 metrics.observe(_PROTOCOL, spec.name, 0.0, False)
             return rejected
+        return spec
+
+    def _timed_sync(self, spec: CommandSpec, args: Command) -> bytes:
+        """Run a command that never waits, recording it in the metrics."""
+        metrics = self._ctx.metrics
+        if metrics is None:
+            return run_sync(spec, self._session, args)
+        start = time.perf_counter()
+        reply = run_sync(spec, self._session, args)
+        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
+        return reply
+
+    async def _timed(self, spec: CommandSpec, args: Command) -> bytes:
+        """Run any command, recording it in the metrics."""
+        metrics = self._ctx.metrics
         if metrics is None:
             return await run_async(spec, self._session, args)
         start = time.perf_counter()
         reply = await run_async(spec, self._session, args)
         metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
         return reply
+
+    async def _run(self, args: Command) -> bytes:
+        admitted = self._admit(args)
+        if isinstance(admitted, bytes):
+            return admitted
+        return await self._timed(admitted, args)
 
     # -- output ----------------------------------------------------------------
 
