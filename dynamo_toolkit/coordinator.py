@@ -27,7 +27,6 @@ from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import (
     Key,
     check_pair_size,
-    decode_value,
     encode_key,
     encode_value,
     key_position,
@@ -390,8 +389,7 @@ class Coordinator:
         return self.node.resolver.reconcile(versions)
 
     def _result(self, key: bytes, siblings: tuple[Version, ...], replies: int) -> GetResult:
-        values = tuple(decode_value(v.value) for v in siblings if v.value is not None)
-        return GetResult(key, values, siblings, replies)
+        return GetResult(key, siblings, replies)
 
     def _repair(self, key: bytes, position: int, quorum: _Quorum) -> None:
         node = self.node

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import attrs
 
+from dynamo_toolkit.values import decode_value
 from dynamo_toolkit.versioning import VectorClock, Version, encode_context
 
 __all__ = ["GetResult", "PutResult"]
@@ -21,9 +23,14 @@ class GetResult:
     """
 
     key: bytes
-    values: tuple[Any, ...]
     versions: tuple[Version, ...]
     replies: int
+
+    @functools.cached_property
+    def values(self) -> tuple[Any, ...]:
+        """The live sibling values, decoded (on first use: a caller that only
+        needs the encoded ``versions`` pays no decoding)."""
+        return tuple(decode_value(v.value) for v in self.versions if v.value is not None)
 
     @property
     def context(self) -> bytes:

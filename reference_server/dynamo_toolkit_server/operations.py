@@ -84,12 +84,19 @@ def _newest(result: GetResult) -> Any:
     return result.values[newest]
 
 
+#: A queued read-modify-write: its change function and its caller's future.
+_Queued = tuple[Callable[[Any], tuple[Any, Any]], "asyncio.Future[Any]"]
+
+
 class StoreService:
     """A node's client-facing operations, shared by every protocol front-end."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self._locks: dict[bytes, tuple[asyncio.Lock, list[int]]] = {}
+        # Read-modify-writes waiting for their key's batch, by (key, r, w).
+        self._queues: dict[tuple[bytes, int | None, int | None], list[_Queued]] = {}
+        self._runners: set[asyncio.Future[None]] = set()
 
     async def get(self, key: Key, *, r: int | None = None) -> GetResult:
         """Read all siblings and their covering context."""
@@ -109,7 +116,11 @@ class StoreService:
 
     async def read_one(self, key: Key, *, r: int | None = None) -> ReadOne:
         """One value for clients that cannot handle siblings (see module docstring)."""
-        result = await self.node.get(key, r=r)
+        return self.read_one_of(await self.node.get(key, r=r))
+
+    @staticmethod
+    def read_one_of(result: GetResult) -> ReadOne:
+        """The :meth:`read_one` answer for a read already made."""
         if not result.values:
             return ReadOne(None, 0, result)
         if len(result.values) == 1:
@@ -178,18 +189,85 @@ class StoreService:
         ``change(current)`` gets the current value (``None`` if absent;
         siblings folded as :meth:`read_one` does) and returns
         ``(new_value, answer)``: :data:`KEEP` writes nothing, ``None`` deletes.
-        Returns ``answer``.
+        Returns ``answer``; an exception ``change`` raises reaches this caller
+        only, and its change is not applied.
+
+        Updates of one key that arrive while one is in flight are applied
+        together, in arrival order, by one read and one write (a group
+        commit): a hot key costs a quorum round per batch, not per update.
+        Each caller still gets the answer its own change computed. If the
+        batch's write fails, every caller of the batch gets that error.
         """
-        async with self.key_lock(key):
+        group = (encode_key(key), r, w)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(group)
+        if queue is not None:
+            queue.append((change, future))
+        else:
+            self._queues[group] = [(change, future)]
+            runner = asyncio.ensure_future(self._apply_queued(key, group))
+            self._runners.add(runner)
+            runner.add_done_callback(self._runners.discard)
+        return await future
+
+    async def _apply_queued(self, key: Key, group: tuple[bytes, int | None, int | None]) -> None:
+        """Apply the queued changes of ``group`` batch by batch until none is left."""
+        queue = self._queues[group]
+        _, r, w = group
+        try:
+            async with self.key_lock(key):
+                while queue:
+                    batch = queue[:]
+                    queue.clear()
+                    await self._apply_batch(key, batch, r, w)
+        except BaseException:
+            for _, future in queue:
+                future.cancel()
+            raise
+        finally:
+            del self._queues[group]
+
+    async def _apply_batch(
+        self, key: Key, batch: list[_Queued], r: int | None, w: int | None
+    ) -> None:
+        """One read, every change of ``batch`` in order, at most one write."""
+        try:
             current = await self.read_one(key, r=r)
-            new, answer = change(current.value)
-            if new is KEEP:
-                return answer
-            if new is not None:
-                await self.node.put(key, new, current.context, w=w)
-            elif current.value is not None:
-                await self.node.delete(key, current.context, w=w)
-            return answer
+            value = current.value
+            wrote = False
+            outcomes: list[tuple[asyncio.Future[Any], Any, bool]] = []
+            for change, future in batch:
+                if future.done():  # its caller has gone: apply nothing for it
+                    continue
+                try:
+                    new, answer = change(value)
+                except Exception as exc:  # that caller's error; the value stays
+                    outcomes.append((future, exc, True))
+                    continue
+                if new is not KEEP:
+                    value, wrote = new, True
+                outcomes.append((future, answer, False))
+            if wrote:
+                if value is not None:
+                    await self.node.put(key, value, current.context, w=w)
+                elif current.value is not None:
+                    await self.node.delete(key, current.context, w=w)
+        except Exception as exc:  # the batch failed: each of its callers hears so
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for future, outcome, failed in outcomes:
+            if future.done():
+                continue
+            if failed:
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     async def update_list(
         self,

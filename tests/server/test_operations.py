@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.errors import QuorumNotReachedError
 from dynamo_toolkit.testing import run_virtual
 from dynamo_toolkit_server.operations import StoreService, merge_lists
 
@@ -68,3 +69,59 @@ def test_merge_lists_keeps_every_concurrent_push() -> None:
     assert merge_lists([[1, 2, 3], [1, 2, 4]]) == [1, 2, 3, 4]
     assert merge_lists([[1, 1], [1]]) == [1, 1]
     assert merge_lists([]) == []
+
+
+def test_concurrent_updates_of_one_key_share_reads_and_writes() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="simulated", seed=6) as cluster:
+            node = cluster.node("n1")
+            service = StoreService(node)
+            writes_before = node.stats.writes
+            answers = await asyncio.gather(*(service.update_list("q", _push(i)) for i in range(40)))
+            # Each caller hears the length its own push made, as if run alone.
+            assert sorted(answers) == list(range(1, 41))
+            assert (await service.read_one("q")).value == list(range(40))
+            # All 40 queued before the batch started: one read, one write.
+            assert node.stats.writes - writes_before == 1
+
+    run_virtual(scenario())
+
+
+def test_a_failing_change_fails_its_caller_only() -> None:
+    def refuse(items: list[Any]) -> Any:
+        raise ValueError("no")
+
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="simulated", seed=7) as cluster:
+            service = StoreService(cluster.node("n1"))
+            results = await asyncio.gather(
+                service.update_list("q", _push("a")),
+                service.update_list("q", _push("b")),
+                service.update_list("q", refuse),
+                service.update_list("q", _push("c")),
+                return_exceptions=True,
+            )
+            assert results[:2] == [1, 1 + 1]
+            assert isinstance(results[2], ValueError)
+            assert results[3] == 3
+            assert (await service.read_one("q")).value == ["a", "b", "c"]
+
+    run_virtual(scenario())
+
+
+def test_a_failed_batch_write_reaches_every_caller_and_later_updates_still_run() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="simulated", seed=8) as cluster:
+            service = StoreService(cluster.node("n1"))
+            await service.update_list("q", _push("kept"))
+            cluster.partition(["n1"], ["n2", "n3"])
+            results = await asyncio.gather(
+                *(service.update_list("q", _push(i), r=1, w=3) for i in range(5)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(result, QuorumNotReachedError) for result in results)
+            cluster.heal()
+            assert await service.update_list("q", _push("after")) >= 2
+            assert (await service.read_one("q", r=3)).value[0] == "kept"
+
+    run_virtual(scenario())

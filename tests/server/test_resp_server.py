@@ -164,6 +164,11 @@ def test_lists() -> None:
             assert await a.lrange("l", 1, 2) == [b"a", b"b"]
             assert await a.lrange("l", -2, 100) == [b"b", b"c"]
             assert await a.lrange("l", 5, 10) == []
+            # A repeated range is answered from memory until the list changes.
+            assert await a.lrange("l", 0, 1) == [b"z", b"a"]
+            assert await a.lpush("l", "y") == 5
+            assert await a.lrange("l", 0, 1) == [b"y", b"z"]
+            assert await a.lpop("l") == b"y"
             assert await b.llen("l") == 4
             assert await b.lindex("l", -1) == b"c"
             assert await b.lindex("l", 9) is None
