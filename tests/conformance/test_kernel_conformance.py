@@ -129,3 +129,41 @@ def test_tcp_stop_lets_handlers_waiting_on_peers_finish() -> None:
         await asyncio.gather(*asks, return_exceptions=True)
 
     asyncio.run(main())
+
+
+def test_tcp_hearing_from_a_peer_ends_the_backoff_towards_it() -> None:
+    """A node that found a peer not listening backs off, until the peer connects to it.
+
+    Nodes of a cluster start together: one may try a peer before the peer
+    listens. Once the peer has connected (it is up), requests to it must not
+    wait out the backoff (here 30 s, so waiting it out would fail the test).
+    """
+    import asyncio
+
+    from dynamo_toolkit.errors import NodeUnavailableError
+    from dynamo_toolkit.messages import Ack, Ping
+
+    addresses = {name: f"127.0.0.1:{_free_port()}" for name in ("a", "b")}
+    network = HOST.registry.create(
+        "transport", "tcp", seed=1, addresses=addresses, backoff_initial=30.0
+    )
+
+    async def answer(source: str, message: object) -> object:
+        return Ack()
+
+    async def main() -> None:
+        a, b = network.endpoint("a"), network.endpoint("b")
+        await a.start(answer)
+        try:
+            with pytest.raises(NodeUnavailableError, match="cannot connect"):
+                await a.request("b", Ping(), 5.0)
+            with pytest.raises(NodeUnavailableError, match="next connection attempt"):
+                await a.request("b", Ping(), 5.0)
+            await b.start(answer)
+            assert isinstance(await b.request("a", Ping(), 5.0), Ack)
+            assert isinstance(await a.request("b", Ping(), 5.0), Ack)
+        finally:
+            await b.stop()
+            await a.stop()
+
+    asyncio.run(main())

@@ -184,14 +184,15 @@ def test_data_survives_a_full_restart(tmp_path: Path) -> None:
     base = _free_base(2)
     up = ["cluster", "up", "--nodes", "2", "--dir", str(tmp_path), "--base-port", str(base)]
     nodes = json.loads(dtk(*up, "--json").stdout)["nodes"]
-    client = _redis(nodes[0]["resp"])
-    client.set("durable", "yes")
-    client.rpush("durable-list", "a", "b")
-    client.close()
-    dtk("cluster", "down", "--dir", str(tmp_path))
-    # Every node stopped: what comes back can only come from their disks.
-    nodes = json.loads(dtk("cluster", "up", "--dir", str(tmp_path), "--json").stdout)["nodes"]
     try:
+        client = _redis(nodes[0]["resp"])
+        client.set("durable", "yes")
+        client.rpush("durable-list", "a", "b")
+        client.close()
+        dtk("cluster", "down", "--dir", str(tmp_path))
+        # Every node stopped: what comes back can only come from their disks.
+        up_again = dtk("cluster", "up", "--dir", str(tmp_path), "--json")
+        nodes = json.loads(up_again.stdout)["nodes"]
         client = _redis(nodes[1]["resp"])
         assert client.get("durable") == b"yes"
         assert client.lrange("durable-list", 0, -1) == [b"a", b"b"]

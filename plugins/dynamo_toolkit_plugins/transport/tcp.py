@@ -93,6 +93,8 @@ class _Connection(asyncio.Protocol):
             if not isinstance(body, str):
                 raise WireFormatError("HELLO carries the sender id")
             self.peer = body
+            # The peer is up and reaching us: stop backing off our own link to it.
+            self.owner.forget_backoff(body)
             return
         if kind in (REPLY, ERROR):
             future = self.pending.pop(request_id, None)
@@ -212,6 +214,14 @@ class TcpTransport(Transport):
         self._links[dest] = link
         future.set_result(link)
         return link
+
+    def forget_backoff(self, dest: str) -> None:
+        """``dest`` is known to be up: the next message to it connects at once.
+
+        Without this, nodes started together fail requests for a backoff
+        period after one of them tried a peer that was not listening yet.
+        """
+        self._retry_at.pop(dest, None)
 
     def forget_link(self, connection: _Connection) -> None:
         """A connection closed: drop it so the next message reconnects."""
