@@ -2,8 +2,9 @@
 
 Starts Debian's redis-server and local dtk clusters (1 node with N=1; 3 nodes
 with N=3, R=2, W=2), drives each with redis-benchmark (SET, GET, LPUSH,
-LRANGE_100; 50 clients; unpipelined and pipelined 16), measures the Python
-client's own throughput, and writes:
+LRANGE_100; 50 clients; unpipelined and pipelined 16) through one node, and
+the 3-node cluster also with the clients spread over its nodes (SET, GET),
+measures the Python client's own throughput, and writes:
 
 * ``docs/benchmarks/reference_server.json``: every figure;
 * ``docs/benchmarks/reference_server_table.inc``: the table the docs include;
@@ -42,6 +43,17 @@ TESTS = ("SET", "GET", "LPUSH", "LRANGE_100")
 # A list is one value: every LPUSH rewrites it, and it must stay under the
 # 10 KiB pair limit, so list tests push at most this many 3-byte items.
 LIST_REQUESTS = 1000
+# The mode with clients spread over every node (unpipelined, strings only:
+# list commands on one key through several coordinators make siblings).
+SPREAD = "unpipelined_spread"
+THREE_NODES = "dtk_3nodes_n3r2w2"
+QUORUM_READS = "dtk_3nodes_n3r2w2_quorum_reads"
+#: Every dtk cluster measured, with its label in the plot.
+TARGETS = {
+    "dtk_1node_n1": "1 node, N=1",
+    THREE_NODES: "3 nodes, N=3 R=2 W=2",
+    QUORUM_READS: "3 nodes, N=3 R=2 W=2, read_fanout = quorum",
+}
 
 
 def free_base(ports: int) -> int:
@@ -90,6 +102,39 @@ def redis_benchmark(
         (figures,) = results.values()
         figures["cpu_us"] = (cpu_seconds(pids) - before) / requests * 1e6
     return results
+
+
+def redis_benchmark_spread(
+    ports: list[int], test: str, requests: int, clients: int, pids: list[int]
+) -> dict[str, float]:
+    """One ``redis-benchmark`` per port at once, clients and requests split evenly.
+
+    How a cluster is used: clients spread over the nodes, each node
+    coordinating its share. ops/s is the sum over the runs; p50 the mean,
+    p99 the worst; ``cpu_us`` every server process's CPU per request.
+    """
+    before = cpu_seconds(pids)
+    share = requests // len(ports)
+    runs = []
+    for port in ports:
+        command = [
+            "redis-benchmark", "-h", "127.0.0.1", "-p", str(port),
+            "-c", str(max(1, clients // len(ports))), "-n", str(share),
+            "-r", "10000", "-t", test, "--csv",
+        ]  # fmt: skip
+        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+    rows = []
+    for run in runs:
+        out, _ = run.communicate(timeout=900)
+        if run.returncode:
+            raise RuntimeError(f"redis-benchmark failed: {run.args}")
+        rows.append(next(csv.DictReader(io.StringIO(out))))
+    return {
+        "rps": sum(float(row["rps"]) for row in rows),
+        "p50_ms": sum(float(row["p50_latency_ms"]) for row in rows) / len(rows),
+        "p99_ms": max(float(row["p99_latency_ms"]) for row in rows),
+        "cpu_us": (cpu_seconds(pids) - before) / (share * len(ports)) * 1e6,
+    }
 
 
 def drive(
@@ -178,18 +223,40 @@ def client_throughput(
 
 
 def run_cluster(
-    nodes: int, n: int, requests: int, clients: int
+    nodes: int,
+    n: int,
+    requests: int,
+    clients: int,
+    store: dict[str, Any] | None = None,
+    spread: bool = False,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Benchmark one local cluster through its first node's RESP port."""
+    """Benchmark one local cluster through its first node's RESP port.
+
+    ``store`` adds store settings; with ``spread``, SET and GET are also run
+    with the clients spread over every node.
+    """
     with tempfile.TemporaryDirectory(prefix="dtk-bench-") as tmp:
         directory = Path(tmp)
         plan = plan_cluster(
-            nodes, free_base(nodes * 10), n=n, r=min(2, n), w=min(2, n), storage="memory"
+            nodes,
+            free_base(nodes * 10),
+            n=n,
+            r=min(2, n),
+            w=min(2, n),
+            config={"store": store or {}},
+            storage="memory",
         )
         rows = start_cluster(directory, plan)
         try:
             port = int(rows[0]["resp"].rsplit(":", 1)[1])
-            figures = drive(port, requests, clients, [int(row["pid"]) for row in rows])
+            pids = [int(row["pid"]) for row in rows]
+            figures = drive(port, requests, clients, pids)
+            if spread:
+                ports = [int(row["resp"].rsplit(":", 1)[1]) for row in rows]
+                figures[SPREAD] = {
+                    test: redis_benchmark_spread(ports, test.lower(), requests, clients, pids)
+                    for test in ("SET", "GET")
+                }
             python = client_throughput([row["native"] for row in rows])
         finally:
             stop_cluster(directory)
@@ -205,12 +272,14 @@ def ratios(target: dict[str, Any], redis: dict[str, Any]) -> dict[str, Any]:
     return {
         mode: {
             test: {
-                "rps": _ratio(target[mode][test]["rps"], redis[mode][test]["rps"]),
-                "p99_ms": _ratio(target[mode][test]["p99_ms"], redis[mode][test]["p99_ms"]),
+                "rps": _ratio(target[mode][test]["rps"], redis[base][test]["rps"]),
+                "p99_ms": _ratio(target[mode][test]["p99_ms"], redis[base][test]["p99_ms"]),
             }
             for test in target[mode]
         }
         for mode in target
+        # Spread clients are compared with Redis's unpipelined run.
+        for base in [mode.removesuffix("_spread")]
     }
 
 
@@ -229,8 +298,8 @@ def table(results: dict[str, Any]) -> str:
         "     - ops/s vs Redis",
         "     - server CPU µs/request",
     ]
-    for target in ("redis", "dtk_1node_n1", "dtk_3nodes_n3r2w2"):
-        for mode, tests in results[target].items():
+    for target in ("redis", *TARGETS):
+        for mode, tests in results.get(target, {}).items():
             for test, figures in tests.items():
                 ratio = (
                     results["ratios"].get(target, {}).get(mode, {}).get(test, {}).get("rps", 1.0)
@@ -257,14 +326,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for axis, mode in zip(axes, ("unpipelined", "pipelined16"), strict=True):
-        width = 0.38
-        for offset, (target, label) in enumerate(
-            (("dtk_1node_n1", "1 node, N=1"), ("dtk_3nodes_n3r2w2", "3 nodes, N=3 R=2 W=2"))
-        ):
-            values = [results["ratios"][target][mode][t]["rps"] or 0.0 for t in TESTS]
-            xs = [i + (offset - 0.5) * width for i in range(len(TESTS))]
+        bars = [(t, mode, label) for t, label in TARGETS.items() if t in results["ratios"]]
+        if mode == "unpipelined" and SPREAD in results["ratios"][THREE_NODES]:
+            bars.append((THREE_NODES, SPREAD, "3 nodes, clients spread over them"))
+        width = 0.8 / len(bars)
+        for offset, (target, bar_mode, label) in enumerate(bars):
+            figures = results["ratios"][target][bar_mode]
+            values = [(figures.get(t) or {}).get("rps") or 0.0 for t in TESTS]
+            xs = [i + (offset - (len(bars) - 1) / 2) * width for i in range(len(TESTS))]
             axis.bar(xs, values, width, label=label)
         axis.axhline(1.0, color="black", linewidth=0.8)
         axis.axhline(0.8, color="tab:blue", linestyle="--", linewidth=0.8)
@@ -310,12 +381,14 @@ def main() -> None:
     results["dtk_1node_n1"], results["python_client_1node"] = run_cluster(
         1, 1, args.requests, args.clients
     )
-    results["dtk_3nodes_n3r2w2"], results["python_client_3nodes"] = run_cluster(
-        3, 3, args.requests, args.clients
+    results[THREE_NODES], results["python_client_3nodes"] = run_cluster(
+        3, 3, args.requests, args.clients, spread=True
+    )
+    results[QUORUM_READS], results["python_client_3nodes_quorum_reads"] = run_cluster(
+        3, 3, args.requests, args.clients, store={"read_fanout": "quorum"}
     )
     results["ratios"] = {
-        target: ratios(results[target], results["redis"])
-        for target in ("dtk_1node_n1", "dtk_3nodes_n3r2w2")
+        target: ratios(results[target], results["redis"]) for target in TARGETS if target in results
     }
     write_outputs(results, args.out)
     print(json.dumps(results["ratios"], indent=2))

@@ -31,7 +31,13 @@ from dynamo_toolkit.errors import ConfigurationError, InvalidQuorumError
 from dynamo_toolkit.registry import INTERFACES
 from dynamo_toolkit.values import DEFAULT_MAX_PAIR_BYTES
 
-__all__ = ["DEFAULT_COMPONENTS", "ComponentChoice", "StoreConfig", "validate_quorum"]
+__all__ = [
+    "DEFAULT_COMPONENTS",
+    "READ_FANOUTS",
+    "ComponentChoice",
+    "StoreConfig",
+    "validate_quorum",
+]
 
 #: The component each interface uses when configuration does not say.
 DEFAULT_COMPONENTS: dict[str, str] = {
@@ -70,6 +76,10 @@ def _default_components() -> dict[str, ComponentChoice]:
     return {interface: ComponentChoice(name) for interface, name in DEFAULT_COMPONENTS.items()}
 
 
+#: Whom a read asks: every replica, or R of them (see :class:`StoreConfig`).
+READ_FANOUTS = ("all", "quorum")
+
+
 @attrs.frozen
 class StoreConfig:
     """Everything that defines a store; one value shared by all its nodes.
@@ -82,6 +92,10 @@ class StoreConfig:
     toward W (the paper's behaviour, so the default). ``forward_writes``: a
     node that is not a replica of a key hands the write to one that is, to
     coordinate (Dynamo §4.5; see :meth:`~dynamo_toolkit.coordinator.Coordinator.put`).
+    ``read_fanout``: ``"all"`` asks every replica of a key and waits for R
+    (the paper's reads), ``"quorum"`` asks R (its own copy first) and
+    another replica only for each one that fails (see
+    :meth:`~dynamo_toolkit.coordinator.Coordinator.get`).
     ``hint_max_count``,
     ``hint_max_bytes`` and ``hint_max_age`` (seconds) bound what one node
     holds for others; ``hint_delivery_interval`` is how often it tries to
@@ -97,6 +111,7 @@ class StoreConfig:
     sloppy_quorum: bool = True
     hinted_writes_count: bool = True
     forward_writes: bool = True
+    read_fanout: str = "all"
     hint_max_count: int = 100_000
     hint_max_bytes: int = 64 * 1024 * 1024
     hint_max_age: float = 3 * 3600.0
@@ -116,6 +131,10 @@ class StoreConfig:
         for name in ("sloppy_quorum", "hinted_writes_count", "forward_writes"):
             if type(getattr(self, name)) is not bool:
                 raise ConfigurationError(f"{name} must be true or false")
+        if self.read_fanout not in READ_FANOUTS:
+            raise ConfigurationError(
+                f"read_fanout must be one of {', '.join(READ_FANOUTS)}, got {self.read_fanout!r}"
+            )
         for name in ("hint_max_count", "hint_max_bytes"):
             if type(getattr(self, name)) is not int or getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must be a non-negative integer")

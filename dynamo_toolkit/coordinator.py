@@ -60,11 +60,20 @@ class _Quorum:
         self.errors: dict[str, str] = {}
         self._reached: asyncio.Future[None] | None = None
         self._on_finished: Callable[[], None] | None = None
+        # Nodes held back (read_fanout "quorum"), asked one by one while the
+        # replies still possible could not reach ``needed`` without them.
+        self.spares: list[tuple[str, str | None]] = []
+        self.ask: Callable[[str, str | None], None] | None = None
 
     @property
     def is_reached(self) -> bool:
         """Enough counted replies, or nothing more to wait for."""
         return self.counted >= self.needed or self.is_finished
+
+    @property
+    def outstanding(self) -> int:
+        """Nodes asked that have not replied or failed yet."""
+        return self.contacted - len(self.replies) - len(self.errors)
 
     @property
     def is_finished(self) -> bool:
@@ -79,6 +88,11 @@ class _Quorum:
                 self.counted += 1
         else:
             self.errors[node] = error
+        while self.spares and self.counted + self.outstanding < self.needed:
+            target, owner = self.spares.pop(0)
+            self.contacted += 1
+            assert self.ask is not None
+            self.ask(target, owner)
         if self._reached is not None and self.is_reached and not self._reached.done():
             self._reached.set_result(None)
         if self.is_finished and self._on_finished is not None:
@@ -113,7 +127,12 @@ class Coordinator:
     # -- public API --------------------------------------------------------
 
     async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
-        """Read ``key`` from R of its N replicas; siblings come with one covering context."""
+        """Read ``key`` from R of its N replicas; siblings come with one covering context.
+
+        The store's ``read_fanout`` says whom it asks: all N (``"all"``), or
+        R, its own copy first, and another replica for each that fails
+        (``"quorum"``).
+        """
         cfg = self.node.config
         if n is not None or r is not None:  # the store's own values were checked at start
             n = cfg.n if n is None else n
@@ -125,7 +144,11 @@ class Coordinator:
         position = key_position(stored_key)
         targets = self._targets(self.node.placement(position, n))
         quorum = await self._fan_out(
-            targets, lambda owner: ReplicaRead(stored_key, owner), r, "read"
+            targets,
+            lambda owner: ReplicaRead(stored_key, owner),
+            r,
+            "read",
+            ask_only_needed=cfg.read_fanout == "quorum",
         )
         self.node.stats.reads += 1
 
@@ -316,7 +339,14 @@ class Coordinator:
         make: Callable[[str | None], object],
         needed: int,
         operation: str,
+        ask_only_needed: bool = False,
     ) -> _Quorum:
+        """Ask ``targets`` and wait until ``needed`` count (or none can).
+
+        With ``ask_only_needed``, only ``needed`` of them are asked at first
+        (this node, then those the failure detector reports up, in
+        preference order); each failure brings in the next.
+        """
         node = self.node
         if not node.running:
             raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
@@ -340,11 +370,13 @@ class Coordinator:
                 else f"{len(owners)} stand-in(s) do not count toward the quorum"
             )
             raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
-        quorum = _Quorum(contacted, needed, owners, count_hinted)
         transport = node.transport
         assert transport is not None
         timeout = node.config.request_timeout
-        for target, owner in targets:
+        asked: list[str] = []
+
+        def ask(target: str, owner: str | None) -> None:
+            asked.append(target)
             message = make(owner)
             if target == me:
                 # The local replica answers synchronously: no task, no message.
@@ -356,16 +388,27 @@ class Coordinator:
                 reply = transport.request_future(target, message, timeout)
                 node.track(reply)
                 reply.add_done_callback(partial(self._on_reply, target, quorum))
+
+        first = list(targets)
+        if ask_only_needed and needed < contacted:
+            # Stable sort: this node, then those up, then those reported down.
+            first.sort(key=lambda t: 0 if t[0] == me else 2 if t[0] in down else 1)
+            first, spares = first[:needed], first[needed:]
+        else:
+            spares = []
+        quorum = _Quorum(len(first), needed, owners, count_hinted)
+        quorum.spares, quorum.ask = spares, ask
+        for target, owner in first:
+            ask(target, owner)
         await quorum.wait_reached()
         if quorum.counted < needed:
             node.stats.quorum_failures += 1
-            asked = [t for t, _ in targets]
             silent = [t for t in asked if t not in quorum.replies and t not in quorum.errors]
             reasons = [f"{t}: {e}" for t, e in sorted(quorum.errors.items())]
             if silent:
                 reasons.append(f"no reply from {', '.join(silent)} within {timeout} s")
             raise QuorumNotReachedError(
-                operation, quorum.counted, needed, contacted, "; ".join(reasons)
+                operation, quorum.counted, needed, quorum.contacted, "; ".join(reasons)
             )
         if owners:
             node.stats.hinted_requests += 1

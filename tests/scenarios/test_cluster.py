@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import (
+    ConfigurationError,
     InvalidQuorumError,
     PairTooLargeError,
     QuorumNotReachedError,
@@ -278,3 +280,56 @@ def test_a_forwarded_write_reports_the_replicas_quorum_failure() -> None:
             assert cluster.node(outsider).stats.forwarded_writes == 1
 
     run_virtual(scenario())
+
+
+QUORUM_READS = {"store": {"n": 3, "r": 2, "w": 2, "read_fanout": "quorum"}}
+
+
+def _replica_reads(cluster: Cluster) -> dict[str, int]:
+    return {name: node.stats.replica_reads for name, node in cluster.nodes.items()}
+
+
+@pytest.mark.parametrize(("fanout", "asked"), [("all", 3), ("quorum", 2)])
+def test_read_fanout_says_how_many_replicas_a_read_asks(fanout: str, asked: int) -> None:
+    config = {"store": {**N3["store"], "read_fanout": fanout}}
+
+    async def scenario() -> None:
+        async with await Cluster.start(5, config, transport="simulated", seed=9) as cluster:
+            await cluster.put("k", "v")
+            await cluster.settle()
+            replicas = cluster.replicas("k")
+            coordinator = replicas[1]
+            before = _replica_reads(cluster)
+            assert (await cluster.get("k", via=coordinator)).values == ("v",)
+            await cluster.settle()
+            after = _replica_reads(cluster)
+            read = {name for name in after if after[name] > before[name]}
+            assert len(read) == asked
+            # The coordinator's own copy is always among those asked.
+            assert coordinator in read and read <= set(replicas)
+
+    run_virtual(scenario())
+
+
+def test_quorum_reads_ask_another_replica_when_one_fails() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(5, QUORUM_READS, transport="simulated", seed=10) as cluster:
+            await cluster.put("k", "v", w=3)
+            replicas = cluster.replicas("k")
+            coordinator = replicas[0]
+            # The replica a quorum read asks after the coordinator's own copy.
+            await cluster.stop_node(replicas[1])
+            before = _replica_reads(cluster)
+            result = await cluster.get("k", via=coordinator)  # detector not yet aware
+            assert result.values == ("v",) and result.replies == 2
+            assert _replica_reads(cluster)[replicas[2]] == before[replicas[2]] + 1
+            # R=3 cannot be met with one replica stopped: the error says who failed.
+            with pytest.raises(QuorumNotReachedError, match=replicas[1]):
+                await cluster.get("k", r=3, via=coordinator)
+
+    run_virtual(scenario())
+
+
+def test_read_fanout_must_be_known() -> None:
+    with pytest.raises(ConfigurationError, match="read_fanout must be one of all, quorum"):
+        StoreConfig(read_fanout="some")
