@@ -61,9 +61,11 @@ class _Quorum:
         self._reached: asyncio.Future[None] | None = None
         self._on_finished: Callable[[], None] | None = None
         # Nodes held back (read_fanout "quorum"), asked one by one while the
-        # replies still possible could not reach ``needed`` without them.
+        # replies still possible could not reach ``needed`` without them. No
+        # callback is kept here: a quorum referring to a closure that refers
+        # back to it would be a cycle per request for the cyclic GC.
         self.spares: list[tuple[str, str | None]] = []
-        self.ask: Callable[[str, str | None], None] | None = None
+        self.asked: list[str] = []
 
     @property
     def is_reached(self) -> bool:
@@ -77,8 +79,14 @@ class _Quorum:
 
     @property
     def is_finished(self) -> bool:
-        """Every contacted node replied or failed."""
-        return len(self.replies) + len(self.errors) == self.contacted
+        """Every contacted node replied or failed, and no spare is to be asked."""
+        if len(self.replies) + len(self.errors) < self.contacted:
+            return False
+        return not (self.spares and self.counted < self.needed)
+
+    def wants_spare(self) -> bool:
+        """True while the replies still possible cannot reach ``needed`` without a spare."""
+        return bool(self.spares) and self.counted + self.outstanding < self.needed
 
     def record(self, node: str, reply: object | None, error: str | None) -> None:
         """Note one node's reply (or error) and wake whoever waits."""
@@ -88,11 +96,6 @@ class _Quorum:
                 self.counted += 1
         else:
             self.errors[node] = error
-        while self.spares and self.counted + self.outstanding < self.needed:
-            target, owner = self.spares.pop(0)
-            self.contacted += 1
-            assert self.ask is not None
-            self.ask(target, owner)
         if self._reached is not None and self.is_reached and not self._reached.done():
             self._reached.set_result(None)
         if self.is_finished and self._on_finished is not None:
@@ -370,25 +373,7 @@ class Coordinator:
                 else f"{len(owners)} stand-in(s) do not count toward the quorum"
             )
             raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
-        transport = node.transport
-        assert transport is not None
         timeout = node.config.request_timeout
-        asked: list[str] = []
-
-        def ask(target: str, owner: str | None) -> None:
-            asked.append(target)
-            message = make(owner)
-            if target == me:
-                # The local replica answers synchronously: no task, no message.
-                try:
-                    quorum.record(target, node.handle_replica_message(message), None)
-                except DynamoError as exc:
-                    quorum.record(target, None, str(exc))
-            else:
-                reply = transport.request_future(target, message, timeout)
-                node.track(reply)
-                reply.add_done_callback(partial(self._on_reply, target, quorum))
-
         first = list(targets)
         if ask_only_needed and needed < contacted:
             # Stable sort: this node, then those up, then those reported down.
@@ -397,13 +382,13 @@ class Coordinator:
         else:
             spares = []
         quorum = _Quorum(len(first), needed, owners, count_hinted)
-        quorum.spares, quorum.ask = spares, ask
+        quorum.spares = spares
         for target, owner in first:
-            ask(target, owner)
+            self._ask(quorum, make, target, owner)
         await quorum.wait_reached()
         if quorum.counted < needed:
             node.stats.quorum_failures += 1
-            silent = [t for t in asked if t not in quorum.replies and t not in quorum.errors]
+            silent = [t for t in quorum.asked if t not in quorum.replies and t not in quorum.errors]
             reasons = [f"{t}: {e}" for t, e in sorted(quorum.errors.items())]
             if silent:
                 reasons.append(f"no reply from {', '.join(silent)} within {timeout} s")
@@ -414,7 +399,48 @@ class Coordinator:
             node.stats.hinted_requests += 1
         return quorum
 
-    def _on_reply(self, replica: str, quorum: _Quorum, reply: asyncio.Future[object]) -> None:
+    def _ask(
+        self,
+        quorum: _Quorum,
+        make: Callable[[str | None], object],
+        target: str,
+        owner: str | None,
+    ) -> None:
+        """Send one replica its request (the local one answers at once)."""
+        node = self.node
+        quorum.asked.append(target)
+        message = make(owner)
+        if target == node.node_id:
+            # The local replica answers synchronously: no task, no message.
+            try:
+                quorum.record(target, node.handle_replica_message(message), None)
+            except DynamoError as exc:
+                quorum.record(target, None, str(exc))
+            self._ask_spares(quorum, make)
+        else:
+            assert node.transport is not None
+            reply = node.transport.request_future(target, message, node.config.request_timeout)
+            node.track(reply)
+            reply.add_done_callback(partial(self._on_reply, target, quorum, make))
+
+    def _ask_spares(self, quorum: _Quorum, make: Callable[[str | None], object]) -> None:
+        while quorum.wants_spare():
+            target, owner = quorum.spares.pop(0)
+            quorum.contacted += 1
+            self._ask(quorum, make, target, owner)
+
+    def _on_reply(
+        self,
+        replica: str,
+        quorum: _Quorum,
+        make: Callable[[str | None], object],
+        reply: asyncio.Future[object],
+    ) -> None:
+        self._record_reply(replica, quorum, reply)
+        if quorum.spares:
+            self._ask_spares(quorum, make)
+
+    def _record_reply(self, replica: str, quorum: _Quorum, reply: asyncio.Future[object]) -> None:
         if reply.cancelled():
             quorum.record(replica, None, "request cancelled")
             return
