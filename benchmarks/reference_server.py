@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,8 @@ TESTS = ("SET", "GET", "LPUSH", "LRANGE_100")
 # A list is one value: every LPUSH rewrites it, and it must stay under the
 # 10 KiB pair limit, so list tests push at most this many 3-byte items.
 LIST_REQUESTS = 1000
+# Runs per test; the figures are medians.
+REPEAT = 3
 # The mode with clients spread over every node (unpipelined, strings only:
 # list commands on one key through several coordinators make siblings).
 SPREAD = "unpipelined_spread"
@@ -127,7 +130,7 @@ def redis_benchmark_spread(
     for run in runs:
         out, _ = run.communicate(timeout=900)
         if run.returncode:
-            raise RuntimeError(f"redis-benchmark failed: {run.args}")
+            raise RuntimeError(f"redis-benchmark failed: {run.args!r}")
         rows.append(next(csv.DictReader(io.StringIO(out))))
     return {
         "rps": sum(float(row["rps"]) for row in rows),
@@ -138,21 +141,43 @@ def redis_benchmark_spread(
 
 
 def drive(
-    port: int, requests: int, clients: int, pids: list[int]
+    port: int, requests: int, clients: int, pids: list[int], repeat: int = REPEAT
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Every test, unpipelined and pipelined 16; server CPU per request for SET and GET."""
+    """Every test, unpipelined and pipelined 16; server CPU per request for SET and GET.
+
+    Each test runs ``repeat`` times; every figure is the median of its runs
+    (a list test lasts milliseconds against Redis: one run is noisy).
+    """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for pipeline in (1, 16):
         label = "unpipelined" if pipeline == 1 else "pipelined16"
-        figures = redis_benchmark(port, "set", requests, clients, pipeline, pids)
-        figures |= redis_benchmark(port, "get", requests, clients, pipeline, pids)
-        # LRANGE_100 starts with LPUSHes of its own: no per-test CPU figure for lists.
-        figures |= redis_benchmark(port, "lpush,lrange_100", LIST_REQUESTS, clients, pipeline, pids)
-        out[label] = {test: figures[test] for test in TESTS if test in figures}
-        subprocess.run(
-            ["redis-cli", "-p", str(port), "DEL", "mylist"], capture_output=True, check=False
-        )
+        runs: list[dict[str, dict[str, float]]] = []
+        for _ in range(repeat):
+            figures = redis_benchmark(port, "set", requests, clients, pipeline, pids)
+            figures |= redis_benchmark(port, "get", requests, clients, pipeline, pids)
+            # LRANGE_100 starts with LPUSHes of its own: no per-test CPU figure for lists.
+            figures |= redis_benchmark(
+                port, "lpush,lrange_100", LIST_REQUESTS, clients, pipeline, pids
+            )
+            runs.append(figures)
+            # Each run pushes onto one list: start it empty, under the pair limit.
+            subprocess.run(
+                ["redis-cli", "-p", str(port), "DEL", "mylist"], capture_output=True, check=False
+            )
+        out[label] = {
+            test: _median_figures([run[test] for run in runs]) for test in TESTS if test in runs[0]
+        }
     return out
+
+
+def _median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over ``runs`` (figures a run lacks are left out)."""
+    medians: dict[str, Any] = {}
+    for name in runs[0]:
+        values = [run[name] for run in runs if run.get(name) is not None]
+        medians[name] = statistics.median(values) if values else None
+    medians["runs"] = len(runs)
+    return medians
 
 
 def start_redis(port: int) -> subprocess.Popen[bytes]:
@@ -229,6 +254,7 @@ def run_cluster(
     clients: int,
     store: dict[str, Any] | None = None,
     spread: bool = False,
+    repeat: int = REPEAT,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Benchmark one local cluster through its first node's RESP port.
 
@@ -250,11 +276,16 @@ def run_cluster(
         try:
             port = int(rows[0]["resp"].rsplit(":", 1)[1])
             pids = [int(row["pid"]) for row in rows]
-            figures = drive(port, requests, clients, pids)
+            figures = drive(port, requests, clients, pids, repeat)
             if spread:
                 ports = [int(row["resp"].rsplit(":", 1)[1]) for row in rows]
                 figures[SPREAD] = {
-                    test: redis_benchmark_spread(ports, test.lower(), requests, clients, pids)
+                    test: _median_figures(
+                        [
+                            redis_benchmark_spread(ports, test.lower(), requests, clients, pids)
+                            for _ in range(repeat)
+                        ]
+                    )
                     for test in ("SET", "GET")
                 }
             python = client_throughput([row["native"] for row in rows])
@@ -353,6 +384,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--repeat", type=int, default=REPEAT, help="Runs per test; figures are medians."
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     parser.add_argument(
         "--from-json", action="store_true", help="Only redraw the table and plot from --out."
@@ -370,22 +404,23 @@ def main() -> None:
         "requests": args.requests,
         "list_requests": LIST_REQUESTS,
         "clients": args.clients,
+        "repeat": args.repeat,
     }
     port = free_base(1)
     redis = start_redis(port)
     try:
-        results["redis"] = drive(port, args.requests, args.clients, [redis.pid])
+        results["redis"] = drive(port, args.requests, args.clients, [redis.pid], args.repeat)
     finally:
         redis.terminate()
         redis.wait(10)
     results["dtk_1node_n1"], results["python_client_1node"] = run_cluster(
-        1, 1, args.requests, args.clients
+        1, 1, args.requests, args.clients, repeat=args.repeat
     )
     results[THREE_NODES], results["python_client_3nodes"] = run_cluster(
-        3, 3, args.requests, args.clients, spread=True
+        3, 3, args.requests, args.clients, spread=True, repeat=args.repeat
     )
     results[QUORUM_READS], results["python_client_3nodes_quorum_reads"] = run_cluster(
-        3, 3, args.requests, args.clients, store={"read_fanout": "quorum"}
+        3, 3, args.requests, args.clients, store={"read_fanout": "quorum"}, repeat=args.repeat
     )
     results["ratios"] = {
         target: ratios(results[target], results["redis"]) for target in TARGETS if target in results
