@@ -204,6 +204,10 @@ class StoreService:
         if queue is not None:
             queue.append((change, future))
         else:
+            # A task, not this caller: it starts on the next loop turn, so the
+            # updates arriving in this one join its first batch. Run at once,
+            # each push to a hot list on one node would rewrite the list by
+            # itself (measured in process: 75 us per push instead of 14).
             self._queues[group] = [(change, future)]
             runner = asyncio.ensure_future(self._apply_queued(key, group))
             self._runners.add(runner)
