@@ -52,7 +52,6 @@ import re
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -68,6 +67,7 @@ from dynamo_toolkit.errors import (
     UnsupportedKeyTypeError,
     UnsupportedValueTypeError,
 )
+from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.membership_report import membership_report
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.operations import StoreService
@@ -304,7 +304,7 @@ class _Connection:
         self.idle = True
 
 
-class HttpServer:
+class HttpServer(ListeningServer):
     """A listening HTTP server of one node; stop it with :meth:`close`.
 
     ``idle_timeout`` closes keep-alive connections that send nothing for that
@@ -324,30 +324,17 @@ class HttpServer:
         self.idle_timeout = idle_timeout
         self.closing = False
         self._server: asyncio.Server | None = None
-        self._bound: tuple[str, int] = ("", 0)  # kept after close, for messages
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def _listen(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD_BYTES)
-        name = self._server.sockets[0].getsockname()
-        self._bound = (str(name[0]), int(name[1]))
-
-    @property
-    def host(self) -> str:
-        """The address the server listens on."""
-        return self._bound[0]
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (useful after binding port 0)."""
-        return self._bound[1]
+        self._remember_address(self._server)
 
     @property
     def url(self) -> str:
         """``http://host:port``."""
-        host = self.host
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        return f"http://{self.address}"
 
     async def close(self) -> None:
         """Stop accepting, let requests being handled finish, close every connection."""
@@ -363,17 +350,6 @@ class HttpServer:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-
-    async def __aenter__(self) -> HttpServer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- connections ---------------------------------------------------------------------
 

@@ -31,7 +31,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import Any, cast
 
 import attrs
@@ -39,6 +38,7 @@ import attrs
 from dynamo_toolkit.cluster_state import MemberStatus
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.values import Key
+from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.membership_report import membership_report
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.native.protocol import (
@@ -485,7 +485,7 @@ class NativeConnection(asyncio.Protocol):
             self._transport.abort()
 
 
-class NativeServer:
+class NativeServer(ListeningServer):
     """A listening native-protocol server; stop it with :meth:`close`."""
 
     def __init__(self, handler: RequestHandler, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
@@ -493,31 +493,13 @@ class NativeServer:
         self.max_frame_bytes = max_frame_bytes
         self.closing = False
         self._server: asyncio.Server | None = None
-        self._bound: tuple[str, int] = ("", 0)  # kept after close, for messages
         self._connections: set[NativeConnection] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def _listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: NativeConnection(self), host, port)
-        name = self._server.sockets[0].getsockname()
-        self._bound = (str(name[0]), int(name[1]))
-
-    @property
-    def host(self) -> str:
-        """The address the server listens on."""
-        return self._bound[0]
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (useful after binding port 0)."""
-        return self._bound[1]
-
-    @property
-    def address(self) -> str:
-        """``host:port``, as clients take it."""
-        host = self.host
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        self._remember_address(self._server)
 
     async def wait_idle(self) -> None:
         """Wait until no request is running (new ones may start afterwards)."""
@@ -550,17 +532,6 @@ class NativeServer:
                 await asyncio.wait(stuck, timeout=_CLOSE_FLUSH_SECONDS)
         if self._server is not None:
             await self._server.wait_closed()
-
-    async def __aenter__(self) -> NativeServer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 async def start_native_server(

@@ -19,10 +19,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from types import TracebackType
 from typing import Any, cast
 
 from dynamo_toolkit.eager import start_eagerly
+from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.operations import StoreService
 from dynamo_toolkit_server.resp.commands import (
@@ -325,18 +325,14 @@ def _address(info: Any) -> str:
     return str(info or "")
 
 
-class RespServer:
+class RespServer(ListeningServer):
     """A listening RESP front-end of one node; :meth:`close` it when done."""
 
     def __init__(self, server: asyncio.Server, registry: _Registry) -> None:
         self._server = server
         self._registry = registry
         self.context = registry.context
-        address = server.sockets[0].getsockname()
-        #: The address the (first) listening socket is bound to.
-        self.host: str = str(address[0])
-        #: The bound port (useful after asking for port 0).
-        self.port: int = int(address[1])
+        self._remember_address(server)
 
     @property
     def connections(self) -> int:
@@ -372,17 +368,6 @@ class RespServer:
                     connection.abort()
                 await asyncio.wait(late_closes, timeout=timeout)
         await self._server.wait_closed()
-
-    async def __aenter__(self) -> RespServer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 async def start_resp_server(
