@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -49,6 +50,40 @@ class _Echo:
         return _answer(self.name, text)
 
 
+class _Pair:
+    """Endpoints ``a`` and ``b`` of one network, started with echo handlers."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.endpoints: list[Any] = []
+        self.echo_a, self.echo_b = _Echo("a"), _Echo("b")
+        self.a: Any = None
+        self.b: Any = None
+
+    async def start(self, name: str, handler: _Echo) -> Any:
+        """Start a (possibly new) endpoint ``name``; stopped with the pair."""
+        endpoint = self.network.endpoint(name)
+        await endpoint.start(handler)
+        self.endpoints.append(endpoint)
+        return endpoint
+
+
+@contextlib.asynccontextmanager
+async def _pair(network: Network) -> AsyncIterator[_Pair]:
+    """A started pair; every endpoint stopped and the network closed afterwards,
+    whatever the check did."""
+    pair = _Pair(network)
+    try:
+        pair.a = await pair.start("a", pair.echo_a)
+        pair.b = await pair.start("b", pair.echo_b)
+        yield pair
+    finally:
+        for endpoint in reversed(pair.endpoints):
+            with contextlib.suppress(Exception):  # a check may have stopped it already
+                await endpoint.stop()
+        await network.close()
+
+
 class TransportSuite:
     """Checks any transport.
 
@@ -63,25 +98,13 @@ class TransportSuite:
         """How the suite runs its coroutines."""
         return asyncio.run
 
-    @staticmethod
-    async def _pair(network: Network) -> tuple[Any, Any, _Echo, _Echo]:
-        a, b = network.endpoint("a"), network.endpoint("b")
-        echo_a, echo_b = _Echo("a"), _Echo("b")
-        await a.start(echo_a)
-        await b.start(echo_b)
-        return a, b, echo_a, echo_b
-
     def test_request_gets_the_reply(self, make_network: Callable[[], Network], run: Runner) -> None:
         """A request reaches the peer's handler and its reply comes back."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, echo_b = await self._pair(network)
-            assert await a.request("b", _ask("hello"), 5.0) == _answer("b", "hello")
-            assert echo_b.received == [("a", _ask("hello"))]
-            await a.stop()
-            await b.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                assert await pair.a.request("b", _ask("hello"), 5.0) == _answer("b", "hello")
+                assert pair.echo_b.received == [("a", _ask("hello"))]
 
         run(scenario())
 
@@ -91,13 +114,10 @@ class TransportSuite:
         """Concurrent requests are not mixed up."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, _ = await self._pair(network)
-            replies = await asyncio.gather(*(a.request("b", _ask(str(i)), 5.0) for i in range(50)))
-            assert replies == [_answer("b", str(i)) for i in range(50)]
-            await a.stop()
-            await b.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                asks = (pair.a.request("b", _ask(str(i)), 5.0) for i in range(50))
+                replies = await asyncio.gather(*asks)
+                assert replies == [_answer("b", str(i)) for i in range(50)]
 
         run(scenario())
 
@@ -107,15 +127,11 @@ class TransportSuite:
         """A one-way message reaches the peer's handler."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, echo_b = await self._pair(network)
-            a.send("b", Heartbeat(1.5))
-            async with asyncio.timeout(5.0):
-                await echo_b.arrived.wait()
-            assert echo_b.received == [("a", Heartbeat(1.5))]
-            await a.stop()
-            await b.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                pair.a.send("b", Heartbeat(1.5))
+                async with asyncio.timeout(5.0):
+                    await pair.echo_b.arrived.wait()
+                assert pair.echo_b.received == [("a", Heartbeat(1.5))]
 
         run(scenario())
 
@@ -125,13 +141,10 @@ class TransportSuite:
         """A request to a stopped node fails with TransportError."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, _ = await self._pair(network)
-            await b.stop()
-            with pytest.raises(TransportError):
-                await a.request("b", _ask("anyone?"), 0.5)
-            await a.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                await pair.b.stop()
+                with pytest.raises(TransportError):
+                    await pair.a.request("b", _ask("anyone?"), 0.5)
 
         run(scenario())
 
@@ -141,15 +154,10 @@ class TransportSuite:
         """A node restarted with a new endpoint answers again."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, _ = await self._pair(network)
-            await b.stop()
-            again = network.endpoint("b")
-            await again.start(_Echo("b2"))
-            assert await a.request("b", _ask("back?"), 5.0) == _answer("b2", "back?")
-            await a.stop()
-            await again.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                await pair.b.stop()
+                await pair.start("b", _Echo("b2"))
+                assert await pair.a.request("b", _ask("back?"), 5.0) == _answer("b2", "back?")
 
         run(scenario())
 
@@ -157,13 +165,9 @@ class TransportSuite:
         """A reply later than the timeout is a TransportError."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, _ = await self._pair(network)
-            with pytest.raises(TransportError):
-                await a.request("b", _ask("sleep:2.0"), 0.2)
-            await a.stop()
-            await b.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                with pytest.raises(TransportError):
+                    await pair.a.request("b", _ask("sleep:2.0"), 0.2)
 
         run(scenario())
 
@@ -173,17 +177,14 @@ class TransportSuite:
         """``request_future`` resolves or fails within its timeout."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, _ = await self._pair(network)
-            assert await a.request_future("b", _ask("warm"), 5.0) == _answer("b", "warm")
-            slow = a.request_future("b", _ask("sleep:2.0"), 0.2)
-            with pytest.raises(TransportError):
-                await slow
-            fast = [a.request_future("b", _ask(str(i)), 5.0) for i in range(10)]
-            assert await asyncio.gather(*fast) == [_answer("b", str(i)) for i in range(10)]
-            await a.stop()
-            await b.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                a = pair.a
+                assert await a.request_future("b", _ask("warm"), 5.0) == _answer("b", "warm")
+                slow = a.request_future("b", _ask("sleep:2.0"), 0.2)
+                with pytest.raises(TransportError):
+                    await slow
+                fast = [a.request_future("b", _ask(str(i)), 5.0) for i in range(10)]
+                assert await asyncio.gather(*fast) == [_answer("b", str(i)) for i in range(10)]
 
         run(scenario())
 
@@ -193,14 +194,10 @@ class TransportSuite:
         """A handler's exception becomes the caller's TransportError; the node survives."""
 
         async def scenario() -> None:
-            network = make_network()
-            a, b, _, _ = await self._pair(network)
-            with pytest.raises(TransportError, match="on purpose"):
-                await a.request("b", _ask("boom"), 5.0)
-            # The node survives its handler's error.
-            assert await a.request("b", _ask("still"), 5.0) == _answer("b", "still")
-            await a.stop()
-            await b.stop()
-            await network.close()
+            async with _pair(make_network()) as pair:
+                with pytest.raises(TransportError, match="on purpose"):
+                    await pair.a.request("b", _ask("boom"), 5.0)
+                # The node survives its handler's error.
+                assert await pair.a.request("b", _ask("still"), 5.0) == _answer("b", "still")
 
         run(scenario())
