@@ -125,3 +125,21 @@ def test_a_failed_batch_write_reaches_every_caller_and_later_updates_still_run()
             assert (await service.read_one("q", r=3)).value[0] == "kept"
 
     run_virtual(scenario())
+
+
+def test_an_update_whose_caller_left_before_its_batch_is_not_applied() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="simulated", seed=11) as cluster:
+            service = StoreService(cluster.node("n1"))
+            first = asyncio.ensure_future(service.update_list("q", _push("kept")))
+            await asyncio.sleep(0)  # its batch is now in flight, waiting for replicas
+            gone = asyncio.ensure_future(service.update_list("q", _push("gone")))
+            later = asyncio.ensure_future(service.update_list("q", _push("later")))
+            await asyncio.sleep(0)  # both queued behind the first
+            gone.cancel()
+            assert await first == 1
+            assert await later == 2
+            assert gone.cancelled()
+            assert (await service.read_one("q")).value == ["kept", "later"]
+
+    run_virtual(scenario())
