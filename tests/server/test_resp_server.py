@@ -327,6 +327,14 @@ def test_errors() -> None:
                 await a.lpush("string", "y")
             with pytest.raises(ResponseError, match=r"^WRONGTYPE"):
                 await a.lrange("string", 0, -1)
+            # Lists written through another API: strings are items, anything else is not.
+            await env.services["n1"].put("texts", ["a", "b"])
+            assert await a.lpush("texts", "c") == 3
+            assert await a.lrange("texts", 0, -1) == [b"c", b"a", b"b"]
+            await env.services["n1"].put("mixed", [b"a", 1])
+            for attempt in (a.lpush("mixed", "c"), a.lrange("mixed", 0, -1)):
+                with pytest.raises(ResponseError, match="neither a string nor a list of strings"):
+                    await attempt
             with pytest.raises(ResponseError, match="exceeds the limit of 10240 bytes"):
                 await a.set("big", b"x" * (11 * 1024))
             with pytest.raises(ResponseError, match=r"^value is not an integer or out of range"):
