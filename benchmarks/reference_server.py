@@ -76,6 +76,27 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _benchmark_command(
+    port: int, tests: str, requests: int, clients: int, pipeline: int = 1
+) -> list[str]:
+    """The ``redis-benchmark`` command line (random keys out of 10,000, CSV output)."""
+    return [
+        "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+        "-n", str(requests), "-r", "10000", "-P", str(pipeline), "-t", tests, "--csv",
+    ]  # fmt: skip
+
+
+def _figures(row: dict[str, str]) -> dict[str, float | None]:
+    """ops/s, p50 and p99 of one CSV row of ``redis-benchmark``."""
+    rps = float(row["rps"])
+    return {
+        # A run too short for redis-benchmark's clock reports "inf": no figure.
+        "rps": rps if math.isfinite(rps) else None,
+        "p50_ms": float(row["p50_latency_ms"]),
+        "p99_ms": float(row["p99_latency_ms"]),
+    }
+
+
 def redis_benchmark(
     port: int, tests: str, requests: int, clients: int, pipeline: int, pids: list[int]
 ) -> dict[str, dict[str, float]]:
@@ -86,21 +107,11 @@ def redis_benchmark(
     not depend on what else the machine runs at the same time.
     """
     before = cpu_seconds(pids)
-    command = [
-        "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
-        "-n", str(requests), "-r", "10000", "-P", str(pipeline), "-t", tests, "--csv",
-    ]  # fmt: skip
+    command = _benchmark_command(port, tests, requests, clients, pipeline)
     out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True).stdout
-    results = {}
-    for row in csv.DictReader(io.StringIO(out)):
-        name = row["test"].split(" ")[0]
-        rps = float(row["rps"])
-        results[name] = {
-            # A run too short for redis-benchmark's clock reports "inf": no figure.
-            "rps": rps if math.isfinite(rps) else None,
-            "p50_ms": float(row["p50_latency_ms"]),
-            "p99_ms": float(row["p99_latency_ms"]),
-        }
+    results: dict[str, dict[str, Any]] = {
+        row["test"].split(" ")[0]: _figures(row) for row in csv.DictReader(io.StringIO(out))
+    }
     if len(results) == 1:
         (figures,) = results.values()
         figures["cpu_us"] = (cpu_seconds(pids) - before) / requests * 1e6
@@ -118,24 +129,23 @@ def redis_benchmark_spread(
     """
     before = cpu_seconds(pids)
     share = requests // len(ports)
-    runs = []
-    for port in ports:
-        command = [
-            "redis-benchmark", "-h", "127.0.0.1", "-p", str(port),
-            "-c", str(max(1, clients // len(ports))), "-n", str(share),
-            "-r", "10000", "-t", test, "--csv",
-        ]  # fmt: skip
-        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+    each = max(1, clients // len(ports))
+    runs = [
+        subprocess.Popen(
+            _benchmark_command(port, test, share, each), stdout=subprocess.PIPE, text=True
+        )
+        for port in ports
+    ]
     rows = []
     for run in runs:
         out, _ = run.communicate(timeout=900)
         if run.returncode:
             raise RuntimeError(f"redis-benchmark failed: {run.args!r}")
-        rows.append(next(csv.DictReader(io.StringIO(out))))
+        rows.append(_figures(next(csv.DictReader(io.StringIO(out)))))
     return {
-        "rps": sum(float(row["rps"]) for row in rows),
-        "p50_ms": sum(float(row["p50_latency_ms"]) for row in rows) / len(rows),
-        "p99_ms": max(float(row["p99_latency_ms"]) for row in rows),
+        "rps": sum(row["rps"] or 0.0 for row in rows),
+        "p50_ms": sum(row["p50_ms"] or 0.0 for row in rows) / len(rows),
+        "p99_ms": max(row["p99_ms"] or 0.0 for row in rows),
         "cpu_us": (cpu_seconds(pids) - before) / (share * len(ports)) * 1e6,
     }
 

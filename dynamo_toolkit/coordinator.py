@@ -374,13 +374,12 @@ class Coordinator:
             )
             raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
         timeout = node.config.request_timeout
-        first = list(targets)
+        first: Sequence[tuple[str, str | None]] = targets
+        spares: list[tuple[str, str | None]] = []
         if ask_only_needed and needed < contacted:
             # Stable sort: this node, then those up, then those reported down.
-            first.sort(key=lambda t: 0 if t[0] == me else 2 if t[0] in down else 1)
-            first, spares = first[:needed], first[needed:]
-        else:
-            spares = []
+            ordered = sorted(targets, key=lambda t: 0 if t[0] == me else 2 if t[0] in down else 1)
+            first, spares = ordered[:needed], ordered[needed:]
         quorum = _Quorum(len(first), needed, owners, count_hinted)
         quorum.spares = spares
         for target, owner in first:
@@ -416,7 +415,8 @@ class Coordinator:
                 quorum.record(target, node.handle_replica_message(message), None)
             except DynamoError as exc:
                 quorum.record(target, None, str(exc))
-            self._ask_spares(quorum, make)
+            if quorum.spares:
+                self._ask_spares(quorum, make)
         else:
             assert node.transport is not None
             reply = node.transport.request_future(target, message, node.config.request_timeout)

@@ -91,6 +91,7 @@ import os
 import platform
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -904,7 +905,8 @@ async def _rpop(s: Session, args: Command) -> bytes:
 
 #: LRANGE replies by (encoded list, start, stop): a hot list read again
 #: unchanged costs a dict lookup instead of decoding and re-encoding it.
-_RANGE_REPLIES: dict[tuple[bytes, int, int], bytes] = {}
+# An OrderedDict: a plain dict's oldest-key deletion slows with every deletion.
+_RANGE_REPLIES: OrderedDict[tuple[bytes, int, int], bytes] = OrderedDict()
 _RANGE_REPLIES_MAX = 256
 
 
@@ -926,7 +928,7 @@ async def _lrange(s: Session, args: Command) -> bytes:
     )
     if memo is not None:
         if len(_RANGE_REPLIES) >= _RANGE_REPLIES_MAX:
-            del _RANGE_REPLIES[next(iter(_RANGE_REPLIES))]
+            _RANGE_REPLIES.popitem(last=False)
         _RANGE_REPLIES[memo] = reply
     return reply
 
