@@ -51,8 +51,10 @@ REPEAT = 3
 SPREAD = "unpipelined_spread"
 THREE_NODES = "dtk_3nodes_n3r2w2"
 QUORUM_READS = "dtk_3nodes_n3r2w2_quorum_reads"
-#: Every dtk cluster measured, with its label in the plot.
+FLOOR = "python_floor"
+#: Every target measured besides Redis, with its label in the plot.
 TARGETS = {
+    FLOOR: "floor: uvloop + RESP parser, no store",
     "dtk_1node_n1": "1 node, N=1",
     THREE_NODES: "3 nodes, N=3 R=2 W=2",
     QUORUM_READS: "3 nodes, N=3 R=2 W=2, read_fanout = quorum",
@@ -190,6 +192,20 @@ def _median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
     return medians
 
 
+def _answering(server: subprocess.Popen[bytes], port: int, name: str) -> subprocess.Popen[bytes]:
+    """``server`` once it answers PING on ``port`` (killed if not within 10 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ping = subprocess.run(
+            ["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True
+        )
+        if ping.stdout.strip() == "PONG":
+            return server
+        time.sleep(0.05)
+    server.kill()
+    raise RuntimeError(f"{name} did not start")
+
+
 def start_redis(port: int) -> subprocess.Popen[bytes]:
     """Redis with persistence off, as a cache-like baseline."""
     server = subprocess.Popen(
@@ -207,16 +223,16 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        ping = subprocess.run(
-            ["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True
-        )
-        if ping.stdout.strip() == "PONG":
-            return server
-        time.sleep(0.05)
-    server.kill()
-    raise RuntimeError("redis-server did not start")
+    return _answering(server, port, "redis-server")
+
+
+def start_floor(port: int) -> subprocess.Popen[bytes]:
+    """The floor server (``resp_floor.py``): parses every command, stores nothing."""
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("resp_floor.py")), str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    return _answering(server, port, "the floor server")
 
 
 def client_throughput(
@@ -367,7 +383,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharey=True)
     for axis, mode in zip(axes, ("unpipelined", "pipelined16"), strict=True):
         bars = [(t, mode, label) for t, label in TARGETS.items() if t in results["ratios"]]
         if mode == "unpipelined" and SPREAD in results["ratios"][THREE_NODES]:
@@ -377,15 +393,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
             figures = results["ratios"][target][bar_mode]
             values = [(figures.get(t) or {}).get("rps") or 0.0 for t in TESTS]
             xs = [i + (offset - (len(bars) - 1) / 2) * width for i in range(len(TESTS))]
-            axis.bar(xs, values, width, label=label)
+            # The floor is a reference, not a dtk target: grey.
+            color = "tab:gray" if target == FLOOR else None
+            axis.bar(xs, values, width, label=label if axis is axes[0] else None, color=color)
         axis.axhline(1.0, color="black", linewidth=0.8)
         axis.axhline(0.8, color="tab:blue", linestyle="--", linewidth=0.8)
         axis.axhline(0.4, color="tab:orange", linestyle="--", linewidth=0.8)
         axis.set_xticks(range(len(TESTS)), TESTS)
         axis.set_title(mode)
     axes[0].set_ylabel("ops/s relative to Redis (same run)")
-    axes[0].legend()
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=3, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -423,6 +441,12 @@ def main() -> None:
     finally:
         redis.terminate()
         redis.wait(10)
+    floor = start_floor(port)
+    try:
+        results[FLOOR] = drive(port, args.requests, args.clients, [floor.pid], args.repeat)
+    finally:
+        floor.terminate()
+        floor.wait(10)
     results["dtk_1node_n1"], results["python_client_1node"] = run_cluster(
         1, 1, args.requests, args.clients, repeat=args.repeat
     )
