@@ -214,6 +214,42 @@ def write_plan(directory: Path, plan: ClusterPlan) -> None:
         (node_dir / "node.toml").write_text(node_toml(plan, node, node_dir.resolve()))
 
 
+def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[str]:
+    """The settings in ``given`` that ``plan`` does not already have, as flags to show.
+
+    ``given`` holds what ``dtk cluster up`` was told on the command line, by
+    its parameter names (``nodes``, ``base_port``, ``n``, ``r``, ``w``,
+    ``storage``, ``durability``, ``password``, ``config_path``). Repeating a
+    cluster's own settings is no conflict, so the command that created a
+    cluster also restarts it. A settings file always conflicts: an existing
+    cluster keeps the settings it was made with.
+    """
+    section = plan.store.get("store", {})
+    engine = plan.store.get("storage_engine", "sqlitedict")
+    first_peer_port = int(plan.nodes[0].peer.rsplit(":", 1)[1])
+    current: dict[str, Any] = {
+        "nodes": len(plan.nodes) - len(plan.joined),  # as first created
+        "base_port": first_peer_port,
+        "n": section.get("n"),
+        "r": section.get("r"),
+        "w": section.get("w"),
+        "storage": engine if isinstance(engine, str) else engine.get("name"),
+        "durability": None if isinstance(engine, str) else engine.get("durability"),
+        "password": plan.password,
+    }
+    conflicts = []
+    for name, value in given.items():
+        flag = "--" + name.removesuffix("_path").replace("_", "-")
+        if name not in current:
+            conflicts.append(flag)
+        elif value != current[name]:
+            if name == "password":
+                conflicts.append(f"{flag} (not the cluster's password)")
+            else:
+                conflicts.append(f"{flag} {value} (the cluster has {current[name]})")
+    return conflicts
+
+
 def read_plan(directory: Path) -> ClusterPlan:
     """Read ``cluster.json``; a clear error when ``directory`` holds no cluster."""
     try:

@@ -112,31 +112,30 @@ def _start(
     durability: str | None,
     password: str,
 ) -> list[dict[str, Any]]:
-    from dynamo_toolkit_server.local_cluster import PLAN_FILE, plan_cluster, start_cluster
+    from dynamo_toolkit_server.local_cluster import (
+        PLAN_FILE,
+        conflicting_settings,
+        plan_cluster,
+        read_plan,
+        start_cluster,
+    )
 
     if (directory / PLAN_FILE).exists():
-        # An existing cluster restarts as planned; settings now would be ignored.
+        # An existing cluster restarts as planned: settings that differ from its
+        # own are refused rather than silently ignored.
         context = click.get_current_context()
-        given = [
-            name
-            for name in (
-                "nodes",
-                "base_port",
-                "n",
-                "r",
-                "w",
-                "config_path",
-                "storage",
-                "durability",
-                "password",
-            )
+        given = {
+            name: value
+            for name, value in context.params.items()
             if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
-        ]
-        if given:
-            flags = ", ".join("--" + name.replace("_path", "").replace("_", "-") for name in given)
+            and name not in ("directory", "as_json")
+        }
+        conflicts = conflicting_settings(read_plan(directory), given)
+        if conflicts:
             raise click.ClickException(
-                f"{directory} already holds a cluster; {flags} only apply to a new one "
-                f"(restart it with: dtk cluster up --dir {directory}, or use another --dir)"
+                f"{directory} already holds a cluster made with other settings: "
+                f"{'; '.join(conflicts)}. Restart it as it is with: dtk cluster up --dir "
+                f"{directory}, or use another --dir for a new cluster"
             )
         return start_cluster(directory)
     config: dict[str, Any] = {}

@@ -217,6 +217,38 @@ def test_settings_for_an_existing_cluster_are_refused(
     cluster_dir: tuple[Path, list[Any]],
 ) -> None:
     directory, _ = cluster_dir
-    again = dtk("cluster", "up", "--dir", str(directory), "--nodes", "5", check=False)
+    again = dtk("cluster", "up", "--dir", str(directory), "--nodes", "5", "--w", "3", check=False)
     assert again.returncode != 0
-    assert "already holds a cluster; --nodes only apply to a new one" in again.stderr
+    assert "already holds a cluster made with other settings" in again.stderr
+    assert "--nodes 5 (the cluster has 3)" in again.stderr
+    assert "--w 3 (the cluster has 2)" in again.stderr
+
+
+def test_repeating_the_creating_command_restarts_the_cluster(
+    cluster_dir: tuple[Path, list[Any]],
+) -> None:
+    directory, nodes = cluster_dir
+    base = nodes[0]["resp"].rsplit(":", 1)[1]
+    same = ["--nodes", "3", "--base-port", str(int(base) - 1), "--w", "2", "--json"]
+    again = dtk("cluster", "up", "--dir", str(directory), *same)
+    assert [node["pid"] for node in json.loads(again.stdout)["nodes"]] == [
+        node["pid"] for node in nodes
+    ]
+
+
+def test_conflicting_settings_names_only_what_differs() -> None:
+    from dynamo_toolkit_server.local_cluster import conflicting_settings, plan_cluster
+
+    plan = plan_cluster(3, 7100, storage="lmdb", durability="group", password="s3cret")
+    same = {"nodes": 3, "base_port": 7100, "n": 3, "r": 2, "w": 2, "storage": "lmdb"}
+    assert conflicting_settings(plan, same | {"durability": "group", "password": "s3cret"}) == []
+    conflicts = conflicting_settings(
+        plan, {"r": 1, "durability": "sync", "password": "guess", "config_path": "x.toml"}
+    )
+    assert conflicts == [
+        "--r 1 (the cluster has 2)",
+        "--durability sync (the cluster has group)",
+        "--password (not the cluster's password)",
+        "--config",
+    ]
+    assert not any("s3cret" in c or "guess" in c for c in conflicts)
