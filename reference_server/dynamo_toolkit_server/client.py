@@ -563,8 +563,17 @@ class AsyncClient:
         return answer
 
 
-def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+def _stop_loop(
+    loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: AsyncClient
+) -> None:
     # A module-level function, so the finalizer holds no reference to the Client.
+    if loop.is_running() and thread is not threading.current_thread():
+        # Connections close on their own loop first: a reader task left pending
+        # when the loop goes would be reported as destroyed (at exit, with a
+        # traceback) for a Client that was simply never closed.
+        closing = asyncio.run_coroutine_threadsafe(client.close(), loop)
+        with contextlib.suppress(Exception):
+            closing.result(timeout=2 * _CLOSE_SECONDS)
     if loop.is_running():
         loop.call_soon_threadsafe(loop.stop)
     if thread is not threading.current_thread():
@@ -605,7 +614,7 @@ class Client:
         )
         self._thread.start()
         self._closed = False
-        self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread)
+        self._finalizer = weakref.finalize(self, _stop_loop, self._loop, self._thread, self._async)
 
     @property
     def addresses(self) -> list[str]:
@@ -629,10 +638,8 @@ class Client:
         """Close the connections and stop the private loop."""
         if self._closed:
             return
-        with contextlib.suppress(ClientError):
-            self._run(self._async.close())
         self._closed = True
-        self._finalizer()
+        self._finalizer()  # closes the connections, then stops the loop
 
     def __enter__(self) -> Client:
         return self

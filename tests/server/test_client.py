@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -287,3 +289,33 @@ def test_blocking_client_inside_a_thread_that_runs_a_loop() -> None:
             background.run(server.close())
         background.run(cluster.close())
         background.stop()
+
+
+def test_a_blocking_client_never_closed_leaves_quietly() -> None:
+    """The README's one-liner never closes its Client: exit and GC must stay silent."""
+    background = BackgroundLoop()
+    cluster = background.run(Cluster.start(3, N3, transport="memory"))
+    server = background.run(start_native_server(StoreService(cluster.node("n1")), "127.0.0.1", 0))
+    script = f"""
+import gc
+from dynamo_toolkit_server.client import Client
+dropped = Client([{server.address!r}])
+dropped.put("k", ["a"])
+thread = dropped._thread
+del dropped
+gc.collect()
+assert not thread.is_alive(), "a dropped Client keeps its loop thread"
+kept = Client([{server.address!r}])
+print(kept.get("k").values)
+"""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        background.run(server.close())
+        background.run(cluster.close())
+        background.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(['a'],)"
+    assert done.stderr == ""
