@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -178,6 +179,14 @@ def _cluster_options(function: Any) -> Any:
     return _dir_option(function)
 
 
+def _dtk_command() -> str:
+    """How to run ``dtk`` from another shell: its path when it is not on PATH."""
+    beside = Path(sys.executable).with_name("dtk")
+    if beside.exists() and shutil.which("dtk") != str(beside):
+        return str(beside)  # e.g. make run's virtual environment, not activated
+    return "dtk"
+
+
 def _print_nodes(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         keys = ("name", "pid", "resp", "http", "native")
@@ -256,8 +265,8 @@ Connect with:
   curl -X PUT --data hello http://{first["http"]}/kv/greeting; curl http://{first["http"]}/kv/greeting
   {sys.executable} -c "from dynamo_toolkit_server.client import Client; \\
 c = Client([{addresses}]); c.put('k', ['a', 'b']); print(c.get('k').values)"
-  dtk get k --dir {directory}
-Status: dtk cluster status --dir {directory}     Ctrl-C stops every node.
+  {_dtk_command()} get k --dir {directory}
+Status: {_dtk_command()} cluster status --dir {directory}     Ctrl-C stops every node.
 """
     )
     # Blocked signals are queued for sigwait instead of raising mid-print.

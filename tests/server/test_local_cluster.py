@@ -252,3 +252,57 @@ def test_conflicting_settings_names_only_what_differs() -> None:
         "--config",
     ]
     assert not any("s3cret" in c or "guess" in c for c in conflicts)
+
+
+def _lines_until(stream: Any, marker: str, limit: int = 200) -> list[str]:
+    """Lines read from ``stream`` up to the one containing ``marker``."""
+    lines: list[str] = []
+    for _ in range(limit):
+        line = stream.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    raise AssertionError(f"{marker!r} never printed; got: {lines}")
+
+
+def test_cluster_run_prints_commands_that_work_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """`make run`'s job: the connect lines it prints run as printed; SIGINT stops every node."""
+    base = _free_base(2)
+    run = subprocess.Popen(
+        [*DTK, "cluster", "run", "--nodes", "2", "--dir", str(tmp_path), "--base-port", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        printed = _lines_until(run.stdout, "Ctrl-C stops every node")
+        python = next(i for i, line in enumerate(printed) if '-c "from dynamo_toolkit' in line)
+        # The Python line continues on the next one (a shell line continuation).
+        snippet = (printed[python] + "\n" + printed[python + 1]).strip()
+        done = subprocess.run(["sh", "-c", snippet], capture_output=True, text=True, timeout=60)
+        assert (done.stdout, done.stderr) == ("(['a', 'b'],)\n", "")
+        get_line = next(line.strip() for line in printed if " get k --dir " in line)
+        got = subprocess.run(["sh", "-c", get_line], capture_output=True, text=True, timeout=60)
+        assert got.returncode == 0 and "a" in got.stdout, got.stderr
+        cli = next(line.strip() for line in printed if line.strip().startswith("redis-cli"))
+        pong = subprocess.run(["sh", "-c", cli + " PING"], capture_output=True, text=True)
+        if shutil.which("redis-cli"):
+            assert pong.stdout.strip() == "PONG"
+        pids = [
+            n["pid"]
+            for n in json.loads(dtk("cluster", "status", "--dir", str(tmp_path), "--json").stdout)[
+                "nodes"
+            ]
+        ]
+        run.send_signal(signal.SIGINT)
+        out, _ = run.communicate(timeout=60)
+        assert run.returncode == 0
+        assert "stopped: n1, n2" in out
+        assert all(_gone(pid) for pid in pids)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        dtk("cluster", "down", "--dir", str(tmp_path), check=False)
