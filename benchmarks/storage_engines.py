@@ -701,7 +701,7 @@ def dtk(*args: str) -> str:
 
 
 def metrics(http: str) -> dict[str, float]:
-    """The ``dtk_*`` gauges of one node."""
+    """The ``dtk_*`` gauges and counters of one node (labelled series left out)."""
     with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as reply:
         text = reply.read().decode()
     values = {}
@@ -819,8 +819,9 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
                 def delta(name: str, now: dict[str, float] = gauges, i: int = index) -> float:
                     return now.get(name, 0.0) - before[i].get(name, 0.0)
 
-                lookups = delta("dtk_store_lookups")
-                decoded, wrapper = delta("dtk_store_decoded_hits"), delta("dtk_storage_cache_hits")
+                lookups = delta("dtk_store_lookups_total")
+                decoded = delta("dtk_store_decoded_hits_total")
+                wrapper = delta("dtk_storage_cache_hits_total")
                 result["per_node"][f"n{index + 1}"] = {
                     # Over the measured reads: the decoded cache, then the wrapper.
                     "memory_hit_ratio": (decoded + wrapper) / lookups if lookups else None,

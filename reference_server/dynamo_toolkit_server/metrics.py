@@ -72,6 +72,25 @@ class _RequestCollector(Collector):
         yield latency
 
 
+class _NodeCounterCollector(Collector):
+    """Exposes the node's monotonic counts as Prometheus counters (``dtk_NAME_total``).
+
+    The values are read from the node by :meth:`NodeMetrics.render` just
+    before each scrape; a name with no value yet is left out.
+    """
+
+    def __init__(self, help_texts: dict[str, str], values: dict[str, float]) -> None:
+        self._help = help_texts
+        self._values = values
+
+    def collect(self) -> Iterator[Metric]:
+        """One counter family per name that has a value."""
+        for name, text in self._help.items():
+            value = self._values.get(name)
+            if value is not None:
+                yield CounterMetricFamily(f"dtk_{name}", text, value=value)
+
+
 def _bucket_label(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
@@ -85,13 +104,14 @@ class NodeMetrics:
         #: Per ``(protocol, command)`` counts and latency buckets.
         self.commands: dict[tuple[str, str], _CommandStats] = {}
         self.registry.register(_RequestCollector(self.commands))
-        gauges = {
+        counters = {
             "quorum_failures": "Requests that did not reach their R or W quorum.",
             "read_repairs": "Stale replicas repaired after reads coordinated here.",
             "coordinated_reads": "Reads coordinated by this node.",
             "coordinated_writes": "Writes coordinated by this node.",
+            "forwarded_writes": "Writes handed to a replica of their key to coordinate.",
+            "replica_reads": "Replica reads answered from local storage.",
             "replica_writes": "Replica writes applied to local storage.",
-            "hints_pending": "Hinted-handoff writes held for other nodes.",
             "hints_delivered": "Hinted writes handed over to their owners.",
             "hints_refused": "Hinted writes refused because the hint store was full.",
             "hints_expired": "Hints dropped because they outlived hint_max_age.",
@@ -99,6 +119,14 @@ class NodeMetrics:
             "anti_entropy_partitions": "Partition exchanges run by anti-entropy from this node.",
             "anti_entropy_keys_repaired": "Keys anti-entropy found different and reconciled.",
             "tombstones_collected": "Tombstones removed once every replica held them.",
+            "storage_cache_hits": "Lookups the storage cache answered (cached engine).",
+            "storage_cache_misses": "Lookups the storage cache passed on (cached engine).",
+            "store_lookups": "Reads of stored sibling sets (client reads, replica reads, "
+            "the reads before writes).",
+            "store_decoded_hits": "Store reads answered by the node's decoded-set cache.",
+        }
+        gauges = {
+            "hints_pending": "Hinted-handoff writes held for other nodes.",
             "membership_epoch": "Latest committed membership epoch this node knows.",
             "serving_epoch": "Membership epoch whose ownership table this node serves.",
             "handoff_ranges_total": "Key ranges this node must receive for the latest commit.",
@@ -107,13 +135,11 @@ class NodeMetrics:
             "storage_compression_ratio": "Stored bytes over original bytes (compressed engine).",
             "storage_cache_hit_ratio": "Hits over lookups of the storage cache (cached engine).",
             "storage_cache_bytes": "Bytes the storage cache holds (cached engine).",
-            "storage_cache_hits": "Lookups the storage cache answered (cached engine).",
-            "storage_cache_misses": "Lookups the storage cache passed on (cached engine).",
-            "store_lookups": "Reads of stored sibling sets (client reads, replica reads, "
-            "the reads before writes).",
-            "store_decoded_hits": "Store reads answered by the node's decoded-set cache.",
             "stored_keys": "Keys in local storage.",
         }
+        #: The node's counters as of the last :meth:`render`, by name.
+        self.counter_values: dict[str, float] = {}
+        self.registry.register(_NodeCounterCollector(counters, self.counter_values))
         self._gauges = {
             name: Gauge(f"dtk_{name}", text, registry=self.registry)
             for name, text in gauges.items()
@@ -152,6 +178,8 @@ class NodeMetrics:
                 "read_repairs": stats.read_repairs,
                 "coordinated_reads": stats.reads,
                 "coordinated_writes": stats.writes,
+                "forwarded_writes": stats.forwarded_writes,
+                "replica_reads": stats.replica_reads,
                 "replica_writes": stats.replica_writes,
                 "hints_pending": len(self.node.hints),
                 "hints_delivered": self.node.hints.delivered,
@@ -183,5 +211,8 @@ class NodeMetrics:
                     values["storage_cache_misses"] = getattr(engine, "misses", 0)
                 engine = getattr(engine, "inner", None)
             for name, value in values.items():
-                self._gauges[name].set(value)
+                if name in self._gauges:
+                    self._gauges[name].set(value)
+                else:
+                    self.counter_values[name] = value
         return generate_latest(self.registry)

@@ -189,6 +189,17 @@ def test_health_and_metrics() -> None:
             text = metrics.body.decode()
             assert "dtk_requests" in text
             assert 'dtk_requests_total{command="put",outcome="ok",protocol="http"} 1.0' in text
+            # Monotonic node counts are Prometheus counters; levels are gauges.
+            await request("GET", "/kv/k")
+            text = (await request("GET", "/metrics")).body.decode()
+            assert "# TYPE dtk_coordinated_writes_total counter" in text
+            assert "dtk_coordinated_writes_total 1.0" in text
+            assert "dtk_coordinated_reads_total 1.0" in text
+            # n1 coordinated both; with N=3 it is a replica of every key.
+            assert "dtk_replica_reads_total 1.0" in text
+            assert "dtk_forwarded_writes_total 0.0" in text
+            assert "# TYPE dtk_hints_pending gauge" in text
+            assert "dtk_stored_keys 1.0" in text
             await cluster.stop_node("n1")
             stopped = await request("GET", "/health")
             assert stopped.status == 503 and stopped.json()["status"] == "stopped"
