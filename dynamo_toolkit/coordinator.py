@@ -354,6 +354,8 @@ class Coordinator:
         if not node.running:
             raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
         contacted = len(targets)
+        if contacted == 1 and needed == 1 and targets[0] == (node.node_id, None):
+            return self._ask_only_self(make, operation)
         if contacted < needed:
             node.stats.quorum_failures += 1
             raise QuorumNotReachedError(
@@ -396,6 +398,24 @@ class Coordinator:
             )
         if owners:
             node.stats.hinted_requests += 1
+        return quorum
+
+    def _ask_only_self(self, make: Callable[[str | None], object], operation: str) -> _Quorum:
+        """A quorum of one that is this node (N=1): its own answer, or a quorum error.
+
+        The same outcome as the general path, without its bookkeeping for
+        remote replicas (nobody to find down, no stand-ins, nothing to wait for).
+        """
+        node = self.node
+        me = node.node_id
+        quorum = _Quorum(1, 1, {}, True)
+        quorum.asked.append(me)
+        try:
+            quorum.replies[me] = node.handle_replica_message(make(None))
+        except DynamoError as exc:
+            node.stats.quorum_failures += 1
+            raise QuorumNotReachedError(operation, 0, 1, 1, f"{me}: {exc}") from exc
+        quorum.counted = 1
         return quorum
 
     def _ask(

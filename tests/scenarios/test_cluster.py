@@ -11,6 +11,7 @@ from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import (
     ConfigurationError,
+    DynamoError,
     InvalidQuorumError,
     PairTooLargeError,
     QuorumNotReachedError,
@@ -333,3 +334,35 @@ def test_quorum_reads_ask_another_replica_when_one_fails() -> None:
 def test_read_fanout_must_be_known() -> None:
     with pytest.raises(ConfigurationError, match="read_fanout must be one of all, quorum"):
         StoreConfig(read_fanout="some")
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_a_sole_replica_answers_itself_and_its_failure_is_a_quorum_failure(nodes: int) -> None:
+    """N=1: the coordinator that holds the key answers from its own copy, and a
+    storage failure there is the request's quorum failure, as for any replica."""
+
+    async def scenario() -> None:
+        config = {"store": {"n": 1, "r": 1, "w": 1}}
+        async with await Cluster.start(nodes, config, transport="simulated", seed=5) as cluster:
+            owner = cluster.node(cluster.replicas("solo")[0])
+            await cluster.put("solo", "v1", via=owner.node_id)
+            assert (await cluster.get("solo", via=owner.node_id)).values == ("v1",)
+            assert (owner.stats.writes, owner.stats.replica_writes) == (1, 1)
+            assert (owner.stats.reads, owner.stats.replica_reads) == (1, 1)
+
+            def broken(*args: Any) -> Any:
+                raise DynamoError("disk on fire")
+
+            owner.store.apply = broken  # type: ignore[method-assign]
+            with pytest.raises(QuorumNotReachedError) as write:
+                await cluster.put("solo", "v2", via=owner.node_id)
+            assert str(write.value) == (
+                f"write quorum not reached: 0 of 1 replicas answered, 1 required: "
+                f"{owner.node_id}: disk on fire"
+            )
+            owner.store.read = broken  # type: ignore[method-assign]
+            with pytest.raises(QuorumNotReachedError, match="read quorum not reached: 0 of 1"):
+                await cluster.get("solo", via=owner.node_id)
+            assert owner.stats.quorum_failures == 2
+
+    run_virtual(scenario())
