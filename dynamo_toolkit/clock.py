@@ -18,11 +18,13 @@ class SystemClock(Clock):
         return time.time()
 
     def monotonic(self) -> float:
-        """The running loop's clock (monotonic), or ``time.monotonic()`` outside a loop."""
-        try:
-            return asyncio.get_running_loop().time()
-        except RuntimeError:
-            return time.monotonic()
+        """``time.monotonic()``.
+
+        Not the running loop's ``time()``: finding the running loop costs a
+        ``getpid`` system call on Python 3.11, several times per request, and
+        nothing compares these readings with the loop's own timers.
+        """
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         """``asyncio.sleep``."""
