@@ -814,9 +814,9 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
             result["gets_per_s"] = asyncio.run(drive(addresses, read_keys, None, args.concurrency))
             result["per_node"] = {}
             for index, http in enumerate(https):
-                gauges = metrics(http)
+                scraped = metrics(http)
 
-                def delta(name: str, now: dict[str, float] = gauges, i: int = index) -> float:
+                def delta(name: str, now: dict[str, float] = scraped, i: int = index) -> float:
                     return now.get(name, 0.0) - before[i].get(name, 0.0)
 
                 lookups = delta("dtk_store_lookups_total")
@@ -827,8 +827,8 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
                     "memory_hit_ratio": (decoded + wrapper) / lookups if lookups else None,
                     "decoded_hit_ratio": decoded / lookups if lookups else None,
                     "cache_hit_ratio": wrapper / (lookups - decoded) if lookups > decoded else None,
-                    "cache_bytes": gauges.get("dtk_storage_cache_bytes"),
-                    "stored_keys": gauges.get("dtk_stored_keys"),
+                    "cache_bytes": scraped.get("dtk_storage_cache_bytes"),
+                    "stored_keys": scraped.get("dtk_stored_keys"),
                 }
         finally:
             if (directory / "cluster.json").exists():
@@ -845,6 +845,11 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
 
 def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _display(row: dict[str, Any]) -> str:
+    """How tables and plots name an engine row (a variant's own label if it has one)."""
+    return str(row.get("display", row["engine"]))
 
 
 def table(results: dict[str, Any]) -> str:
@@ -869,7 +874,7 @@ def table(results: dict[str, Any]) -> str:
             continue
         r = row["result"]
         lines += [
-            f"   * - ``{row.get('display', row['engine'])}``",
+            f"   * - ``{_display(row)}``",
             f"     - {row['durability']}",
             f"     - {_rate(r['puts_per_s'])}",
             f"     - {r['bytes_per_pair']:.0f}; {r['bytes_per_pair_reopened']:.0f}",
@@ -900,7 +905,7 @@ def table(results: dict[str, Any]) -> str:
         r = row["result"]
         o = r["raw"]["overhead"]
         lines += [
-            f"   * - ``{row.get('display', row['engine'])}``",
+            f"   * - ``{_display(row)}``",
             f"     - ``{r['raw']['binding']}``",
             f"     - {_rate(r['puts_per_s'])} / {_rate(r['raw']['puts_per_s'])}",
             f"     - **{o['load']:.2f}x**",
@@ -924,7 +929,7 @@ def table(results: dict[str, Any]) -> str:
         if row["kind"] == "sync":
             r = row["result"]
             lines += [
-                f"   * - ``{row.get('display', row['engine'])}``",
+                f"   * - ``{_display(row)}``",
                 f"     - {row['durability']}",
                 f"     - {r['pairs']:,}",
                 f"     - {_rate(r['puts_per_s'])}",
@@ -1043,9 +1048,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     rows = [row for row in results["engines"] if row["kind"] in ("engine", "codec")]
     labels = [
-        row.get("display", row["engine"])
-        if row["kind"] == "engine"
-        else f"{CODEC_ENGINE}+{row['codec']}"
+        _display(row) if row["kind"] == "engine" else f"{CODEC_ENGINE}+{row['codec']}"
         for row in rows
     ]
     colors = ["tab:blue" if row["kind"] == "engine" else "tab:green" for row in rows]

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from dynamo_toolkit.closing import AsyncClosing
 from dynamo_toolkit.cluster_state import MemberStatus
 from dynamo_toolkit.config import ComponentChoice, StoreConfig
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, NodeUnavailableError
@@ -44,7 +44,7 @@ def _members(nodes: int | Sequence[NodeInfo | str]) -> list[NodeInfo]:
     return members
 
 
-class Cluster:
+class Cluster(AsyncClosing):
     """Nodes sharing one network, driven from a test or a notebook."""
 
     def __init__(self, nodes: Sequence[Node], network: Network, config: StoreConfig) -> None:
@@ -219,17 +219,6 @@ class Cluster:
         for node in self.nodes.values():
             await node.close()
         await self.network.close()
-
-    async def __aenter__(self) -> Cluster:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- client API ----------------------------------------------------------------
 

@@ -49,7 +49,12 @@ class _Quorum:
     """
 
     def __init__(
-        self, contacted: int, needed: int, owners: dict[str, str], count_hinted: bool
+        self,
+        contacted: int,
+        needed: int,
+        owners: dict[str, str],
+        count_hinted: bool,
+        spares: list[tuple[str, str | None]] | None = None,
     ) -> None:
         self.contacted = contacted
         self.needed = needed
@@ -64,7 +69,7 @@ class _Quorum:
         # replies still possible could not reach ``needed`` without them. No
         # callback is kept here: a quorum referring to a closure that refers
         # back to it would be a cycle per request for the cyclic GC.
-        self.spares: list[tuple[str, str | None]] = []
+        self.spares: list[tuple[str, str | None]] = spares or []
         self.asked: list[str] = []
 
     @property
@@ -382,8 +387,7 @@ class Coordinator:
             # Stable sort: this node, then those up, then those reported down.
             ordered = sorted(targets, key=lambda t: 0 if t[0] == me else 2 if t[0] in down else 1)
             first, spares = ordered[:needed], ordered[needed:]
-        quorum = _Quorum(len(first), needed, owners, count_hinted)
-        quorum.spares = spares
+        quorum = _Quorum(len(first), needed, owners, count_hinted, spares)
         for target, owner in first:
             self._ask(quorum, make, target, owner)
         await quorum.wait_reached()

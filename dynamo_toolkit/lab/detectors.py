@@ -33,7 +33,14 @@ from dynamo_toolkit.lab.detector_sim import (
     run_swim,
     validate_passive,
 )
-from dynamo_toolkit.lab.output import emit, float_list, name_list, progress, suite_options
+from dynamo_toolkit.lab.output import (
+    emit,
+    float_list,
+    int_list,
+    name_list,
+    progress,
+    suite_options,
+)
 from dynamo_toolkit.lab.wars import Distribution, distribution_from_json
 
 __all__ = ["DETECTORS", "command", "load_delay", "measure", "validate_model"]
@@ -507,12 +514,7 @@ def command(
     per member per second that detection costs.
     """
     detectors = name_list(detector_text, DETECTORS, "--detectors")
-    try:
-        sizes = [int(part) for part in members.split(",") if part.strip()]
-    except ValueError as exc:
-        raise click.BadParameter(f"want integers, got {members!r}", param_hint="--members") from exc
-    if not sizes or any(n < 3 for n in sizes):
-        raise click.BadParameter("every cluster needs at least 3 members", param_hint="--members")
+    sizes = int_list(members, "--members", 3)  # an indirect probe needs a third member
     if not 0.0 <= loss < 1.0:
         raise click.BadParameter("--loss must be in [0, 1)")
     if not heartbeat_interval > 0 or not swim_probe_interval > 0:

@@ -86,14 +86,18 @@ def _parts(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def int_list(text: str, option: str, least: int = 1) -> list[int]:
-    """``"10,100"`` as integers, each at least ``least``; a clear error otherwise."""
+def _numbers(text: str, option: str, convert: Callable[[str], Any], what: str) -> list[Any]:
     try:
-        values = [int(part) for part in _parts(text)]
+        return [convert(part) for part in _parts(text)]
     except ValueError:
         raise click.BadParameter(
-            f"expected comma-separated integers, got {text!r}", param_hint=option
+            f"expected comma-separated {what}, got {text!r}", param_hint=option
         ) from None
+
+
+def int_list(text: str, option: str, least: int = 1) -> list[int]:
+    """``"10,100"`` as integers, each at least ``least``; a clear error otherwise."""
+    values: list[int] = _numbers(text, option, int, "integers")
     if not values or min(values) < least:
         raise click.BadParameter(f"expected integers >= {least}, got {text!r}", param_hint=option)
     return values
@@ -101,14 +105,8 @@ def int_list(text: str, option: str, least: int = 1) -> list[int]:
 
 def float_list(text: str, option: str, *, positive: bool = True) -> list[float]:
     """``"0.5,1"`` as finite numbers, all > 0 (``positive``) or all >= 0."""
-    try:
-        values = [float(part) for part in _parts(text)]
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated numbers, got {text!r}", param_hint=option
-        ) from None
-    floor_ok = [v > 0 if positive else v >= 0 for v in values]
-    if not values or not all(floor_ok) or not all(math.isfinite(v) for v in values):
+    values: list[float] = _numbers(text, option, float, "numbers")
+    if not values or any(not math.isfinite(v) or v < 0 or (positive and v == 0) for v in values):
         wanted = "positive" if positive else "non-negative"
         raise click.BadParameter(f"expected {wanted} numbers, got {text!r}", param_hint=option)
     return values

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from dynamo_toolkit.closing import AsyncClosing
 from dynamo_toolkit_server.native.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_ERROR_ID,
@@ -335,7 +336,7 @@ class _Down:
     reason: str
 
 
-class AsyncClient:
+class AsyncClient(AsyncClosing):
     """An asyncio client of one or more nodes' native servers.
 
     ``r`` and ``w`` are the default quorums of every request (``None``: the
@@ -454,17 +455,6 @@ class AsyncClient:
         connections, self._connections = list(self._connections.values()), {}
         for connection in connections:
             await connection.close()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- operations ----------------------------------------------------------------
 

@@ -4,13 +4,13 @@ listens, and ``async with`` that closes it."""
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Self
+
+from dynamo_toolkit.closing import AsyncClosing
 
 __all__ = ["ListeningServer"]
 
 
-class ListeningServer:
+class ListeningServer(AsyncClosing):
     """A front-end bound to one address; subclasses implement :meth:`close`."""
 
     _bound: tuple[str, int] = ("", 0)  # kept after close, for messages
@@ -35,18 +35,3 @@ class ListeningServer:
         """``host:port``, as clients take it (IPv6 hosts in brackets)."""
         host = self.host
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
-
-    async def close(self) -> None:
-        """Stop serving (each front-end says how)."""
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
