@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run demo bench test lint docs clean
+.PHONY: venv run demo bench test test-fast lint docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dynamo-toolkit needs Python 3.11 or newer")'
@@ -33,10 +33,15 @@ test: venv
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
 
+## test-fast: the suite without the tests that start real node processes (marker: live)
+test-fast: venv
+	$(BIN)/pytest -m "not live"
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -64,29 +64,6 @@ def demo(nodes: int, seed: int) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
-@main.group()
-def bench() -> None:
-    """Compare strategies on the same work (the strategy lab): one suite per component."""
-
-
-def _mount_suites() -> None:
-    import importlib
-    import pkgutil
-
-    import dynamo_toolkit.lab
-
-    for module in pkgutil.iter_modules(dynamo_toolkit.lab.__path__):
-        if module.name in ("output",) or module.name.startswith("_"):
-            continue
-        suite = importlib.import_module(f"dynamo_toolkit.lab.{module.name}")
-        command = getattr(suite, "command", None)
-        if isinstance(command, click.Command):
-            bench.add_command(command)
-
-
-_mount_suites()
-
-
 def run() -> None:
     """The ``dtk`` console script: plugins may add commands before it runs."""
     try:

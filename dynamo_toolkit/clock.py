@@ -33,7 +33,7 @@ class SystemClock(Clock):
 
 def clock_for_running_loop() -> Clock:
     """The clock that matches the running loop: virtual on a virtual-time loop."""
-    from dynamo_toolkit.testing.virtual_time import VirtualClock, VirtualTimeLoop
+    from dynamo_toolkit.virtual_time import VirtualClock, VirtualTimeLoop
 
     loop = asyncio.get_running_loop()
     if isinstance(loop, VirtualTimeLoop):

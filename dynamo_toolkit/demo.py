@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.errors import QuorumNotReachedError
-from dynamo_toolkit.testing import run_virtual
+from dynamo_toolkit.virtual_time import run_virtual
 
 __all__ = ["run_demo"]
 

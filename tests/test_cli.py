@@ -28,8 +28,8 @@ def test_plugins_json_lists_all_seven_interfaces() -> None:
     assert {"vector-clock", "lww"} <= set(payload["components"]["conflict_resolver"])
     for plugin in payload["plugins"]:
         assert plugin["version"]
-        # Every plugin provides components, except the server, which adds commands.
-        assert plugin["components"] or plugin["name"] == "reference-server"
+        # Every plugin provides components, except the server and the lab, which add commands.
+        assert plugin["components"] or plugin["name"] in ("reference-server", "strategy-lab")
 
 
 def test_plugins_table() -> None:

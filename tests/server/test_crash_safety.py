@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_faults_live import Writer
-from test_local_cluster import _free_base, _gone, _redis, dtk
+from testsupport.live import Writer, dtk, free_base, gone, redis_client
+
+pytestmark = pytest.mark.live  # real node processes
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "lmdb", "rocksdb"])
 def test_all_nodes_killed_lose_no_acknowledged_write(tmp_path: Path, engine: str) -> None:
-    base = _free_base(3)
+    base = free_base(3)
     up = ["cluster", "up", "--nodes", "3", "--dir", str(tmp_path), "--base-port", str(base)]
     up += ["--storage", engine, "--durability", "sync"]
     nodes = json.loads(dtk(*up, "--json").stdout)["nodes"]
@@ -26,7 +27,7 @@ def test_all_nodes_killed_lose_no_acknowledged_write(tmp_path: Path, engine: str
         for node in nodes:
             os.kill(node["pid"], signal.SIGKILL)
         for node in nodes:
-            while not _gone(node["pid"]):
+            while not gone(node["pid"]):
                 time.sleep(0.02)  # waiting for the kernel to end the processes
     finally:
         writer.stop()
@@ -36,7 +37,7 @@ def test_all_nodes_killed_lose_no_acknowledged_write(tmp_path: Path, engine: str
         # Restarting opens every engine file: a corrupt one would fail here.
         back = json.loads(dtk("cluster", "up", "--dir", str(tmp_path), "--json").stdout)
         assert all(node["running"] for node in back["nodes"])
-        client = _redis(back["nodes"][2]["resp"])
+        client = redis_client(back["nodes"][2]["resp"])
         missing = [k for k, v in acknowledged.items() if client.get(k) != v.encode()]
         client.close()
         assert not missing, (engine, len(missing), missing[:5])

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,45 +16,15 @@ from typing import Any
 
 import pytest
 import redis
+from testsupport.live import DTK, dtk, free_base, gone, redis_client
 
-DTK = [sys.executable, "-m", "dynamo_toolkit.cli"]
-
-
-def _free_base(nodes: int) -> int:
-    """A base port whose node ports (10 per node) are all free on 127.0.0.1."""
-    for base in range(21000, 60000, 100):
-        ports = [base + i * 10 + k for i in range(nodes) for k in range(4)]
-        ok = True
-        for port in ports:
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _gone(pid: int) -> bool:
-    """True once ``pid`` has exited (a zombie awaiting its reaper counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1].startswith("Z")
-    except FileNotFoundError:
-        return True
-
-
-def dtk(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``dtk`` as a user would."""
-    return subprocess.run([*DTK, *args], capture_output=True, text=True, timeout=120, check=check)
+pytestmark = pytest.mark.live  # real node processes
 
 
 @pytest.fixture(scope="module")
 def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Any]]]:
     directory = tmp_path_factory.mktemp("cluster")
-    base = _free_base(3)
+    base = free_base(3)
     out = dtk(
         "cluster", "up", "--nodes", "3", "--dir", str(directory), "--base-port", str(base), "--json"
     )
@@ -69,11 +38,6 @@ def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
                 os.kill(node["pid"], signal.SIGKILL)
 
 
-def _redis(address: str, **options: Any) -> redis.Redis:
-    host, port = address.rsplit(":", 1)
-    return redis.Redis(host=host, port=int(port), socket_timeout=10, **options)
-
-
 def test_up_reports_every_node(cluster_dir: tuple[Path, list[Any]]) -> None:
     _, nodes = cluster_dir
     assert [n["name"] for n in nodes] == ["n1", "n2", "n3"]
@@ -85,7 +49,7 @@ def test_up_reports_every_node(cluster_dir: tuple[Path, list[Any]]) -> None:
 
 def test_write_through_one_node_read_through_another(cluster_dir: tuple[Path, list[Any]]) -> None:
     _, nodes = cluster_dir
-    first, second, third = (_redis(n["resp"]) for n in nodes)
+    first, second, third = (redis_client(n["resp"]) for n in nodes)
     assert first.set("greeting", "hello") is True
     assert second.get("greeting") == b"hello"
     third.rpush("queue", "a", "b", "c")
@@ -133,11 +97,11 @@ def test_dtk_get_put_del(cluster_dir: tuple[Path, list[Any]]) -> None:
 def test_kill_one_node_and_bring_it_back(cluster_dir: tuple[Path, list[Any]]) -> None:
     directory, nodes = cluster_dir
     victim, survivor = nodes[0], nodes[1]
-    client = _redis(survivor["resp"])
+    client = redis_client(survivor["resp"])
     client.set("before", "1")
     os.kill(victim["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while not _gone(victim["pid"]) and time.monotonic() < deadline:
+    while not gone(victim["pid"]) and time.monotonic() < deadline:
         time.sleep(0.05)  # waiting for another process to die: no event to await
     # R=W=2 through the two survivors, before and after their detectors notice.
     for round_ in range(5):
@@ -148,7 +112,7 @@ def test_kill_one_node_and_bring_it_back(cluster_dir: tuple[Path, list[Any]]) ->
     assert [n["running"] for n in status] == [False, True, True]
     restarted = json.loads(dtk("cluster", "up", "--dir", str(directory), "--json").stdout)["nodes"]
     assert all(n["running"] for n in restarted)
-    back = _redis(restarted[0]["resp"])
+    back = redis_client(restarted[0]["resp"])
     assert back.get("during-4") == b"4"
     assert back.get("before") == b"1"
     nodes[0]["pid"] = restarted[0]["pid"]
@@ -166,14 +130,14 @@ def test_kill_one_node_and_bring_it_back(cluster_dir: tuple[Path, list[Any]]) ->
 
 
 def test_down_leaves_no_process(tmp_path: Path) -> None:
-    base = _free_base(2)
+    base = free_base(2)
     out = dtk(
         "cluster", "up", "--nodes", "2", "--dir", str(tmp_path), "--base-port", str(base), "--json"
     )
     pids = [n["pid"] for n in json.loads(out.stdout)["nodes"]]
     assert "stopped: n1, n2" in dtk("cluster", "down", "--dir", str(tmp_path)).stdout
     for pid in pids:
-        assert _gone(pid), f"node process {pid} still runs"
+        assert gone(pid), f"node process {pid} still runs"
     # Graceful stop: each node logged that it flushed and closed its storage.
     for name in ("n1", "n2"):
         log = (tmp_path / name / "node.log").read_text()
@@ -181,11 +145,11 @@ def test_down_leaves_no_process(tmp_path: Path) -> None:
 
 
 def test_data_survives_a_full_restart(tmp_path: Path) -> None:
-    base = _free_base(2)
+    base = free_base(2)
     up = ["cluster", "up", "--nodes", "2", "--dir", str(tmp_path), "--base-port", str(base)]
     nodes = json.loads(dtk(*up, "--json").stdout)["nodes"]
     try:
-        client = _redis(nodes[0]["resp"])
+        client = redis_client(nodes[0]["resp"])
         client.set("durable", "yes")
         client.rpush("durable-list", "a", "b")
         client.close()
@@ -193,7 +157,7 @@ def test_data_survives_a_full_restart(tmp_path: Path) -> None:
         # Every node stopped: what comes back can only come from their disks.
         up_again = dtk("cluster", "up", "--dir", str(tmp_path), "--json")
         nodes = json.loads(up_again.stdout)["nodes"]
-        client = _redis(nodes[1]["resp"])
+        client = redis_client(nodes[1]["resp"])
         assert client.get("durable") == b"yes"
         assert client.lrange("durable-list", 0, -1) == [b"a", b"b"]
         client.close()
@@ -202,7 +166,7 @@ def test_data_survives_a_full_restart(tmp_path: Path) -> None:
 
 
 def test_busy_port_is_a_clear_error_and_leaves_no_plan(tmp_path: Path) -> None:
-    base = _free_base(1)
+    base = free_base(1)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", base + 1))  # the node's RESP port
         squatter.listen()
@@ -269,7 +233,7 @@ def _lines_until(stream: Any, marker: str, limit: int = 200) -> list[str]:
 
 def test_cluster_run_prints_commands_that_work_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     """`make run`'s job: the connect lines it prints run as printed; SIGINT stops every node."""
-    base = _free_base(2)
+    base = free_base(2)
     run = subprocess.Popen(
         [*DTK, "cluster", "run", "--nodes", "2", "--dir", str(tmp_path), "--base-port", str(base)],
         stdout=subprocess.PIPE,
@@ -300,7 +264,7 @@ def test_cluster_run_prints_commands_that_work_and_ctrl_c_stops_it(tmp_path: Pat
         out, _ = run.communicate(timeout=60)
         assert run.returncode == 0
         assert "stopped: n1, n2" in out
-        assert all(_gone(pid) for pid in pids)
+        assert all(gone(pid) for pid in pids)
     finally:
         if run.poll() is None:
             run.kill()

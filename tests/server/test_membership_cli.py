@@ -7,13 +7,16 @@ import os
 import signal
 from pathlib import Path
 
-from test_local_cluster import _free_base, _gone, _redis, dtk
+import pytest
+from testsupport.live import dtk, free_base, gone, redis_client
+
+pytestmark = pytest.mark.live  # real node processes
 
 KEYS = [f"member-key-{i}" for i in range(120)]
 
 
 def _read_all(address: str) -> None:
-    client = _redis(address)
+    client = redis_client(address)
     try:
         for index, key in enumerate(KEYS):
             assert client.get(key) == str(index).encode(), key
@@ -22,11 +25,11 @@ def _read_all(address: str) -> None:
 
 
 def test_join_leave_and_replace(tmp_path: Path) -> None:
-    base = _free_base(6)
+    base = free_base(6)
     up = ["cluster", "up", "--nodes", "3", "--dir", str(tmp_path), "--base-port", str(base)]
     nodes = json.loads(dtk(*up, "--json").stdout)["nodes"]
     try:
-        client = _redis(nodes[0]["resp"])
+        client = redis_client(nodes[0]["resp"])
         for index, key in enumerate(KEYS):
             client.set(key, str(index))
         client.close()
@@ -49,12 +52,12 @@ def test_join_leave_and_replace(tmp_path: Path) -> None:
         n4 = next(n for n in status["nodes"] if n["name"] == "n4")
         _read_all(n4["resp"])
         n1 = next(n for n in status["nodes"] if n["name"] == "n1")
-        strict = _redis(n1["resp"])
+        strict = redis_client(n1["resp"])
         strict.execute_command("DTK.CONSISTENCY", 3, 3)  # every replica, n4 included
         for key in KEYS[:20]:
             assert strict.set(key, "again")
         strict.close()
-        client = _redis(n4["resp"])
+        client = redis_client(n4["resp"])
         for index, key in enumerate(KEYS[:20]):
             client.set(key, str(index))
         client.close()
@@ -80,4 +83,4 @@ def test_join_leave_and_replace(tmp_path: Path) -> None:
     finally:
         dtk("cluster", "down", "--dir", str(tmp_path), check=False)
     for node in nodes:
-        assert _gone(node["pid"])
+        assert gone(node["pid"])

@@ -28,6 +28,8 @@ if shutil.which("ip") is None:
 
 from netns_lab import Lab, LabError, Nodes
 
+pytestmark = pytest.mark.live  # real node processes
+
 NODES = ("n1", "n2", "n3", "n4")
 CLIENT = "client"
 DRIVER = str(Path(__file__).with_name("netns_lab.py"))

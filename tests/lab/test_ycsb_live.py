@@ -11,17 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_local_cluster import _free_base, dtk
+from testsupport.live import dtk, free_base
 
-from dynamo_toolkit.lab.ycsb_workloads import FIELD_COUNT, FIELD_LENGTH, key_name, record_write
+from dynamo_toolkit_lab.ycsb_workloads import FIELD_COUNT, FIELD_LENGTH, key_name, record_write
 from dynamo_toolkit_server.client import Client
+
+pytestmark = pytest.mark.live  # real node processes
 
 
 @pytest.fixture(scope="module")
 def native(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """A 3-node cluster (N=3, R=W=2, memory engine); yields the native addresses."""
     directory = tmp_path_factory.mktemp("ycsb-cluster")
-    base = _free_base(3)
+    base = free_base(3)
     up = ["cluster", "up", "--nodes", "3", "--dir", str(directory), "--base-port", str(base)]
     nodes = json.loads(dtk(*up, "--storage", "memory", "--json").stdout)["nodes"]
     try:
@@ -84,7 +86,7 @@ def test_a_configuration_with_another_n_is_refused(native: list[str]) -> None:
 
 
 def test_an_unreachable_target_is_reported(tmp_path: Path) -> None:
-    port = _free_base(1)
+    port = free_base(1)
     out = dtk(
         "bench", "ycsb", "--target", f"127.0.0.1:{port}", "--records", "5",
         "--operations", "5", "--timeout", "1", check=False,

@@ -14,9 +14,11 @@ import msgpack
 import pytest
 from click.testing import CliRunner
 
-from dynamo_toolkit.lab import ycsb
-from dynamo_toolkit.lab.ycsb import Read, Runner, RunSpec, command, parse_configs
-from dynamo_toolkit.lab.ycsb_workloads import (
+from dynamo_toolkit.testing import run_virtual
+from dynamo_toolkit.values import DEFAULT_MAX_PAIR_BYTES
+from dynamo_toolkit_lab import ycsb
+from dynamo_toolkit_lab.ycsb import Read, Runner, RunSpec, command, parse_configs
+from dynamo_toolkit_lab.ycsb_workloads import (
     FIELD_COUNT,
     FIELD_LENGTH,
     OPERATION_KINDS,
@@ -36,8 +38,6 @@ from dynamo_toolkit.lab.ycsb_workloads import (
     record_write,
     zeta,
 )
-from dynamo_toolkit.testing import run_virtual
-from dynamo_toolkit.values import DEFAULT_MAX_PAIR_BYTES
 
 # -- the published mixes ------------------------------------------------------------
 

@@ -7,7 +7,7 @@ sensitivity knob of each failure detector (``timeout``: the timeout;
 member after a measured window of normal operation, and reports per setting:
 how long the other members take to consider it unavailable, how often they
 wrongly suspected a live member, and the messages per member per second the
-detection costs. The engines are in :mod:`dynamo_toolkit.lab.detector_sim`;
+detection costs. The engines are in :mod:`dynamo_toolkit_lab.detector_sim`;
 ``docs/lab/detectors.rst`` describes the design and the JSON fields.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from dynamo_toolkit.lab.detector_sim import (
+from dynamo_toolkit_lab.detector_sim import (
     DELAY_PRESETS,
     Measurement,
     Normal,
@@ -33,7 +33,7 @@ from dynamo_toolkit.lab.detector_sim import (
     run_swim,
     validate_passive,
 )
-from dynamo_toolkit.lab.output import (
+from dynamo_toolkit_lab.output import (
     emit,
     float_list,
     int_list,
@@ -41,7 +41,7 @@ from dynamo_toolkit.lab.output import (
     progress,
     suite_options,
 )
-from dynamo_toolkit.lab.wars import Distribution, distribution_from_json
+from dynamo_toolkit_lab.wars import Distribution, distribution_from_json
 
 __all__ = ["DETECTORS", "command", "load_delay", "measure", "validate_model"]
 
@@ -54,7 +54,7 @@ def load_delay(spec: str) -> tuple[str, str, Distribution]:
     """``(name, description, distribution in ms)`` of a preset or a JSON file.
 
     The file holds one distribution in the form of
-    :func:`dynamo_toolkit.lab.wars.distribution_from_json`, or
+    :func:`dynamo_toolkit_lab.wars.distribution_from_json`, or
     ``{"type": "normal", "mean": ms, "sd": ms}``.
     """
     try:

@@ -14,10 +14,12 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from lab_cli import run_suite
+from testsupport.lab import run_suite
 
-from dynamo_toolkit.lab import detector_sim
-from dynamo_toolkit.lab.detector_sim import (
+from dynamo_toolkit.messages import Heartbeat
+from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit_lab import detector_sim
+from dynamo_toolkit_lab.detector_sim import (
     Normal,
     Scenario,
     Setting,
@@ -27,10 +29,8 @@ from dynamo_toolkit.lab.detector_sim import (
     run_passive,
     run_swim,
 )
-from dynamo_toolkit.lab.detectors import command, load_delay
-from dynamo_toolkit.lab.wars import Constant
-from dynamo_toolkit.messages import Heartbeat
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit_lab.detectors import command, load_delay
+from dynamo_toolkit_lab.wars import Constant
 
 FIELDS = {
     "detector",

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from lab_cli import run_suite
+from testsupport.lab import run_suite
 
-from dynamo_toolkit.lab.anti_entropy import (
+from dynamo_toolkit_lab.anti_entropy import (
     KINDS,
     command,
     crossover_estimate,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from lab_cli import run_suite
+from testsupport.lab import run_suite
 
-from dynamo_toolkit.lab.partitioners import command, load_stats, moved_fraction
 from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit_lab.partitioners import command, load_stats, moved_fraction
 from dynamo_toolkit_plugins.partitioning.fixed_q import FixedQPartitioner, quotas
 
 FIELDS = {

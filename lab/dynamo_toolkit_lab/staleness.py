@@ -1,7 +1,7 @@
 """Suite ``staleness``: how often a partial quorum reads the latest write (PBS/WARS).
 
 ``dtk bench staleness --n 3 --r 1 --w 1 --t 0,1,5,10 --latency LNKD-SSD``
-runs the WARS Monte Carlo of :mod:`dynamo_toolkit.lab.wars` (Bailis et al.,
+runs the WARS Monte Carlo of :mod:`dynamo_toolkit_lab.wars` (Bailis et al.,
 VLDB 2012). ``--validate`` also runs the real coordinator on a 5-node
 simulated cluster on virtual time, with every message delayed by a draw from
 the model's leg for that message, and reports measured against modelled.
@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from dynamo_toolkit.lab.output import emit, float_list, suite_options
-from dynamo_toolkit.lab.wars import PRESETS, WarsModel, model_from_json, preset, simulate
+from dynamo_toolkit_lab.output import emit, float_list, suite_options
+from dynamo_toolkit_lab.wars import PRESETS, WarsModel, model_from_json, preset, simulate
 
 __all__ = ["command", "load_model", "measure_cluster"]
 
@@ -112,7 +112,7 @@ def measure_cluster(
     then the cluster settles so nothing in flight leaks into the next trial.
     """
     from dynamo_toolkit.cluster import Cluster
-    from dynamo_toolkit.testing import run_virtual
+    from dynamo_toolkit.virtual_time import run_virtual
 
     latency = _LegLatency(model)
     config = {

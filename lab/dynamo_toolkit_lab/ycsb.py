@@ -21,7 +21,7 @@ replica of the key forwards a write to a replica, which coordinates it
 that off in the simulated cluster, to show what forwarding prevents.
 
 The generators (mixes, zipfian, latest, uniform, scan lengths, records) are in
-:mod:`dynamo_toolkit.lab.ycsb_workloads`. How the operations map onto a
+:mod:`dynamo_toolkit_lab.ycsb_workloads`. How the operations map onto a
 Dynamo store:
 
 * read: a get. The client keeps the context it got, per key.
@@ -62,8 +62,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import click
 
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, QuorumNotReachedError
-from dynamo_toolkit.lab.output import emit, progress, suite_options
-from dynamo_toolkit.lab.ycsb_workloads import (
+from dynamo_toolkit_lab.output import emit, progress, suite_options
+from dynamo_toolkit_lab.ycsb_workloads import (
     OPERATION_KINDS,
     WORKLOADS,
     InsertSequence,
@@ -527,7 +527,7 @@ class _LegLatency:
     """
 
     def __init__(self, name: str) -> None:
-        from dynamo_toolkit.lab.wars import preset
+        from dynamo_toolkit_lab.wars import preset
 
         model = preset(name)
         self.legs = {"W": model.w, "A": model.a, "R": model.r, "S": model.s}
@@ -610,7 +610,7 @@ def run_simulated(
     ``forward_writes`` sets the store's option of that name (None: its default).
     """
     from dynamo_toolkit.cluster import Cluster
-    from dynamo_toolkit.testing import run_virtual
+    from dynamo_toolkit.virtual_time import run_virtual
 
     config = _store_config(spec, heartbeat_interval, forward_writes)
     leg_latency = _LegLatency(latency) if latency != "uniform" else None

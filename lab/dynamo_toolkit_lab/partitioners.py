@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dynamo_toolkit.lab.output import emit, int_list, progress, suite_options
+from dynamo_toolkit_lab.output import emit, int_list, progress, suite_options
 
 if TYPE_CHECKING:
     from dynamo_toolkit.interfaces.partitioner import OwnershipTable, Partitioner
@@ -48,36 +48,12 @@ _SPACE = 1 << 64
 Factory = Callable[..., "Partitioner"]
 
 
-def _fallback_factories() -> dict[str, Factory]:
-    """The built-in classes, for names the plugin host does not register (yet)."""
-    from dynamo_toolkit_plugins.partitioning.bounded_load import BoundedLoadPartitioner
-    from dynamo_toolkit_plugins.partitioning.fixed_q import FixedQPartitioner
-    from dynamo_toolkit_plugins.partitioning.jump import JumpPartitioner
-    from dynamo_toolkit_plugins.partitioning.maglev import MaglevPartitioner
-    from dynamo_toolkit_plugins.partitioning.rendezvous import RendezvousPartitioner
-    from dynamo_toolkit_plugins.partitioning.ring import RingPartitioner
-
-    return {
-        "ring": RingPartitioner,
-        "fixed-q": FixedQPartitioner,
-        "rendezvous": RendezvousPartitioner,
-        "jump": JumpPartitioner,
-        "maglev": MaglevPartitioner,
-        "bounded-load": BoundedLoadPartitioner,
-    }
-
-
 def available_factories() -> dict[str, Factory]:
-    """Every registered partitioner, plus the built-in classes not registered yet."""
-    from dynamo_toolkit.errors import DynamoError
+    """Every partitioner the plugin host registers, by name."""
     from dynamo_toolkit.plugin_manager import load_plugins
 
-    factories = _fallback_factories()
-    try:
-        registry = load_plugins().registry
-    except DynamoError as exc:  # a broken plugin must not stop the bench
-        click.echo(f"warning: plugins not loaded: {exc}", err=True)
-        return factories
+    registry = load_plugins().registry
+    factories: dict[str, Factory] = {}
     for name in registry.names("partitioner"):
 
         def build(_name: str = name, **params: Any) -> Partitioner:

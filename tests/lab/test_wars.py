@@ -9,11 +9,12 @@ import math
 import random
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from dynamo_toolkit.lab.staleness import command
-from dynamo_toolkit.lab.wars import (
+from dynamo_toolkit_lab.staleness import command
+from dynamo_toolkit_lab.wars import (
     PRESETS,
     Constant,
     Exponential,
@@ -261,9 +262,9 @@ def test_cli_rejects_unknown_latency() -> None:
 
 
 def test_suite_is_mounted_under_bench() -> None:
-    from dynamo_toolkit.cli import bench
+    from dynamo_toolkit_lab.plugin import bench
 
-    assert "staleness" in bench.commands
+    assert bench.get_command(click.Context(bench), "staleness") is command
 
 
 def test_percentile_is_nearest_rank() -> None:

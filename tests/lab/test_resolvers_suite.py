@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from lab_cli import run_suite
+from testsupport.lab import run_suite
 
-from dynamo_toolkit.lab.resolvers import STRATEGIES, command, run_strategy
+from dynamo_toolkit_lab.resolvers import STRATEGIES, command, run_strategy
 
 SERIES_FIELDS = {
     "round",

@@ -48,7 +48,7 @@ from typing import Any
 import click
 import msgpack
 
-from dynamo_toolkit.lab.output import emit, progress, suite_options
+from dynamo_toolkit_lab.output import emit, progress, suite_options
 
 __all__ = ["ROUTES", "STRATEGIES", "command", "run_strategy", "run_suite", "strategy_component"]
 
@@ -170,8 +170,8 @@ def run_strategy(
     from dynamo_toolkit.cluster import Cluster
     from dynamo_toolkit.config import ComponentChoice, StoreConfig
     from dynamo_toolkit.errors import DynamoError
-    from dynamo_toolkit.testing import run_virtual
     from dynamo_toolkit.values import encode_key
+    from dynamo_toolkit.virtual_time import run_virtual
 
     name, params = strategy_component(strategy, max_entries)
     store = StoreConfig() if forward_writes is None else StoreConfig(forward_writes=forward_writes)

@@ -22,8 +22,8 @@ import math
 
 import pytest
 
-from dynamo_toolkit.lab.staleness import measure_cluster
-from dynamo_toolkit.lab.wars import PRESETS, simulate
+from dynamo_toolkit_lab.staleness import measure_cluster
+from dynamo_toolkit_lab.wars import PRESETS, simulate
 
 MODEL_TRIALS = 100_000
 

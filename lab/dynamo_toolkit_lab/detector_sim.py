@@ -46,7 +46,10 @@ import msgpack
 
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.interfaces import ActiveFailureDetector, FailureDetector, Prober
-from dynamo_toolkit.lab.wars import (
+from dynamo_toolkit.messages import Heartbeat, Ping, PingAck, PingReq
+from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit.wire import encode_message
+from dynamo_toolkit_lab.wars import (
     Distribution,
     Exponential,
     Pareto,
@@ -55,9 +58,6 @@ from dynamo_toolkit.lab.wars import (
     percentile,
     preset,
 )
-from dynamo_toolkit.messages import Heartbeat, Ping, PingAck, PingReq
-from dynamo_toolkit.registry import ComponentRegistry
-from dynamo_toolkit.wire import encode_message
 
 __all__ = [
     "DELAY_PRESETS",
@@ -728,7 +728,7 @@ def run_swim(
     advance: Callable[[], None] = lambda: None,
 ) -> Measurement:
     """Measure ``swim`` with ``setting`` on ``scenario``; see the module docstring."""
-    from dynamo_toolkit.testing import run_virtual
+    from dynamo_toolkit.virtual_time import run_virtual
 
     result = Measurement(setting, scenario.members)
     for trial in range(trials):
@@ -796,7 +796,7 @@ def validate_passive(
     node's detector is wrapped so that the mistakes can be counted as in the
     model; the message counts are all the traffic between nodes.
     """
-    from dynamo_toolkit.testing import run_virtual
+    from dynamo_toolkit.virtual_time import run_virtual
 
     results = []
     for setting in settings:

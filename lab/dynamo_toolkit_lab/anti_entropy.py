@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dynamo_toolkit.lab.output import emit, int_list, name_list, progress, suite_options
+from dynamo_toolkit_lab.output import emit, int_list, name_list, progress, suite_options
 
 if TYPE_CHECKING:
     from dynamo_toolkit.cluster import Cluster
@@ -358,7 +358,7 @@ def measure_case(
     """Run one exchange between two replicas and return what crossed the network."""
     from dynamo_toolkit.anti_entropy_exchange import exchange
     from dynamo_toolkit.cluster import Cluster
-    from dynamo_toolkit.testing import run_virtual
+    from dynamo_toolkit.virtual_time import run_virtual
 
     meter = _Meter()
 
