@@ -47,9 +47,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dynamo_toolkit_lab.output import emit, int_list, name_list, progress, suite_options
+from dynamo_toolkit_lab.traffic import ObservableNetwork, frame_bytes, observable
 
 if TYPE_CHECKING:
     from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit_plugins.transport.simulated import Packet
 
 __all__ = [
     "KINDS",
@@ -72,7 +74,6 @@ RECORDS_BATCH = 256
 #: Leaves a merkle shape may have (the plugin refuses more).
 MAX_LEAVES = 1 << 24
 #: Frame kinds as the ``tcp`` transport numbers them.
-_FRAME_KIND = {"req": 0, "rep": 1, "err": 2, "msg": 3}
 _PHASES = ("compare", "repair", "verify")
 _INITIATOR, _PEER = "a", "b"
 
@@ -232,7 +233,7 @@ def crossover_estimate(
 
 
 class _Meter:
-    """Wraps the simulated network's ``transmit`` to size and file the exchange's packets."""
+    """Observes the simulated network to size and file the exchange's packets."""
 
     def __init__(self) -> None:
         self.recording = False
@@ -244,15 +245,10 @@ class _Meter:
             for phase in _PHASES
         }
 
-    def install(self, network: Any) -> None:
-        import msgpack
-
+    def install(self, network: ObservableNetwork) -> None:
         from dynamo_toolkit.messages import RecordsQuery, ReplicaWrite, TreeQuery
-        from dynamo_toolkit.wire import encode_message
 
-        original = network.transmit
-
-        def transmit(source: str, dest: str, packet: Any) -> None:
+        def observe(source: str, dest: str, packet: Packet) -> None:
             if self.recording:
                 body, kind = packet.body, packet.kind
                 phase = None
@@ -274,15 +270,12 @@ class _Meter:
                     if phase is not None:
                         self.in_flight -= 1
                 if phase is not None:
-                    wire = body if kind == "err" else encode_message(body)
-                    frame = [_FRAME_KIND[kind], packet.request_id, wire]
-                    size = len(msgpack.packb(frame, use_bin_type=True))
+                    size = frame_bytes(kind, packet.request_id, body)
                     side = "bytes_sent" if source == _INITIATOR else "bytes_received"
                     self.counts[phase][side] += size
                     self.counts[phase]["messages"] += 1
-            original(source, dest, packet)
 
-        network.transmit = transmit
+        network.add_observer(observe)
 
 
 def _config(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -371,7 +364,7 @@ def measure_case(
             mine = cluster.node(_INITIATOR).store.digest(partition)
             theirs = cluster.node(_PEER).store.digest(partition)
             differing = len(mine.diff(theirs))
-            meter.install(cluster.network)
+            meter.install(observable(cluster.network))
             meter.recording = True
             stats, in_sync = await exchange(cluster.node(_INITIATOR), partition, _PEER)
             meter.recording = False

@@ -40,15 +40,13 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import msgpack
+from typing import TYPE_CHECKING, Any
 
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.interfaces import ActiveFailureDetector, FailureDetector, Prober
 from dynamo_toolkit.messages import Heartbeat, Ping, PingAck, PingReq
 from dynamo_toolkit.registry import ComponentRegistry
-from dynamo_toolkit.wire import encode_message
+from dynamo_toolkit_lab.traffic import ObservableNetwork, frame_bytes, observable
 from dynamo_toolkit_lab.wars import (
     Distribution,
     Exponential,
@@ -59,6 +57,9 @@ from dynamo_toolkit_lab.wars import (
     preset,
 )
 
+if TYPE_CHECKING:
+    from dynamo_toolkit_plugins.transport.simulated import Packet
+
 __all__ = [
     "DELAY_PRESETS",
     "Measurement",
@@ -67,7 +68,6 @@ __all__ = [
     "Scenario",
     "Setting",
     "delay_preset",
-    "frame_bytes",
     "onset",
     "run_passive",
     "run_swim",
@@ -76,7 +76,6 @@ __all__ = [
 
 #: Frame kinds of the ``tcp`` transport (``[kind, request_id, body]``), used to
 #: count the bytes a message would take there.
-_FRAME_KIND = {"req": 0, "rep": 1, "err": 2, "msg": 3}
 
 # Suspicion onsets are located to within this many seconds: far below any
 # delay or timeout of interest, and reached in ~30 halvings.
@@ -281,12 +280,6 @@ def onset(available: Callable[[float], bool], lo: float, hi: float) -> float:
     return hi
 
 
-def frame_bytes(kind: str, request_id: int, body: object) -> int:
-    """Bytes of a message framed as the ``tcp`` transport frames it (msgpack)."""
-    wire: object = body if kind == "err" else encode_message(body)
-    return len(msgpack.packb([_FRAME_KIND[kind], request_id, wire], use_bin_type=True))
-
-
 # -- passive detectors: heartbeat streams ---------------------------------------------
 
 
@@ -464,19 +457,17 @@ def _latency(delay: Distribution) -> Callable[[random.Random], float]:
 
 
 def _count_traffic(
-    network: Any, result: Measurement, since: float, until: Callable[[], float]
+    network: ObservableNetwork, result: Measurement, since: float, until: Callable[[], float]
 ) -> None:
     """Count the messages and bytes ``network`` carries from ``since`` until ``until()``."""
-    original = network.transmit
     loop = asyncio.get_running_loop()
 
-    def transmit(source: str, dest: str, packet: Any) -> None:
+    def observe(source: str, dest: str, packet: Packet) -> None:
         if since <= loop.time() < until():
             result.messages += 1
             result.bytes += frame_bytes(packet.kind, packet.request_id, packet.body)
-        original(source, dest, packet)
 
-    network.transmit = transmit
+    network.add_observer(observe)
 
 
 # -- SWIM: the real detector over the simulated network ---------------------------------
@@ -834,7 +825,7 @@ async def _cluster_trial(
     ) as cluster:
         for node in cluster.nodes.values():
             node.detector = _Recorder(node.detector, node.node_id, ledger)
-        _count_traffic(cluster.network, result, scenario.warmup, lambda: crash_at)
+        _count_traffic(observable(cluster.network), result, scenario.warmup, lambda: crash_at)
         await asyncio.sleep(crash_at - loop.time())
         victim = rng.choice(sorted(cluster.nodes))
         inner = {node_id: _inner(node.detector) for node_id, node in cluster.nodes.items()}

@@ -13,12 +13,16 @@ import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dynamo_toolkit_lab.output import emit, float_list, suite_options
+from dynamo_toolkit_lab.traffic import ObservableNetwork, observable
 from dynamo_toolkit_lab.wars import PRESETS, WarsModel, model_from_json, preset, simulate
+
+if TYPE_CHECKING:
+    from dynamo_toolkit_plugins.transport.simulated import Packet
 
 __all__ = ["command", "load_model", "measure_cluster"]
 
@@ -46,7 +50,7 @@ class _LegLatency:
     """The simulated network's ``latency(rng)``, drawing from the leg being sent.
 
     The kernel's latency callable sees only the network's rng, so the
-    network's ``transmit`` is wrapped (on the instance, no kernel edit) to note
+    network is observed (:meth:`SimulatedNetwork.add_observer`) to note
     which WARS leg the packet is — a ReplicaWrite request (W), its Ack (A), a
     ReplicaRead request (R), its reply (S) — just before the delay is drawn.
     Every other message (heartbeats, gossip) draws from the W leg. With a WAN
@@ -71,12 +75,10 @@ class _LegLatency:
                 delay += model.wan_delay
         return delay / 1000.0  # ms -> s
 
-    def install(self, network: Any) -> None:
+    def install(self, network: ObservableNetwork) -> None:
         from dynamo_toolkit.messages import Ack, ReplicaRead, ReplicaReadReply, ReplicaWrite
 
-        original = network.transmit
-
-        def transmit(source: str, dest: str, packet: Any) -> None:
+        def observe(source: str, dest: str, packet: Packet) -> None:
             body = packet.body
             self.replica = ""
             if packet.kind == "req" and isinstance(body, ReplicaWrite):
@@ -89,9 +91,8 @@ class _LegLatency:
                 self.leg, self.replica = "A", source
             else:
                 self.leg = "W"
-            original(source, dest, packet)
 
-        network.transmit = transmit
+        network.add_observer(observe)
 
 
 def measure_cluster(
@@ -134,7 +135,7 @@ def measure_cluster(
         async with await Cluster.start(
             nodes, config, transport="simulated", seed=seed, latency=latency
         ) as cluster:
-            latency.install(cluster.network)
+            latency.install(observable(cluster.network))
             for trial in range(trials):
                 for k, t in enumerate(t_ms):
                     key = f"pbs:{trial}:{k}"

@@ -63,6 +63,7 @@ import click
 
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, QuorumNotReachedError
 from dynamo_toolkit_lab.output import emit, progress, suite_options
+from dynamo_toolkit_lab.traffic import ObservableNetwork, observable
 from dynamo_toolkit_lab.ycsb_workloads import (
     OPERATION_KINDS,
     WORKLOADS,
@@ -78,6 +79,7 @@ from dynamo_toolkit_lab.ycsb_workloads import (
 if TYPE_CHECKING:
     from dynamo_toolkit.cluster import Cluster
     from dynamo_toolkit.node import Node
+    from dynamo_toolkit_plugins.transport.simulated import Packet
 
 __all__ = [
     "LATENCY_MODELS",
@@ -521,9 +523,8 @@ class _LegLatency:
     ReplicaRead requests from R, their replies from S; other traffic
     (heartbeats, gossip) from W. A forwarded write and its reply draw from R
     and S, as the client's own hop does: they relay a request and write
-    nothing to disk, which the W and A legs include. The network's
-    ``transmit`` is wrapped on the instance to note the leg just before the
-    delay is drawn.
+    nothing to disk, which the W and A legs include. An observer of the
+    network notes the leg just before the delay is drawn.
     """
 
     def __init__(self, name: str) -> None:
@@ -541,7 +542,7 @@ class _LegLatency:
         request, reply = self.legs["R"].sampler(rng), self.legs["S"].sampler(rng)
         return (lambda: request() / 1000.0), (lambda: reply() / 1000.0)
 
-    def install(self, network: Any) -> None:
+    def install(self, network: ObservableNetwork) -> None:
         from dynamo_toolkit.messages import (
             Ack,
             ForwardedWrite,
@@ -550,9 +551,7 @@ class _LegLatency:
             ReplicaReadReply,
         )
 
-        original = network.transmit
-
-        def transmit(source: str, dest: str, packet: Any) -> None:
+        def observe(source: str, dest: str, packet: Packet) -> None:
             body = packet.body
             if packet.kind == "req" and isinstance(body, ReplicaRead | ForwardedWrite):
                 self.leg = "R"
@@ -562,9 +561,8 @@ class _LegLatency:
                 self.leg = "A"
             else:
                 self.leg = "W"  # ReplicaWrite requests and all other traffic
-            original(source, dest, packet)
 
-        network.transmit = transmit
+        network.add_observer(observe)
 
 
 # -- running ------------------------------------------------------------------------
@@ -622,7 +620,7 @@ def run_simulated(
         started = time.perf_counter()
         try:
             if leg_latency is not None:
-                leg_latency.install(cluster.network)
+                leg_latency.install(observable(cluster.network))
             loop = asyncio.get_running_loop()
             stream = OperationStream(
                 WORKLOADS[workload],

@@ -24,12 +24,12 @@ from dynamo_toolkit_lab.detector_sim import (
     Scenario,
     Setting,
     delay_preset,
-    frame_bytes,
     onset,
     run_passive,
     run_swim,
 )
 from dynamo_toolkit_lab.detectors import command, load_delay
+from dynamo_toolkit_lab.traffic import frame_bytes
 from dynamo_toolkit_lab.wars import Constant
 
 FIELDS = {

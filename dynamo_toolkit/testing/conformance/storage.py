@@ -61,8 +61,6 @@ def _assert_len(engine: StorageEngine, expected: int) -> None:
     # An engine that only estimates its size (exact_len false) is not held to it.
     if engine.exact_len:
         assert len(engine) == expected
-    else:
-        assert len(engine) >= 0
 
 
 def _assert_matches(engine: StorageEngine, model: Model) -> None:

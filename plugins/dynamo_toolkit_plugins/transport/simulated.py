@@ -8,6 +8,13 @@ event loop's timers, so on a :class:`~dynamo_toolkit.testing.VirtualTimeLoop`
 the same seed replays the same run exactly, faster than real time.
 A stopped node behaves like a crashed machine: messages to it vanish and
 requests time out.
+
+The network can be watched: :meth:`SimulatedNetwork.add_observer` registers a
+callable that sees every :class:`Packet` handed to the network (source,
+destination, kind, request id, message), before its loss, duplication and
+delay are drawn. The strategy lab counts bytes and round trips this way and
+steers per-leg latency models; a test can record traffic. Observers must not
+send messages themselves.
 """
 
 from __future__ import annotations
@@ -25,7 +32,13 @@ from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit_plugins.transport.in_process import InProcessNetwork
 
-__all__ = ["NetworkStats", "SimulatedNetwork", "SimulatedTransport"]
+__all__ = [
+    "NetworkStats",
+    "Packet",
+    "PacketObserver",
+    "SimulatedNetwork",
+    "SimulatedTransport",
+]
 
 Latency = Callable[[random.Random], float]
 
@@ -41,10 +54,23 @@ class NetworkStats:
 
 
 @attrs.frozen
-class _Packet:
-    kind: str  # "req", "rep", "err" or "msg"
+class Packet:
+    """One message on the simulated wire, as observers see it.
+
+    ``kind`` is ``"req"`` (a request; ``request_id`` pairs it with its
+    answer), ``"rep"`` (the reply), ``"err"`` (the handler failed; ``body``
+    is the error text) or ``"msg"`` (one-way; ``request_id`` is 0). ``body``
+    is the message object itself, as the sender passed it (a message class of
+    :mod:`dynamo_toolkit.messages`), not its encoding.
+    """
+
+    kind: str
     request_id: int
     body: object
+
+
+#: ``observer(source, dest, packet)``, called for every packet handed to the network.
+PacketObserver = Callable[[str, str, Packet], None]
 
 
 def _probability(name: str, value: float) -> float:
@@ -77,6 +103,7 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
         self.stats = NetworkStats()
         self._rng = random.Random(seed)
         self._slowness: dict[str, float] = {}
+        self._observers: list[PacketObserver] = []
         super().__init__(lambda node_id: SimulatedTransport(self, node_id))
 
     # -- faults (partition and heal come from InProcessNetwork) ----------------
@@ -86,6 +113,19 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
         if extra_delay < 0:
             raise ValueError("extra_delay must not be negative")
         self._slowness[node_id] = extra_delay
+
+    # -- observation ------------------------------------------------------------
+
+    def add_observer(self, observer: PacketObserver) -> Callable[[], None]:
+        """Call ``observer(source, dest, packet)`` for every packet sent from now on.
+
+        It runs inside the sender's call, before the network draws the
+        packet's fate and delay, so an observer may set what a ``latency``
+        callable draws for this very packet; it sees packets that are then
+        lost too. Returns a function that removes the observer.
+        """
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     # -- delivery -------------------------------------------------------------
 
@@ -97,8 +137,10 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
         )
         return base + self._slowness.get(source, 0.0) + self._slowness.get(dest, 0.0)
 
-    def transmit(self, source: str, dest: str, packet: _Packet) -> None:
-        """Put ``packet`` on the wire: decide loss, duplication and delay."""
+    def transmit(self, source: str, dest: str, packet: Packet) -> None:
+        """Put ``packet`` on the wire: tell the observers, decide loss, duplication, delay."""
+        for observer in self._observers:
+            observer(source, dest, packet)
         self.stats.sent += 1
         # Draw every random number whatever the outcome, so that one fault more
         # or less does not shift all later draws.
@@ -113,7 +155,7 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
         for _ in range(copies):
             loop.call_later(self._delay(source, dest), self._arrive, source, dest, packet)
 
-    def _arrive(self, source: str, dest: str, packet: _Packet) -> None:
+    def _arrive(self, source: str, dest: str, packet: Packet) -> None:
         endpoint = self._endpoints.get(dest)
         # Checked again on arrival: a partition or crash can happen in flight.
         if endpoint is None or not endpoint.running or not self.reachable(source, dest):
@@ -151,7 +193,7 @@ class SimulatedTransport(Transport):
         request_id = self._next_id
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self._network.transmit(self.node_id, dest, _Packet("req", request_id, message))
+        self._network.transmit(self.node_id, dest, Packet("req", request_id, message))
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -163,9 +205,9 @@ class SimulatedTransport(Transport):
     def send(self, dest: str, message: object) -> None:
         """Send a one-way message."""
         if self.running:
-            self._network.transmit(self.node_id, dest, _Packet("msg", 0, message))
+            self._network.transmit(self.node_id, dest, Packet("msg", 0, message))
 
-    def receive(self, source: str, packet: _Packet) -> None:
+    def receive(self, source: str, packet: Packet) -> None:
         """Called by the network when ``packet`` arrives."""
         if packet.kind in ("rep", "err"):
             future = self._pending.get(packet.request_id)
@@ -180,17 +222,17 @@ class SimulatedTransport(Transport):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, source: str, packet: _Packet) -> None:
+    async def _handle(self, source: str, packet: Packet) -> None:
         assert self._handler is not None
         try:
             reply = await self._handler(source, packet.body)
         except Exception as exc:  # the error travels back like a reply
             if packet.kind == "req":
-                error = _Packet("err", packet.request_id, f"{type(exc).__name__}: {exc}")
+                error = Packet("err", packet.request_id, f"{type(exc).__name__}: {exc}")
                 self._network.transmit(self.node_id, source, error)
             return
         if packet.kind == "req" and self.running:
-            self._network.transmit(self.node_id, source, _Packet("rep", packet.request_id, reply))
+            self._network.transmit(self.node_id, source, Packet("rep", packet.request_id, reply))
 
     async def stop(self) -> None:
         """Crash-stop: drop everything in flight, fail pending requests."""
