@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from testsupport.live import Writer, dtk, free_base, gone, redis_client
+from testsupport.live import Writer, dtk, free_base, gone, redis_client, wait_until
 
 pytestmark = pytest.mark.live  # real node processes
+
+ACKNOWLEDGED = 100  # writes acknowledged before every node is killed
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "lmdb", "rocksdb"])
@@ -23,7 +25,9 @@ def test_all_nodes_killed_lose_no_acknowledged_write(tmp_path: Path, engine: str
     writer = Writer([nodes[0]["resp"], nodes[1]["resp"]])
     try:
         writer.start()
-        time.sleep(1.5)  # a load in progress, not a wait for anything
+        # Kill mid-load once enough writes were acknowledged (a count, not a
+        # time: a loaded machine acknowledges fewer per second).
+        assert wait_until(lambda: len(writer.acknowledged) >= ACKNOWLEDGED, timeout=60)
         for node in nodes:
             os.kill(node["pid"], signal.SIGKILL)
         for node in nodes:
@@ -32,7 +36,7 @@ def test_all_nodes_killed_lose_no_acknowledged_write(tmp_path: Path, engine: str
     finally:
         writer.stop()
     acknowledged = dict(writer.acknowledged)
-    assert len(acknowledged) > 50
+    assert len(acknowledged) >= ACKNOWLEDGED
     try:
         # Restarting opens every engine file: a corrupt one would fail here.
         back = json.loads(dtk("cluster", "up", "--dir", str(tmp_path), "--json").stdout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 __all__ = [
@@ -29,8 +31,13 @@ DTK = [sys.executable, "-m", "dynamo_toolkit.cli"]
 
 
 def free_base(nodes: int) -> int:
-    """A base port whose node ports (10 per node) are all free on 127.0.0.1."""
-    for base in range(21000, 60000, 100):
+    """A base port whose node ports (10 per node) are all free on 127.0.0.1.
+
+    The search starts at a place that depends on this process, so two test
+    runs on one machine rarely pick the same range at the same moment.
+    """
+    start = 21000 + (os.getpid() % 300) * 100
+    for base in [*range(start, 60000, 100), *range(21000, start, 100)]:
         ports = [base + i * 10 + k for i in range(nodes) for k in range(4)]
         ok = True
         for port in ports:
@@ -55,8 +62,14 @@ def gone(pid: int) -> bool:
 
 
 def dtk(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``dtk`` as a user would."""
-    return subprocess.run([*DTK, *args], capture_output=True, text=True, timeout=120, check=check)
+    """Run ``dtk`` as a user would; with ``check``, fail the test showing what it printed."""
+    done = subprocess.run([*DTK, *args], capture_output=True, text=True, timeout=120)
+    if check and done.returncode != 0:
+        pytest.fail(
+            f"dtk {' '.join(args)} exited {done.returncode}\n"
+            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+        )
+    return done
 
 
 def redis_client(address: str, **options: Any) -> redis.Redis:
