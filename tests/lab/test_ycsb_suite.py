@@ -549,24 +549,18 @@ def test_forward_writes_reaches_the_store_config() -> None:
     assert payload["results"][0]["cluster"]["forwarded_writes"] == 0
 
 
-def test_forwarded_writes_draw_a_client_hop_under_a_pbs_preset() -> None:
+async def test_forwarded_writes_draw_a_client_hop_under_a_pbs_preset() -> None:
     from dynamo_toolkit.messages import ForwardedWrite, ForwardedWriteReply
+    from dynamo_toolkit_plugins.transport.simulated import Packet, SimulatedNetwork
 
     legs = ycsb._LegLatency("LNKD-DISK")
-    drawn: list[str] = []
-
-    class Network:
-        def transmit(self, source: str, dest: str, packet: Any) -> None:
-            drawn.append(legs.leg)
-
-    class Packet:
-        def __init__(self, kind: str, body: object) -> None:
-            self.kind, self.body = kind, body
-
-    network = Network()
+    network = SimulatedNetwork(seed=1, latency=legs)
     legs.install(network)
-    network.transmit("n1", "n2", Packet("req", ForwardedWrite(b"k", b"v", None, None, None)))
-    network.transmit("n2", "n1", Packet("rep", ForwardedWriteReply(None, 2)))
+    drawn: list[str] = []
+    # Observers run in the order they were added: this one sees the leg just set.
+    network.add_observer(lambda source, dest, packet: drawn.append(legs.leg))
+    network.transmit("n1", "n2", Packet("req", 1, ForwardedWrite(b"k", b"v", None, None, None)))
+    network.transmit("n2", "n1", Packet("rep", 1, ForwardedWriteReply(None, 2)))
     assert drawn == ["R", "S"]
 
 

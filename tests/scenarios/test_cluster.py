@@ -353,14 +353,14 @@ def test_a_sole_replica_answers_itself_and_its_failure_is_a_quorum_failure(nodes
             def broken(*args: Any) -> Any:
                 raise DynamoError("disk on fire")
 
-            owner.store.apply = broken  # type: ignore[method-assign]
+            owner.store.apply = broken  # type: ignore[method-assign,assignment]
             with pytest.raises(QuorumNotReachedError) as write:
                 await cluster.put("solo", "v2", via=owner.node_id)
             assert str(write.value) == (
                 f"write quorum not reached: 0 of 1 replicas answered, 1 required: "
                 f"{owner.node_id}: disk on fire"
             )
-            owner.store.read = broken  # type: ignore[method-assign]
+            owner.store.read = broken  # type: ignore[method-assign,assignment]
             with pytest.raises(QuorumNotReachedError, match="read quorum not reached: 0 of 1"):
                 await cluster.get("solo", via=owner.node_id)
             assert owner.stats.quorum_failures == 2

@@ -1,7 +1,7 @@
 """Real network faults between node processes, each in its own Linux network namespace.
 
 Four nodes and a client sit on a bridge in namespaces of their own (see
-``netns_lab.py``); the tests cut a node's link, or make it lossy, and drive the
+``testsupport/netns.py``); the tests cut a node's link, or make it lossy, and drive the
 cluster from the client namespace as a user would. Needs root and iproute2;
 skipped otherwise. Nothing is configured in the root namespace, and every
 namespace and process is removed at the end, whatever happened.
@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,13 +25,14 @@ if sys.platform != "linux" or os.geteuid() != 0:
 if shutil.which("ip") is None:
     pytest.skip("iproute2 (ip) is not installed", allow_module_level=True)
 
-from netns_lab import Lab, LabError, Nodes
+from testsupport import netns
+from testsupport.netns import Lab, LabError, Nodes
 
 pytestmark = pytest.mark.live  # real node processes
 
 NODES = ("n1", "n2", "n3", "n4")
 CLIENT = "client"
-DRIVER = str(Path(__file__).with_name("netns_lab.py"))
+DRIVER = netns.__file__  # also run as a script, inside the client namespace
 DETECTOR_TIMEOUT = 1.0
 REQUEST_TIMEOUT = 1.0
 STORE: dict[str, Any] = {

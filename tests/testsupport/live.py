@@ -37,7 +37,7 @@ def free_base(nodes: int) -> int:
     runs on one machine rarely pick the same range at the same moment.
     """
     start = 21000 + (os.getpid() % 300) * 100
-    for base in [*range(start, 60000, 100), *range(21000, start, 100)]:
+    for base in list(range(start, 60000, 100)) + list(range(21000, start, 100)):
         ports = [base + i * 10 + k for i in range(nodes) for k in range(4)]
         ok = True
         for port in ports:

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ ENGINES: dict[str, type[SqliteStorage] | type[LmdbStorage] | type[RocksdbStorage
 
 # Reopened after the crash with an exact count, so len() is checked too (rocksdb
 # then recounts: the killed writer never closed it cleanly).
-EXACT: dict[str, dict[str, str]] = {"sqlite": {}, "lmdb": {}, "rocksdb": {"count": "exact"}}
+EXACT: dict[str, dict[str, Any]] = {"sqlite": {}, "lmdb": {}, "rocksdb": {"count": "exact"}}
 
 SYNC_ACKS = 300  # kill after this many acknowledged puts
 GROUP_FLUSHES = 4  # kill after this many flushes...

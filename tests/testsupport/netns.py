@@ -5,7 +5,7 @@ node, and a client) linked to that bridge by a veth pair created directly
 between the two namespaces. Addresses come from ``SUBNET``.0/24 and exist only
 inside the lab's namespaces: nothing is configured in the root namespace.
 
-Run as a script (``python netns_lab.py OPS_JSON``, inside the client
+Run as a script (``python netns.py OPS_JSON``, inside the client
 namespace) it is the client driver: it runs a list of operations with
 :class:`dynamo_toolkit_server.client.Client` and prints one JSON result each.
 """
