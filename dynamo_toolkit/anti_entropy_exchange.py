@@ -184,9 +184,8 @@ def collectable_tombstones(
     start, end = node.table.partition_range(partition)
     grace = node.config.tombstone_grace
     found = []
-    for key, position, versions in node.store.scan(start, end):
-        dead = bool(versions) and all(v.is_tombstone for v in versions)
-        if dead and now - max(v.timestamp for v in versions) > grace:
+    for key, position, versions in node.store.tombstones(start, end):
+        if now - max(v.timestamp for v in versions) > grace:
             found.append((key, position, record_hash(pack_versions(versions))))
     return tuple(found)
 

@@ -39,6 +39,10 @@ class ReplicaStore:
         self._digests: dict[int, PartitionDigest] = {}
         self._anti_entropy: AntiEntropy | None = None
         self._partition_of: Callable[[int], int] = lambda position: 0
+        # Keys whose whole sibling set is tombstones, with their positions:
+        # learned by one scan when first asked, then kept by every write, so
+        # tombstone collection does not scan each partition on every pass.
+        self._tombstoned: dict[bytes, int] | None = None
 
     def attach_digests(self, anti_entropy: AntiEntropy, partition_of: Callable[[int], int]) -> None:
         """(Re)build one digest per partition from storage, and keep them current."""
@@ -85,6 +89,11 @@ class ReplicaStore:
             record = pack_versions(merged)
             self.engine.put(key, position, record)
             self._remember(key, merged)
+            if self._tombstoned is not None:
+                if all(version.is_tombstone for version in merged):
+                    self._tombstoned[key] = position
+                else:
+                    self._tombstoned.pop(key, None)
             if self._anti_entropy is not None:
                 self.digest(self._partition_of(position)).update(key, record_hash(record))
         return merged
@@ -100,6 +109,8 @@ class ReplicaStore:
             return False
         self.engine.delete(key)
         self._decoded.pop(key, None)
+        if self._tombstoned is not None:
+            self._tombstoned.pop(key, None)
         if self._anti_entropy is not None:
             self.digest(self._partition_of(position)).remove(key)
         return True
@@ -110,6 +121,8 @@ class ReplicaStore:
         for key, position in doomed:
             self.engine.delete(key)
             self._decoded.pop(key, None)
+            if self._tombstoned is not None:
+                self._tombstoned.pop(key, None)
             if self._anti_entropy is not None:
                 self.digest(self._partition_of(position)).remove(key)
         return len(doomed)
@@ -118,6 +131,27 @@ class ReplicaStore:
         """``(key, position, versions)`` stored with positions in ``[start, end)``."""
         for key, position, record in self.engine.scan(start, end):
             yield key, position, unpack_versions(record)
+
+    def tombstones(self, start: int, end: int) -> list[tuple[bytes, int, tuple[Version, ...]]]:
+        """Records with positions in ``[start, end)`` whose versions are all tombstones.
+
+        The first call scans the engine once; later calls read a kept index,
+        so a pass over every partition costs the tombstones, not the store.
+        """
+        if self._tombstoned is None:
+            self._tombstoned = {
+                key: position
+                for key, position, versions in self.scan(0, POSITION_SPACE)
+                if versions and all(version.is_tombstone for version in versions)
+            }
+        found = []
+        for key, position in self._tombstoned.items():
+            if start <= position < end:
+                # The engine, not read(): a collection pass is not a client read.
+                record = self.engine.get(key)
+                if record is not None:
+                    found.append((key, position, unpack_versions(record)))
+        return sorted(found, key=lambda item: (item[1], item[0]))
 
     def forget(self, key: bytes) -> None:
         """Drop ``key`` from the decoded cache (after a direct engine change)."""
