@@ -35,7 +35,7 @@ test: venv
 
 ## test-fast: the suite without the tests that start real node processes (marker: live)
 test-fast: venv
-	$(BIN)/pytest -m "not live"
+	$(BIN)/pytest -m "not live" -n auto
 
 lint: venv
 	$(BIN)/ruff check .
