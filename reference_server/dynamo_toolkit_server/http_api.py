@@ -518,6 +518,7 @@ class HttpServer(ListeningServer):
 
     def _health(self) -> _Response:
         status = self.service.status()
+        hints = self.service.pending_hints()
         document = {
             "status": "ok" if status.running else "stopped",
             "node": status.node_id,
@@ -526,8 +527,8 @@ class HttpServer(ListeningServer):
             "n": status.quorums.n,
             "r": status.quorums.r,
             "w": status.quorums.w,
-            "hints_pending": status.hints_pending,
-            "hints_by_owner": status.hints_by_owner,
+            "hints_pending": hints.total,
+            "hints_by_owner": hints.by_owner,
             "membership": self.service.membership(),
         }
         return _Response(200 if status.running else 503, _json_body(document), "application/json")

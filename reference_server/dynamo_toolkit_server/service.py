@@ -48,6 +48,7 @@ __all__ = [
     "Deletion",
     "MemberAction",
     "NodeStatus",
+    "PendingHints",
     "Quorums",
     "ReadOne",
     "StoreService",
@@ -108,8 +109,14 @@ class NodeStatus:
     quorums: Quorums
     max_pair_bytes: int
     stats: NodeStats
-    hints_pending: int
-    hints_by_owner: dict[str, int]
+
+
+@attrs.frozen
+class PendingHints:
+    """Writes held for unreachable replicas: the ``total``, and per owner."""
+
+    total: int
+    by_owner: dict[str, int]
 
 
 class MemberAction(enum.Enum):
@@ -510,14 +517,15 @@ class StoreService:
         """LRANGE: items ``start..stop`` of the list at ``key`` (see :func:`list_range`)."""
         return self.list_slice_of(await self.get(key, r=r), start, stop, strings_only=strings_only)
 
+    @staticmethod
     def list_slice_of(
-        self, result: GetResult, start: int, stop: int, *, strings_only: bool = False
+        result: GetResult, start: int, stop: int, *, strings_only: bool = False
     ) -> list[Any]:
         """The :meth:`list_slice` answer for a read already made.
 
         For front-ends that cache answers by the encoded version they read.
         """
-        value = self.read_one_of(result).value
+        value = StoreService.read_one_of(result).value
         return list_range(as_list(value, strings_only=strings_only), start, stop)
 
     # -- status and administration --------------------------------------------------
@@ -542,9 +550,12 @@ class StoreService:
             quorums=Quorums(config.n, config.r, config.w),
             max_pair_bytes=config.max_pair_bytes,
             stats=attrs.evolve(node.stats),
-            hints_pending=len(node.hints),
-            hints_by_owner=node.hints.counts(),
         )
+
+    def pending_hints(self) -> PendingHints:
+        """Hints this node holds for other replicas (reads its hint store: not free)."""
+        hints = self.node.hints
+        return PendingHints(len(hints), hints.counts())
 
     def local_keys(self) -> int:
         """Keys held by this node's replicas (not the whole cluster's); 0 if unknown."""

@@ -211,6 +211,7 @@ def test_status_and_membership_admin() -> None:
             assert status.node_id == "n1" and status.running
             assert sorted(status.members) == ["n1", "n2", "n3"]
             assert (status.quorums.n, status.quorums.r, status.quorums.w) == (3, 2, 2)
+            assert service.pending_hints().total == 0
             assert service.membership()["node"] == "n1"
             report = service.stage("n3", MemberAction.LEAVE)
             assert "n3" not in report["proposed_owners"]
