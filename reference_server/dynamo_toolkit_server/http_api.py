@@ -57,20 +57,10 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 import attrs
 
-from dynamo_toolkit.errors import (
-    ConfigurationError,
-    DynamoError,
-    InvalidContextError,
-    PairTooLargeError,
-    QuorumNotReachedError,
-    TransportError,
-    UnsupportedKeyTypeError,
-    UnsupportedValueTypeError,
-)
+from dynamo_toolkit_server.errors import ErrorKind, describe
 from dynamo_toolkit_server.listening import ListeningServer
-from dynamo_toolkit_server.membership_report import membership_report
 from dynamo_toolkit_server.metrics import NodeMetrics
-from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.service import StoreService
 
 __all__ = [
     "CONTEXT_HEADER",
@@ -258,42 +248,24 @@ def _error_response(error: HttpError) -> _Response:
     )
 
 
+#: The HTTP status of each error kind (the JSON body carries the details).
+_STATUS = {
+    ErrorKind.QUORUM: 503,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.INVALID: 400,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.WRONG_TYPE: 500,  # no HTTP route reads lists; kept as it always was
+    ErrorKind.STORE: 500,
+    ErrorKind.INTERNAL: 500,
+}
+
+
 def _service_error(exc: Exception) -> HttpError:
     """Map a store error to its HTTP status and JSON fields."""
-    name = type(exc).__name__
-    if isinstance(exc, QuorumNotReachedError):
-        return HttpError(
-            503,
-            str(exc),
-            name=name,
-            operation=exc.operation,
-            answered=exc.answered,
-            required=exc.required,
-            contacted=exc.contacted,
-        )
-    if isinstance(exc, PairTooLargeError):
-        return HttpError(
-            413,
-            str(exc),
-            name=name,
-            key_bytes=exc.key_bytes,
-            value_bytes=exc.value_bytes,
-            limit=exc.limit,
-        )
-    if isinstance(
-        exc,
-        UnsupportedKeyTypeError
-        | UnsupportedValueTypeError
-        | InvalidContextError
-        | ConfigurationError,
-    ):
-        return HttpError(400, str(exc), name=name)
-    if isinstance(exc, TransportError):
-        return HttpError(503, str(exc), name=name)
-    if isinstance(exc, DynamoError):
-        return HttpError(500, str(exc), name=name)
-    log.exception("HTTP request failed unexpectedly", exc_info=exc)
-    return HttpError(500, f"{name}: {exc}", name="InternalError")
+    details = describe(exc)
+    if details.kind is ErrorKind.INTERNAL:
+        log.exception("HTTP request failed unexpectedly", exc_info=exc)
+    return HttpError(_STATUS[details.kind], details.message, name=details.name, **details.fields)
 
 
 class _Connection:
@@ -545,20 +517,21 @@ class HttpServer(ListeningServer):
             )
 
     def _health(self) -> _Response:
-        node = self.service.node
+        status = self.service.status()
+        hints = self.service.pending_hints()
         document = {
-            "status": "ok" if node.running else "stopped",
-            "node": node.node_id,
-            "running": node.running,
-            "members": sorted(node.members),
-            "n": node.config.n,
-            "r": node.config.r,
-            "w": node.config.w,
-            "hints_pending": len(node.hints),
-            "hints_by_owner": node.hints.counts(),
-            "membership": membership_report(node),
+            "status": "ok" if status.running else "stopped",
+            "node": status.node_id,
+            "running": status.running,
+            "members": sorted(status.members),
+            "n": status.quorums.n,
+            "r": status.quorums.r,
+            "w": status.quorums.w,
+            "hints_pending": hints.total,
+            "hints_by_owner": hints.by_owner,
+            "membership": self.service.membership(),
         }
-        return _Response(200 if node.running else 503, _json_body(document), "application/json")
+        return _Response(200 if status.running else 503, _json_body(document), "application/json")
 
     async def _kv(self, request: Request) -> _Response:
         self._only(request, "GET", "PUT", "DELETE")
@@ -650,13 +623,8 @@ class HttpServer(ListeningServer):
     async def _delete(
         self, key: bytes, context: bytes | None, r: int | None, w: int | None
     ) -> _Response:
-        if context is None:
-            current = await self.service.get(key, r=r)
-            if not current.values:
-                return _Response(204, headers={CONTEXT_HEADER: _b64(current.context)})
-            context = current.context
-        result = await self.service.delete(key, context, w=w)
-        return _Response(204, headers={CONTEXT_HEADER: _b64(result.context)})
+        deletion = await self.service.delete_versions(key, context, r=r, w=w)
+        return _Response(204, headers={CONTEXT_HEADER: _b64(deletion.context)})
 
 
 async def start_http_server(

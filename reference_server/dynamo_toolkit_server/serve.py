@@ -22,7 +22,7 @@ from dynamo_toolkit.node import Node
 from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
 from dynamo_toolkit_plugins.transport.tcp import parse_address
 from dynamo_toolkit_server.metrics import NodeMetrics
-from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.service import StoreService
 from dynamo_toolkit_server.settings import NodeSettings
 
 __all__ = ["READY_FILE", "NodeProcess", "run_node", "tune_garbage_collector"]

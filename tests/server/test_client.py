@@ -25,7 +25,7 @@ from dynamo_toolkit_server.client import (
     WrongType,
 )
 from dynamo_toolkit_server.native import NativeServer, start_native_server
-from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.service import StoreService
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from dynamo_toolkit_server.http_api import (
     to_json,
 )
 from dynamo_toolkit_server.metrics import NodeMetrics
-from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.service import StoreService
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 

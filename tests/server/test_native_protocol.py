@@ -31,9 +31,8 @@ from dynamo_toolkit_server.native.server import (
     NativeConnection,
     NativeServer,
     RequestHandler,
-    redis_range,
 )
-from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.service import StoreService, list_range
 
 ONE_NODE = {"store": {"n": 1, "r": 1, "w": 1}}
 
@@ -262,4 +261,4 @@ def test_frames_before_garbage_are_still_decoded() -> None:
     [(0, -1, "abcde"), (1, 2, "bc"), (-2, -1, "de"), (3, 1, ""), (-100, 100, "abcde"), (5, 9, "")],
 )
 def test_redis_range(start: int, stop: int, expected: str) -> None:
-    assert "".join(redis_range(list("abcde"), start, stop)) == expected
+    assert "".join(list_range(list("abcde"), start, stop)) == expected

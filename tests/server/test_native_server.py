@@ -14,7 +14,7 @@ from dynamo_toolkit.results import GetResult
 from dynamo_toolkit.values import Key
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.native import NativeServer, start_native_server
-from dynamo_toolkit_server.operations import StoreService
+from dynamo_toolkit_server.service import StoreService
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 

@@ -16,8 +16,8 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit_server.metrics import NodeMetrics
-from dynamo_toolkit_server.operations import ReadOne, StoreService
 from dynamo_toolkit_server.resp.server import RespServer, start_resp_server
+from dynamo_toolkit_server.service import ReadOne, StoreService
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 HOST = "127.0.0.1"

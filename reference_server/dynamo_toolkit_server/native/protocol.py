@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 import msgpack
 
-from dynamo_toolkit.errors import DynamoError, PairTooLargeError, QuorumNotReachedError
+from dynamo_toolkit.errors import DynamoError
+from dynamo_toolkit_server.errors import describe
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -202,19 +203,11 @@ def encode_error(request_id: int, info: Mapping[str, Any]) -> bytes:
 def error_info(exc: BaseException) -> dict[str, Any]:
     """The error map of ``exc``: its class name, message and the facts to act on.
 
-    Errors outside :class:`DynamoError` are bugs or surprises on the server;
-    they are reported as ``InternalError`` so clients never depend on them.
+    Every error kind has the same wire form here (see
+    :func:`dynamo_toolkit_server.errors.describe`): the kind shows in ``type``,
+    the error's class name, which clients map to their own errors. Errors
+    outside :class:`DynamoError` are bugs or surprises on the server; they are
+    reported as ``InternalError`` so clients never depend on them.
     """
-    if not isinstance(exc, DynamoError):
-        return {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
-    info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, QuorumNotReachedError):
-        info.update(
-            operation=exc.operation,
-            answered=exc.answered,
-            required=exc.required,
-            contacted=exc.contacted,
-        )
-    elif isinstance(exc, PairTooLargeError):
-        info.update(key_bytes=exc.key_bytes, value_bytes=exc.value_bytes, limit=exc.limit)
-    return info
+    details = describe(exc)
+    return {"type": details.name, "message": details.message, **details.fields}

@@ -16,6 +16,13 @@ op          args                                result
 ``info``    (none)                              node id, quorum settings, stats
 ==========  ==================================  ========================================
 
+Admin operations (``dtk cluster ...`` and ``dtk repair`` send them):
+``repair``, ``cluster_state``, ``cluster_stage`` (node, action
+leave|remove|keep), ``cluster_plan``, ``cluster_commit``.
+
+Each operation is one :class:`StoreService` call: this module only checks the
+arguments and shapes the answer.
+
 Keys are str or bytes. A ``delete`` without a context first reads the key, so it
 removes every sibling the read sees (a context-less tombstone would only become
 one more sibling). List operations follow Redis: ``lpush`` of ``[a, b]`` leaves
@@ -35,11 +42,9 @@ from typing import Any, cast
 
 import attrs
 
-from dynamo_toolkit.cluster_state import MemberStatus
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.values import Key
 from dynamo_toolkit_server.listening import ListeningServer
-from dynamo_toolkit_server.membership_report import membership_report
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.native.protocol import (
     MAX_FRAME_BYTES,
@@ -54,7 +59,7 @@ from dynamo_toolkit_server.native.protocol import (
     error_info,
     parse_request,
 )
-from dynamo_toolkit_server.operations import StoreService, WrongTypeError
+from dynamo_toolkit_server.service import MemberAction, StoreService
 
 __all__ = [
     "OPERATIONS",
@@ -138,18 +143,6 @@ class _Args:
             raise self._bad(f"unknown argument(s) {names}")
 
 
-def redis_range(items: list[Any], start: int, stop: int) -> list[Any]:
-    """``items[start..stop]`` with Redis LRANGE rules: inclusive, negative from the end."""
-    length = len(items)
-    if start < 0:
-        start = max(length + start, 0)
-    if stop < 0:
-        stop = length + stop
-    if start >= length or start > stop:
-        return []
-    return items[start : min(stop, length - 1) + 1]
-
-
 _Operation = Callable[["RequestHandler", _Args], Awaitable[Any]]
 
 #: Operation name -> implementation, filled in by :func:`_operation`.
@@ -216,25 +209,18 @@ class RequestHandler:
         key, context = args.key(), args.context()
         r, w = args.quorum("r"), args.quorum("w")
         args.check_all_used()
-        if context is None:
-            current = await self.service.get(key, r=r)
-            if not current.values:
-                return {"context": current.context, "acknowledged": 0, "deleted": False}
-            context = current.context
-        result = await self.service.delete(key, context, w=w)
-        return {"context": result.context, "acknowledged": result.acknowledged, "deleted": True}
+        deletion = await self.service.delete_versions(key, context, r=r, w=w)
+        return {
+            "context": deletion.context,
+            "acknowledged": deletion.acknowledged,
+            "deleted": deletion.deleted,
+        }
 
     async def _push(self, args: _Args, *, left: bool) -> Any:
         key, values = args.key(), args.items()
         r, w = args.quorum("r"), args.quorum("w")
         args.check_all_used()
-
-        def push(items: list[Any]) -> tuple[list[Any], int]:
-            # Redis pushes one by one, so LPUSH a b leaves b at the head.
-            new = [*reversed(values), *items] if left else [*items, *values]
-            return new, len(new)
-
-        return await self.service.update_list(key, push, r=r, w=w)
+        return await self.service.push(key, values, left=left, r=r, w=w)
 
     @_operation("lpush")
     async def _lpush(self, args: _Args) -> Any:
@@ -249,16 +235,10 @@ class RequestHandler:
         count: int | None = args.integer("count", minimum=0)
         r, w = args.quorum("r"), args.quorum("w")
         args.check_all_used()
-
-        def pop(items: list[Any]) -> tuple[list[Any] | None, Any]:
-            taken = min(1 if count is None else count, len(items))
-            if taken == 0:
-                return None, None if count is None else []
-            popped = items[:taken] if left else items[::-1][:taken]
-            rest = items[taken:] if left else items[: len(items) - taken]
-            return rest, popped[0] if count is None else popped
-
-        return await self.service.update_list(key, pop, r=r, w=w)
+        popped = await self.service.pop(key, count, left=left, r=r, w=w)
+        if count is not None:
+            return popped or []
+        return popped[0] if popped else None
 
     @_operation("lpop")
     async def _lpop(self, args: _Args) -> Any:
@@ -268,14 +248,6 @@ class RequestHandler:
     async def _rpop(self, args: _Args) -> Any:
         return await self._pop(args, left=False)
 
-    async def _read_list(self, key: Key, r: int | None) -> list[Any]:
-        current = await self.service.read_one(key, r=r)
-        if current.value is None:
-            return []
-        if not isinstance(current.value, list):
-            raise WrongTypeError()
-        return current.value
-
     @_operation("lrange")
     async def _lrange(self, args: _Args) -> Any:
         key = args.key()
@@ -283,13 +255,13 @@ class RequestHandler:
         stop: int = args.integer("stop", required=True)
         r = args.quorum("r")
         args.check_all_used()
-        return redis_range(await self._read_list(key, r), start, stop)
+        return await self.service.list_slice(key, start, stop, r=r)
 
     @_operation("llen")
     async def _llen(self, args: _Args) -> Any:
         key, r = args.key(), args.quorum("r")
         args.check_all_used()
-        return len(await self._read_list(key, r))
+        return await self.service.list_length(key, r=r)
 
     @_operation("ping")
     async def _ping(self, args: _Args) -> Any:
@@ -299,53 +271,46 @@ class RequestHandler:
     @_operation("repair")
     async def _repair(self, args: _Args) -> Any:
         args.check_all_used()
-        report = await self.service.node.repair_all()
-        return report.to_json()
+        return (await self.service.repair()).to_json()
 
     @_operation("cluster_state")
     async def _cluster_state(self, args: _Args) -> Any:
         args.check_all_used()
-        return membership_report(self.service.node)
+        return self.service.membership()
 
     @_operation("cluster_stage")
     async def _cluster_stage(self, args: _Args) -> Any:
         target, action = args.raw("node"), args.raw("action")
         args.check_all_used()
-        statuses = {
-            "leave": MemberStatus.LEAVING,
-            "remove": MemberStatus.REMOVED,
-            "keep": MemberStatus.UP,
-        }
-        if not isinstance(target, str) or action not in statuses:
+        actions = {action.value: action for action in MemberAction}
+        if not isinstance(target, str) or action not in actions:
             raise InvalidRequestError("cluster_stage needs node (str) and action leave|remove|keep")
-        self.service.node.membership.stage(target, statuses[action])
-        return membership_report(self.service.node)
+        return self.service.stage(target, actions[action])
 
     @_operation("cluster_plan")
     async def _cluster_plan(self, args: _Args) -> Any:
         args.check_all_used()
-        return self.service.node.membership.plan().to_json()
+        return self.service.plan().to_json()
 
     @_operation("cluster_commit")
     async def _cluster_commit(self, args: _Args) -> Any:
         args.check_all_used()
-        return self.service.node.membership.commit().to_json()
+        return self.service.commit().to_json()
 
     @_operation("info")
     async def _info(self, args: _Args) -> Any:
         args.check_all_used()
-        node = self.service.node
-        config = node.config
+        status = self.service.status()
         return {
             "protocol": PROTOCOL_VERSION,
-            "node": node.node_id,
-            "running": node.running,
-            "members": sorted(node.members),
-            "n": config.n,
-            "r": config.r,
-            "w": config.w,
-            "max_pair_bytes": config.max_pair_bytes,
-            "stats": attrs.asdict(node.stats),
+            "node": status.node_id,
+            "running": status.running,
+            "members": sorted(status.members),
+            "n": status.quorums.n,
+            "r": status.quorums.r,
+            "w": status.quorums.w,
+            "max_pair_bytes": status.max_pair_bytes,
+            "stats": attrs.asdict(status.stats),
             "connections": self.connections,
         }
 

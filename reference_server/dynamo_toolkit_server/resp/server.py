@@ -24,17 +24,6 @@ from typing import Any, cast
 from dynamo_toolkit.eager import start_eagerly
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
-from dynamo_toolkit_server.operations import StoreService
-from dynamo_toolkit_server.resp.commands import (
-    CommandSpec,
-    ServerContext,
-    Session,
-    check,
-    lookup,
-    run_async,
-    run_sync,
-    unknown_command,
-)
 from dynamo_toolkit_server.resp.protocol import (
     DEFAULT_MAX_ARRAY,
     DEFAULT_MAX_BULK,
@@ -43,6 +32,15 @@ from dynamo_toolkit_server.resp.protocol import (
     RespParser,
     error,
 )
+from dynamo_toolkit_server.resp.registry import (
+    check,
+    lookup,
+    run_async,
+    run_sync,
+    unknown_command,
+)
+from dynamo_toolkit_server.resp.session import CommandSpec, ServerContext, Session
+from dynamo_toolkit_server.service import StoreService
 
 __all__ = ["RespServer", "start_resp_server"]
 

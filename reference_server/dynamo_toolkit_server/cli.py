@@ -1,6 +1,14 @@
-"""The reference server as a dynamo-toolkit plugin: it adds ``dtk`` commands.
+"""The reference server's command line, added to ``dtk`` as a plugin.
 
-``dtk serve``, ``dtk cluster up|status|down|run`` and ``dtk get|put|del``.
+``dtk serve``, ``dtk cluster up|status|down|run|join|leave|remove|keep|replace|
+plan|commit``, ``dtk repair`` and ``dtk get|put|del``. The server registers
+this module under the ``dynamo_toolkit`` entry-point group; its
+``dtk_cli_commands`` hook adds the commands.
+
+The key and admin commands are clients: they talk to the nodes through
+:class:`~dynamo_toolkit_server.client.Client`, so over the native protocol to
+the nodes' :class:`~dynamo_toolkit_server.service.StoreService`, like any
+other client.
 """
 
 from __future__ import annotations
@@ -340,8 +348,9 @@ def del_command(key: str, w: int | None, directory: Path, node: tuple[str, ...])
     """Delete KEY (a versioned tombstone)."""
     try:
         with _client(directory, node) as client:
-            context = client.get(key).context
-            client.delete(key, context=context, w=w)
+            # Without a context the node reads the key and tombstones every
+            # sibling it sees (the service's delete without context).
+            client.delete(key, w=w)
     except Exception as exc:
         raise _fail(exc) from exc
     click.echo("OK")

@@ -1,4 +1,10 @@
-"""What every front-end (RESP, HTTP, native) asks of a node: one typed facade.
+"""The store service: every data and admin operation a front-end offers, in one place.
+
+RESP, HTTP, the native protocol (and through it the Python client and the
+``dtk get|put|del`` commands) parse a request, call one :class:`StoreService`
+method, and format its typed answer; none of them talks to the node itself.
+Errors are the kernel's and :class:`~dynamo_toolkit_server.errors.WrongTypeError`;
+:mod:`dynamo_toolkit_server.errors` says what each one means for a client.
 
 Plain reads need one answer even when siblings exist: :meth:`StoreService.read_one`
 gives the newest sibling by write timestamp (for lists: the merge of all
@@ -9,34 +15,52 @@ with contexts instead.
 Redis-style commands that overwrite (SET, LPUSH, ...) are read-modify-write:
 they read the key, then write with the context they read, so the new version
 supersedes every sibling the read saw.
+
+Lists follow Redis: a push of ``[a, b]`` on the left leaves ``b`` first, ranges
+are inclusive and count negative indices from the end, and removing the last
+item deletes the key. ``strings_only`` list operations are the Redis ones:
+they also refuse lists holding anything but strings (written through another
+API) with a ``foreign`` :class:`WrongTypeError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import attrs
 
-from dynamo_toolkit.errors import DynamoError
-from dynamo_toolkit.node import Node
+from dynamo_toolkit.anti_entropy_exchange import ExchangeStats
+from dynamo_toolkit.cluster_state import MemberStatus
+from dynamo_toolkit.config import validate_quorum
+from dynamo_toolkit.membership_manager import Plan
+from dynamo_toolkit.node import Node, NodeStats
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import Key, encode_key, key_position
+from dynamo_toolkit_server.errors import WrongTypeError
+from dynamo_toolkit_server.membership_report import membership_report
 
-__all__ = ["KEEP", "ReadOne", "StoreService", "WrongTypeError", "merge_lists"]
+__all__ = [
+    "KEEP",
+    "Deletion",
+    "MemberAction",
+    "NodeStatus",
+    "PendingHints",
+    "Quorums",
+    "ReadOne",
+    "StoreService",
+    "WrongTypeError",
+    "as_list",
+    "list_range",
+    "merge_lists",
+]
 
 
 #: Returned by an :meth:`StoreService.update` change function: write nothing.
 KEEP: Any = object()
-
-
-class WrongTypeError(DynamoError, TypeError):
-    """A list operation on a non-list value, or a string one on a list (Redis WRONGTYPE)."""
-
-    def __init__(self, message: str = "Operation against a key holding the wrong kind of value"):
-        super().__init__(message)
 
 
 @attrs.frozen
@@ -52,6 +76,110 @@ class ReadOne:
     def context(self) -> bytes:
         """The context covering every version read (computed on demand)."""
         return self.result.context
+
+
+@attrs.frozen
+class Deletion:
+    """A delete: the tombstone's ``context`` (the read's, if nothing was
+    deleted), how many replicas ``acknowledged`` it, and whether a value was
+    ``deleted`` (a delete without context of an absent key writes nothing)."""
+
+    context: bytes
+    acknowledged: int
+    deleted: bool
+
+
+@attrs.frozen
+class Quorums:
+    """The store's replica count ``n`` and default read and write quorums."""
+
+    n: int
+    r: int
+    w: int
+
+
+@attrs.frozen
+class NodeStatus:
+    """A node as status pages show it (a snapshot; cheap enough to poll)."""
+
+    node_id: str
+    running: bool
+    #: Members in the node's own order.
+    members: tuple[str, ...]
+    quorums: Quorums
+    max_pair_bytes: int
+    stats: NodeStats
+
+
+@attrs.frozen
+class PendingHints:
+    """Writes held for unreachable replicas: the ``total``, and per owner."""
+
+    total: int
+    by_owner: dict[str, int]
+
+
+class MemberAction(enum.Enum):
+    """A membership change an operator stages for the next commit."""
+
+    LEAVE = "leave"
+    REMOVE = "remove"
+    KEEP = "keep"
+
+
+_STAGED_STATUS = {
+    MemberAction.LEAVE: MemberStatus.LEAVING,
+    MemberAction.REMOVE: MemberStatus.REMOVED,
+    MemberAction.KEEP: MemberStatus.UP,
+}
+
+
+def list_range(items: list[Any], start: int, stop: int) -> list[Any]:
+    """``items[start..stop]`` with Redis LRANGE rules: inclusive, negative from the end."""
+    length = len(items)
+    if start < 0:
+        start = max(length + start, 0)
+    if stop < 0:
+        stop = length + stop
+    if start >= length or start > stop:
+        return []
+    return items[start : min(stop, length - 1) + 1]
+
+
+_STRING_TYPES = frozenset((bytes, str))
+
+
+def _check_string_items(items: list[Any]) -> None:
+    """Refuse a list holding anything but strings (a ``foreign`` wrong type)."""
+    # Joining succeeds only if every item is bytes (the usual list): the
+    # fastest check at C speed. Then by exact type; subclasses take the walk.
+    try:
+        b"".join(items)
+        return
+    except TypeError:
+        pass
+    if set(map(type, items)) <= _STRING_TYPES:
+        return
+    for item in items:
+        if not isinstance(item, bytes | str):
+            raise WrongTypeError(foreign=True)
+
+
+def as_list(value: Any, *, strings_only: bool = False) -> list[Any]:
+    """``value`` read as a list (``[]`` if absent); :class:`WrongTypeError` if it is none.
+
+    With ``strings_only`` (Redis), values that are neither strings nor lists of
+    strings are refused as ``foreign``.
+    """
+    if value is None:
+        return []
+    if isinstance(value, list):
+        if strings_only:
+            _check_string_items(value)
+        return value
+    if strings_only and not isinstance(value, bytes | str):
+        raise WrongTypeError(foreign=True)
+    raise WrongTypeError()
 
 
 def merge_lists(siblings: Sequence[list[Any]]) -> list[Any]:
@@ -147,11 +275,24 @@ class StoreService:
 
     async def remove(self, key: Key, *, r: int | None = None, w: int | None = None) -> bool:
         """Redis DEL semantics: tombstone the key if it exists; True if it did."""
-        current = await self.node.get(key, r=r)
-        if not current.values:
-            return False
-        await self.node.delete(key, current.context, w=w)
-        return True
+        return (await self.delete_versions(key, None, r=r, w=w)).deleted
+
+    async def delete_versions(
+        self, key: Key, context: bytes | None = None, *, r: int | None = None, w: int | None = None
+    ) -> Deletion:
+        """Delete what ``context`` covers or, without one, every sibling a read sees.
+
+        A context-less tombstone would only become one more sibling, so
+        without a context the key is read first (with ``r``); an absent key is
+        then left alone.
+        """
+        if context is None:
+            current = await self.node.get(key, r=r)
+            if not current.values:
+                return Deletion(current.context, 0, False)
+            context = current.context
+        result = await self.node.delete(key, context, w=w)
+        return Deletion(result.context, result.acknowledged, True)
 
     @contextlib.asynccontextmanager
     async def key_lock(self, key: Key) -> AsyncIterator[None]:
@@ -280,21 +421,166 @@ class StoreService:
         *,
         r: int | None = None,
         w: int | None = None,
+        strings_only: bool = False,
     ) -> Any:
         """Read-modify-write a list (see :meth:`update`).
 
         ``change(current)`` gets the current list (``[]`` if absent; siblings
         merged) and returns ``(new_list_or_None, answer)``; ``None`` means no
         write. An empty new list deletes the key, as Redis does. Raises
-        :class:`WrongTypeError` if the key holds a non-list.
+        :class:`WrongTypeError` if the key holds a non-list (or, with
+        ``strings_only``, a list of anything but strings).
         """
 
         def on_list(value: Any) -> tuple[Any, Any]:
             if value is not None and not isinstance(value, list):
                 raise WrongTypeError()
-            new, answer = change(list(value or []))
+            current = list(value or [])
+            if strings_only:
+                _check_string_items(current)
+            new, answer = change(current)
             if new is None:
                 return KEEP, answer
             return (new or None), answer
 
         return await self.update(key, on_list, r=r, w=w)
+
+    # -- lists -------------------------------------------------------------------------
+
+    async def push(
+        self,
+        key: Key,
+        items: Sequence[Any],
+        *,
+        left: bool,
+        r: int | None = None,
+        w: int | None = None,
+        strings_only: bool = False,
+    ) -> int:
+        """LPUSH (``left``) or RPUSH ``items``; the list's new length."""
+        pushed = list(items)
+
+        def change(current: list[Any]) -> tuple[list[Any], int]:
+            # Redis pushes one by one, so a left push of a, b leaves b at the head.
+            new = pushed[::-1] + current if left else current + pushed
+            return new, len(new)
+
+        length: int = await self.update_list(key, change, r=r, w=w, strings_only=strings_only)
+        return length
+
+    async def pop(
+        self,
+        key: Key,
+        count: int | None = None,
+        *,
+        left: bool,
+        r: int | None = None,
+        w: int | None = None,
+        strings_only: bool = False,
+    ) -> list[Any] | None:
+        """LPOP (``left``) or RPOP up to ``count`` items (one if ``None``).
+
+        Returns the items in the order popped, or ``None`` if the key held no
+        list (or an empty one). ``count`` must not be negative.
+        """
+        taken = 1 if count is None else count
+
+        def change(current: list[Any]) -> tuple[list[Any] | None, list[Any] | None]:
+            if not current:
+                return None, None
+            if taken == 0:
+                return None, []
+            if left:
+                return current[taken:], current[:taken]
+            return current[: max(len(current) - taken, 0)], current[-taken:][::-1]
+
+        popped: list[Any] | None = await self.update_list(
+            key, change, r=r, w=w, strings_only=strings_only
+        )
+        return popped
+
+    async def read_list(
+        self, key: Key, *, r: int | None = None, strings_only: bool = False
+    ) -> list[Any]:
+        """The list at ``key`` as a plain read sees it (``[]`` if absent)."""
+        return as_list((await self.read_one(key, r=r)).value, strings_only=strings_only)
+
+    async def list_length(
+        self, key: Key, *, r: int | None = None, strings_only: bool = False
+    ) -> int:
+        """LLEN: the length of the list at ``key`` (0 if absent)."""
+        return len(await self.read_list(key, r=r, strings_only=strings_only))
+
+    async def list_slice(
+        self, key: Key, start: int, stop: int, *, r: int | None = None, strings_only: bool = False
+    ) -> list[Any]:
+        """LRANGE: items ``start..stop`` of the list at ``key`` (see :func:`list_range`)."""
+        return self.list_slice_of(await self.get(key, r=r), start, stop, strings_only=strings_only)
+
+    @staticmethod
+    def list_slice_of(
+        result: GetResult, start: int, stop: int, *, strings_only: bool = False
+    ) -> list[Any]:
+        """The :meth:`list_slice` answer for a read already made.
+
+        For front-ends that cache answers by the encoded version they read.
+        """
+        value = StoreService.read_one_of(result).value
+        return list_range(as_list(value, strings_only=strings_only), start, stop)
+
+    # -- status and administration --------------------------------------------------
+
+    def quorums(self) -> Quorums:
+        """The store's N and default R and W."""
+        config = self.node.config
+        return Quorums(config.n, config.r, config.w)
+
+    def check_quorums(self, r: int, w: int) -> None:
+        """Refuse ``r``/``w`` outside ``1..N`` (an ``InvalidQuorumError``)."""
+        validate_quorum(self.node.config.n, r, w)
+
+    def status(self) -> NodeStatus:
+        """Who this node is, its settings and its counters."""
+        node = self.node
+        config = node.config
+        return NodeStatus(
+            node_id=node.node_id,
+            running=node.running,
+            members=tuple(node.members),
+            quorums=Quorums(config.n, config.r, config.w),
+            max_pair_bytes=config.max_pair_bytes,
+            stats=attrs.evolve(node.stats),
+        )
+
+    def pending_hints(self) -> PendingHints:
+        """Hints this node holds for other replicas (reads its hint store: not free)."""
+        hints = self.node.hints
+        return PendingHints(len(hints), hints.counts())
+
+    def local_keys(self) -> int:
+        """Keys held by this node's replicas (not the whole cluster's); 0 if unknown."""
+        try:
+            return len(self.node.engine)
+        except Exception:  # a closed engine must not break a status page
+            return 0
+
+    def membership(self) -> dict[str, Any]:
+        """This node's view of the membership (see :func:`membership_report`)."""
+        return membership_report(self.node)
+
+    def stage(self, node_id: str, action: MemberAction) -> dict[str, Any]:
+        """Stage ``action`` on member ``node_id``; the membership view after it."""
+        self.node.membership.stage(node_id, _STAGED_STATUS[action])
+        return self.membership()
+
+    def plan(self) -> Plan:
+        """What committing the staged membership changes would move."""
+        return self.node.membership.plan()
+
+    def commit(self) -> Plan:
+        """Commit the staged membership changes; the plan committed."""
+        return self.node.membership.commit()
+
+    async def repair(self) -> ExchangeStats:
+        """A full anti-entropy pass with every peer; what it did."""
+        return await self.node.repair_all()

@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 from dynamo_toolkit.cluster import Cluster
-from dynamo_toolkit.errors import QuorumNotReachedError
+from dynamo_toolkit.errors import ConfigurationError, PairTooLargeError, QuorumNotReachedError
 from dynamo_toolkit.testing import run_virtual
-from dynamo_toolkit_server.operations import StoreService, merge_lists
+from dynamo_toolkit_server.errors import ErrorKind, WrongTypeError, describe
+from dynamo_toolkit_server.service import MemberAction, StoreService, merge_lists
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 
@@ -143,3 +144,106 @@ def test_an_update_whose_caller_left_before_its_batch_is_not_applied() -> None:
             assert (await service.read_one("q")).value == ["kept", "later"]
 
     run_virtual(scenario())
+
+
+def test_delete_without_context_removes_every_sibling_and_skips_absent_keys() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="memory") as cluster:
+            first, second = StoreService(cluster.node("n1")), StoreService(cluster.node("n2"))
+            await first.put("k", b"one")
+            await second.put("k", b"two")  # blind: a sibling
+            await cluster.settle()
+            deletion = await first.delete_versions("k", r=3)
+            assert deletion.deleted and deletion.acknowledged >= 2
+            assert not (await second.get("k", r=3)).found
+            absent = await first.delete_versions("never")
+            assert not absent.deleted and absent.acknowledged == 0
+            assert await first.remove("never") is False
+
+    run_virtual(scenario())
+
+
+def test_list_operations_follow_redis() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="memory") as cluster:
+            service = StoreService(cluster.node("n1"))
+            assert await service.push("q", [b"a", b"b"], left=True) == 2
+            assert await service.push("q", [b"c"], left=False) == 3
+            assert await service.list_slice("q", 0, -1) == [b"b", b"a", b"c"]
+            assert await service.list_length("q") == 3
+            assert await service.pop("q", left=False) == [b"c"]
+            assert await service.pop("q", 0, left=True) == []
+            assert await service.pop("q", 5, left=True) == [b"b", b"a"]
+            assert await service.pop("q", left=True) is None  # the key is gone
+            assert not (await service.get("q")).found
+
+    run_virtual(scenario())
+
+
+def test_strings_only_list_operations_refuse_foreign_items() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="memory") as cluster:
+            service = StoreService(cluster.node("n1"))
+            await service.put("numbers", [1, 2])
+            assert await service.list_length("numbers") == 2
+            try:
+                await service.push("numbers", [b"x"], left=True, strings_only=True)
+            except WrongTypeError as exc:
+                assert exc.foreign
+            else:
+                raise AssertionError("a list of numbers is not a Redis list")
+            await service.put("text", b"plain")
+            try:
+                await service.list_length("text", strings_only=True)
+            except WrongTypeError as exc:
+                assert not exc.foreign
+            else:
+                raise AssertionError("a string is not a list")
+
+    run_virtual(scenario())
+
+
+def test_status_and_membership_admin() -> None:
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="memory") as cluster:
+            service = StoreService(cluster.node("n1"))
+            status = service.status()
+            assert status.node_id == "n1" and status.running
+            assert sorted(status.members) == ["n1", "n2", "n3"]
+            assert (status.quorums.n, status.quorums.r, status.quorums.w) == (3, 2, 2)
+            assert service.pending_hints().total == 0
+            assert service.membership()["node"] == "n1"
+            report = service.stage("n3", MemberAction.LEAVE)
+            assert "n3" not in report["proposed_owners"]
+            service.stage("n3", MemberAction.KEEP)
+            try:
+                service.commit()
+            except ConfigurationError as exc:
+                assert "nothing staged" in str(exc)
+            else:
+                raise AssertionError("nothing was staged")
+            assert (await service.repair()).peers_unreachable == 0
+
+    run_virtual(scenario())
+
+
+def test_errors_carry_their_kind_and_details() -> None:
+    quorum = describe(QuorumNotReachedError("write", 1, 2, 3))
+    assert quorum.kind is ErrorKind.QUORUM and quorum.name == "QuorumNotReachedError"
+    assert dict(quorum.fields) == {
+        "operation": "write",
+        "answered": 1,
+        "required": 2,
+        "contacted": 3,
+    }
+    large = describe(PairTooLargeError(3, 10, 8))
+    assert large.kind is ErrorKind.TOO_LARGE
+    assert dict(large.fields) == {"key_bytes": 3, "value_bytes": 10, "limit": 8}
+    assert describe(ConfigurationError("bad")).kind is ErrorKind.INVALID
+    assert describe(WrongTypeError()).kind is ErrorKind.WRONG_TYPE
+    internal = describe(KeyError("x"))
+    assert (internal.kind, internal.name, internal.message) == (
+        ErrorKind.INTERNAL,
+        "InternalError",
+        "KeyError: 'x'",
+    )
