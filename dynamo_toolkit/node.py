@@ -128,7 +128,7 @@ class Node:
         self.table = table if table is not None else self.membership.serving_table()
         self._placements: dict[tuple[int, int], Placement] = {}
         self.store.attach_digests(self.anti_entropy, self.table.partition_of)
-        self.repair = RepairScheduler(self)
+        self.repair_scheduler = RepairScheduler(self)
         self.hint_delivery = HintDelivery(self)
         self.coordinator = Coordinator(self)
         self.transport: Transport | None = None
@@ -216,7 +216,7 @@ class Node:
         loop = asyncio.get_running_loop()
         self._heartbeat_task = loop.create_task(self._heartbeats())
         self._handoff_task = loop.create_task(self.hint_delivery.run())
-        self._anti_entropy_task = loop.create_task(self.repair.run())
+        self._anti_entropy_task = loop.create_task(self.repair_scheduler.run())
         self.membership.start()
         if isinstance(self.detector, ActiveFailureDetector):
             self._probe_task = loop.create_task(self.detector.run(_NodeProber(self)))
@@ -292,19 +292,19 @@ class Node:
     @property
     def repairs(self) -> ExchangeStats:
         """What every anti-entropy repair of this node did, accumulated."""
-        return self.repair.stats
+        return self.repair_scheduler.stats
 
     def my_partitions(self) -> list[int]:
         """Partitions this node is a replica of."""
-        return self.repair.my_partitions()
+        return self.repair_scheduler.my_partitions()
 
     async def repair_partition(self, partition: int, *, initiate_all: bool = True) -> ExchangeStats:
         """Anti-entropy for one partition (see :meth:`RepairScheduler.repair_partition`)."""
-        return await self.repair.repair_partition(partition, initiate_all=initiate_all)
+        return await self.repair_scheduler.repair_partition(partition, initiate_all=initiate_all)
 
     async def repair_all(self) -> ExchangeStats:
         """A full anti-entropy pass over every partition this node replicates."""
-        return await self.repair.repair_all()
+        return await self.repair_scheduler.repair_all()
 
     async def request_quietly(self, dest: str, message: Message) -> None:
         """Send a request whose failure only matters to background work."""
