@@ -284,7 +284,10 @@ class Node:
             await self.clock.sleep(beat_every)
 
     async def deliver_hints(self, limit: int = 256) -> int:
-        """One handoff round (see :meth:`HintDelivery.deliver`); returns hints delivered."""
+        """One handoff round; returns hints delivered.
+
+        See :meth:`HintDelivery.deliver <dynamo_toolkit.hint_delivery.HintDelivery.deliver>`.
+        """
         return await self.hint_delivery.deliver(limit)
 
     # -- anti-entropy ------------------------------------------------------
@@ -299,7 +302,11 @@ class Node:
         return self.repair_scheduler.my_partitions()
 
     async def repair_partition(self, partition: int, *, initiate_all: bool = True) -> ExchangeStats:
-        """Anti-entropy for one partition (see :meth:`RepairScheduler.repair_partition`)."""
+        """Anti-entropy for one partition with its other replicas.
+
+        See :meth:`RepairScheduler.repair_partition
+        <dynamo_toolkit.repair.RepairScheduler.repair_partition>`.
+        """
         return await self.repair_scheduler.repair_partition(partition, initiate_all=initiate_all)
 
     async def repair_all(self) -> ExchangeStats:
