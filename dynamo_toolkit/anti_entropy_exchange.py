@@ -14,25 +14,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from dynamo_toolkit.errors import DynamoError, TransportError
 from dynamo_toolkit.messages import (
     CollectTombstones,
+    Message,
     RecordsQuery,
     RecordsReply,
     ReplicaWrite,
     TreeQuery,
     TreeReply,
 )
+from dynamo_toolkit.protocols import ExchangeContext, ReplicaAccess
 from dynamo_toolkit.replica_store import record_hash
 from dynamo_toolkit.values import key_position
 from dynamo_toolkit.versioning import pack_versions
-
-if TYPE_CHECKING:
-    from dynamo_toolkit.node import Node
 
 __all__ = ["ExchangeStats", "answer_tree_query", "collect_tombstones", "exchange"]
 
@@ -58,7 +57,7 @@ class ExchangeStats:
         return attrs.asdict(self)
 
 
-def answer_tree_query(node: Node, query: TreeQuery) -> TreeReply:
+def answer_tree_query(node: ReplicaAccess, query: TreeQuery) -> TreeReply:
     """What a replica answers about its digest of a partition."""
     digest = node.store.digest(query.partition)
     if query.level < 0:
@@ -72,7 +71,7 @@ def answer_tree_query(node: Node, query: TreeQuery) -> TreeReply:
     return TreeReply(digest.depth, items)
 
 
-async def _ask(node: Node, peer: str, message: object, stats: ExchangeStats) -> object:
+async def _ask(node: ExchangeContext, peer: str, message: Message, stats: ExchangeStats) -> object:
     if node.transport is None:
         raise TransportError(f"{node.node_id} is stopped")
     stats.round_trips += 1
@@ -80,7 +79,7 @@ async def _ask(node: Node, peer: str, message: object, stats: ExchangeStats) -> 
 
 
 async def _differing_keys(
-    node: Node, partition: int, peer: str, stats: ExchangeStats
+    node: ExchangeContext, partition: int, peer: str, stats: ExchangeStats
 ) -> set[bytes] | None:
     """Keys whose records differ between us and ``peer``; None if already in sync."""
     digest = node.store.digest(partition)
@@ -121,7 +120,7 @@ async def _differing_keys(
 
 
 async def _ask_all(
-    node: Node, peer: str, messages: list[ReplicaWrite], stats: ExchangeStats
+    node: ExchangeContext, peer: str, messages: list[ReplicaWrite], stats: ExchangeStats
 ) -> None:
     """Send ``messages`` concurrently: one round trip for the lot."""
     transport = node.transport
@@ -138,7 +137,7 @@ async def _ask_all(
             raise reply
 
 
-async def exchange(node: Node, partition: int, peer: str) -> tuple[ExchangeStats, bool]:
+async def exchange(node: ExchangeContext, partition: int, peer: str) -> tuple[ExchangeStats, bool]:
     """Bring ``node`` and ``peer`` in step for ``partition``.
 
     Returns the stats and whether the two ended in sync (equal roots).
@@ -178,7 +177,7 @@ async def exchange(node: Node, partition: int, peer: str) -> tuple[ExchangeStats
 
 
 def collectable_tombstones(
-    node: Node, partition: int, now: float
+    node: ExchangeContext, partition: int, now: float
 ) -> tuple[tuple[bytes, int, bytes], ...]:
     """Records of ``partition`` that are only tombstones older than the grace period."""
     start, end = node.table.partition_range(partition)
@@ -191,7 +190,7 @@ def collectable_tombstones(
 
 
 async def collect_tombstones(
-    node: Node, partition: int, peers: Sequence[str], stats: ExchangeStats
+    node: ExchangeContext, partition: int, peers: Sequence[str], stats: ExchangeStats
 ) -> None:
     """Remove old tombstones of ``partition`` here and on ``peers`` (all in sync)."""
     entries = collectable_tombstones(node, partition, node.clock.now())

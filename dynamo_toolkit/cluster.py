@@ -19,6 +19,7 @@ from typing import Any
 
 from dynamo_toolkit.closing import AsyncClosing
 from dynamo_toolkit.cluster_state import MemberStatus
+from dynamo_toolkit.components import build_components
 from dynamo_toolkit.config import ComponentChoice, StoreConfig
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, NodeUnavailableError
 from dynamo_toolkit.interfaces import Network
@@ -96,13 +97,17 @@ class Cluster(AsyncClosing):
         table = None
         built = []
         for member in members:
+            node_dir = base / member.node_id if base is not None else None
             node = Node(
                 member,
                 members,
                 config,
                 host=host,
                 network=network,
-                data_dir=base / member.node_id if base is not None else None,
+                components=build_components(
+                    config, host.registry, node_id=member.node_id, data_dir=node_dir
+                ),
+                data_dir=node_dir,
                 table=table,
             )
             table = node.table  # same membership, same table: build it once
@@ -157,13 +162,17 @@ class Cluster(AsyncClosing):
             raise ConfigurationError(f"node {info.node_id!r} already exists")
         template = next(iter(self.nodes.values()))
         seeds = [self.node(seed).info] if seed is not None else [n.info for n in self.running()]
+        node_dir = template.data_dir.parent / info.node_id if template.data_dir else None
         joiner = Node(
             info,
             [],
             self.config,
             host=template.host,
             network=self.network,
-            data_dir=template.data_dir.parent / info.node_id if template.data_dir else None,
+            components=build_components(
+                self.config, template.host.registry, node_id=info.node_id, data_dir=node_dir
+            ),
+            data_dir=node_dir,
             joining=True,
             seeds=seeds,
         )

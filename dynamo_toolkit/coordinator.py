@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dynamo_toolkit.config import validate_quorum
 from dynamo_toolkit.errors import DynamoError, NodeUnavailableError, QuorumNotReachedError
@@ -23,6 +23,7 @@ from dynamo_toolkit.messages import (
     ReplicaReadReply,
     ReplicaWrite,
 )
+from dynamo_toolkit.protocols import CoordinatorContext
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import (
     Key,
@@ -33,10 +34,10 @@ from dynamo_toolkit.values import (
 )
 from dynamo_toolkit.versioning import Version, decode_context
 
-if TYPE_CHECKING:
-    from dynamo_toolkit.node import Node
-
 __all__ = ["Coordinator"]
+
+#: Builds a replica's request, given the owner it stands in for (or None).
+_MakeRequest = Callable[[str | None], ReplicaRead | ReplicaWrite]
 
 
 class _Quorum:
@@ -127,9 +128,12 @@ class _Quorum:
 
 
 class Coordinator:
-    """Runs reads and writes on behalf of clients, for one node."""
+    """Runs reads and writes on behalf of clients, for one node.
 
-    def __init__(self, node: Node) -> None:
+    It sees the node only through :class:`~dynamo_toolkit.protocols.CoordinatorContext`.
+    """
+
+    def __init__(self, node: CoordinatorContext) -> None:
         self.node = node
 
     # -- public API --------------------------------------------------------
@@ -344,7 +348,7 @@ class Coordinator:
     async def _fan_out(
         self,
         targets: Sequence[tuple[str, str | None]],
-        make: Callable[[str | None], object],
+        make: _MakeRequest,
         needed: int,
         operation: str,
         ask_only_needed: bool = False,
@@ -404,7 +408,7 @@ class Coordinator:
             node.stats.hinted_requests += 1
         return quorum
 
-    def _ask_only_self(self, make: Callable[[str | None], object], operation: str) -> _Quorum:
+    def _ask_only_self(self, make: _MakeRequest, operation: str) -> _Quorum:
         """A quorum of one that is this node (N=1): its own answer, or a quorum error.
 
         The same outcome as the general path, without its bookkeeping for
@@ -425,7 +429,7 @@ class Coordinator:
     def _ask(
         self,
         quorum: _Quorum,
-        make: Callable[[str | None], object],
+        make: _MakeRequest,
         target: str,
         owner: str | None,
     ) -> None:
@@ -447,7 +451,7 @@ class Coordinator:
             node.track(reply)
             reply.add_done_callback(partial(self._on_reply, target, quorum, make))
 
-    def _ask_spares(self, quorum: _Quorum, make: Callable[[str | None], object]) -> None:
+    def _ask_spares(self, quorum: _Quorum, make: _MakeRequest) -> None:
         while quorum.wants_spare():
             target, owner = quorum.spares.pop(0)
             quorum.contacted += 1
@@ -457,7 +461,7 @@ class Coordinator:
         self,
         replica: str,
         quorum: _Quorum,
-        make: Callable[[str | None], object],
+        make: _MakeRequest,
         reply: asyncio.Future[object],
     ) -> None:
         self._record_reply(replica, quorum, reply)

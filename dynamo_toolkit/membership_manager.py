@@ -22,7 +22,7 @@ import json
 import logging
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -38,9 +38,7 @@ from dynamo_toolkit.errors import ConfigurationError, DynamoError, TransportErro
 from dynamo_toolkit.interfaces import OwnershipTable
 from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.messages import Gossip, RangeQuery, RangeReply
-
-if TYPE_CHECKING:
-    from dynamo_toolkit.node import Node
+from dynamo_toolkit.protocols import MembershipContext
 
 __all__ = ["HandoffProgress", "MembershipManager", "Plan"]
 
@@ -105,11 +103,14 @@ class Plan:
 
 
 class MembershipManager:
-    """A node's membership: its gossip, its plans and its handoffs."""
+    """A node's membership: its gossip, its plans and its handoffs.
+
+    It sees the node only through :class:`~dynamo_toolkit.protocols.MembershipContext`.
+    """
 
     def __init__(
         self,
-        node: Node,
+        node: MembershipContext,
         members: Sequence[NodeInfo],
         *,
         joining: bool = False,
@@ -162,7 +163,7 @@ class MembershipManager:
         document = {
             "state": self.state.to_wire(),
             "serving_epoch": self.serving_epoch,
-            "serving_owners": list(self.node.table.nodes) if hasattr(self.node, "table") else [],
+            "serving_owners": list(self.node.table.nodes),
         }
         temporary = self._saved.with_suffix(".tmp")
         temporary.write_text(json.dumps(document))

@@ -1,6 +1,15 @@
-"""Messages nodes exchange: frozen values, the same over every transport."""
+"""Messages nodes exchange: frozen values, the same over every transport.
+
+The set is closed: :data:`Message` names every request a node answers and
+:data:`Reply` every answer it gives, so a handler can ``match`` on them and
+have mypy check that no kind is forgotten (see :meth:`Node.handle
+<dynamo_toolkit.node.Node.handle>`). :mod:`dynamo_toolkit.wire` gives each a
+wire form.
+"""
 
 from __future__ import annotations
+
+from typing import TypeAlias, TypeGuard
 
 import attrs
 
@@ -13,6 +22,7 @@ __all__ = [
     "ForwardedWriteReply",
     "Gossip",
     "Heartbeat",
+    "Message",
     "Ping",
     "PingAck",
     "PingReq",
@@ -20,11 +30,14 @@ __all__ = [
     "RangeReply",
     "RecordsQuery",
     "RecordsReply",
+    "ReplicaMessage",
     "ReplicaRead",
     "ReplicaReadReply",
     "ReplicaWrite",
+    "Reply",
     "TreeQuery",
     "TreeReply",
+    "is_message",
 ]
 
 
@@ -194,3 +207,47 @@ class ForwardedWriteReply:
     error: str | None = None
     required: int = 0
     contacted: int = 0
+
+
+#: Requests one replica's storage answers (see ``Node.handle_replica_message``).
+ReplicaMessage: TypeAlias = (
+    ReplicaWrite | ReplicaRead | TreeQuery | RecordsQuery | CollectTombstones
+)
+
+#: Every message a node is sent: requests, probes, gossip and one-way heartbeats.
+Message: TypeAlias = (
+    ReplicaMessage | Heartbeat | Ping | PingReq | Gossip | RangeQuery | ForwardedWrite
+)
+
+#: Every answer a node gives to a :data:`Message` (a heartbeat gets ``None``).
+Reply: TypeAlias = (
+    Ack
+    | ReplicaReadReply
+    | PingAck
+    | TreeReply
+    | RecordsReply
+    | Gossip
+    | RangeReply
+    | ForwardedWriteReply
+)
+
+# isinstance() takes a union directly, but a tuple keeps the check cheap on the
+# hot path and independent of how the alias is spelled.
+_MESSAGE_TYPES: tuple[type, ...] = (
+    ReplicaWrite,
+    ReplicaRead,
+    TreeQuery,
+    RecordsQuery,
+    CollectTombstones,
+    Heartbeat,
+    Ping,
+    PingReq,
+    Gossip,
+    RangeQuery,
+    ForwardedWrite,
+)
+
+
+def is_message(value: object) -> TypeGuard[Message]:
+    """Whether ``value`` is one of the requests a node answers (a :data:`Message`)."""
+    return isinstance(value, _MESSAGE_TYPES)

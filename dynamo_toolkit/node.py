@@ -1,4 +1,10 @@
-"""A node: its components, built from configuration, around a coordinator."""
+"""A node: components built from configuration, wired around a coordinator.
+
+:func:`~dynamo_toolkit.components.build_components` builds the pluggable
+components; the node wires them to its coordinator, membership manager, hint
+delivery and repair scheduler, each of which sees it through a narrow protocol
+(:mod:`dynamo_toolkit.protocols`), and dispatches the messages it receives.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,16 @@ import contextlib
 import logging
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
-import attrs
-
-from dynamo_toolkit.anti_entropy_exchange import (
-    ExchangeStats,
-    answer_tree_query,
-    collect_tombstones,
-    exchange,
-)
+from dynamo_toolkit.anti_entropy_exchange import ExchangeStats, answer_tree_query
 from dynamo_toolkit.clock import clock_for_running_loop
+from dynamo_toolkit.components import NodeComponents, build_components
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.coordinator import Coordinator
 from dynamo_toolkit.errors import DynamoError, TransportError
-from dynamo_toolkit.hints import HintLimits, HintStore
+from dynamo_toolkit.hint_delivery import HintDelivery
+from dynamo_toolkit.hints import HintStore
 from dynamo_toolkit.interfaces import (
     ActiveFailureDetector,
     AntiEntropy,
@@ -45,18 +46,24 @@ from dynamo_toolkit.messages import (
     ForwardedWrite,
     Gossip,
     Heartbeat,
+    Message,
     Ping,
     PingAck,
     PingReq,
     RangeQuery,
     RecordsQuery,
     RecordsReply,
+    ReplicaMessage,
     ReplicaRead,
     ReplicaReadReply,
     ReplicaWrite,
+    Reply,
     TreeQuery,
+    is_message,
 )
+from dynamo_toolkit.node_stats import NodeStats
 from dynamo_toolkit.plugin_manager import PluginHost
+from dynamo_toolkit.repair import RepairScheduler
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import Key, key_position
@@ -66,27 +73,15 @@ __all__ = ["Node", "NodeStats"]
 log = logging.getLogger(__name__)
 
 
-@attrs.define
-class NodeStats:
-    """Counters a node keeps about its own work."""
-
-    reads: int = 0
-    writes: int = 0
-    quorum_failures: int = 0
-    read_repairs: int = 0
-    replica_writes: int = 0
-    replica_reads: int = 0
-    hinted_requests: int = 0
-    forwarded_writes: int = 0  # writes handed to a replica to coordinate
-
-
 class Node:
     """One member of a store.
 
-    Built from a :class:`~dynamo_toolkit.config.StoreConfig` through the plugin
-    registry; ``network`` supplies its transport endpoint. Start it with
-    :meth:`start` inside a running event loop; it then answers replica messages
-    and coordinates :meth:`get`, :meth:`put` and :meth:`delete`.
+    Its components come built (``components``, see
+    :func:`~dynamo_toolkit.components.build_components`); without them the
+    node builds them from ``config`` through ``host``'s registry.
+    ``network`` supplies its transport endpoint. Start it with :meth:`start`
+    inside a running event loop; it then answers replica messages and
+    coordinates :meth:`get`, :meth:`put` and :meth:`delete`.
     """
 
     def __init__(
@@ -97,6 +92,7 @@ class Node:
         *,
         host: PluginHost,
         network: Network,
+        components: NodeComponents | None = None,
         data_dir: Path | None = None,
         clock: Clock | None = None,
         table: OwnershipTable | None = None,
@@ -112,35 +108,28 @@ class Node:
         self.stats = NodeStats()
         if not joining and info.node_id not in {member.node_id for member in members}:
             raise DynamoError(f"node {info.node_id!r} is not in the membership")
-
-        def build(interface: str, **extra: Any) -> Any:
-            choice = config.component(interface)
-            return host.registry.create(interface, choice.name, **extra, **choice.params)
-
-        self.partitioner: Partitioner = build("partitioner")
-        self.replicator: Replicator = build("replicator")
-        self.resolver: ConflictResolver = build("conflict_resolver")
-        self.detector: FailureDetector = build("failure_detector")
-        self.anti_entropy: AntiEntropy = build("anti_entropy")
-        self.engine: StorageEngine = build(
-            "storage_engine", node_id=info.node_id, data_dir=data_dir
-        )
-        self.store = ReplicaStore(self.engine, self.resolver)
-        # Hints live in an engine of their own: as durable as the data, and
-        # never mixed with it.
-        hint_engine = build("storage_engine", node_id=f"{info.node_id}-hints", data_dir=data_dir)
-        limits = HintLimits(config.hint_max_count, config.hint_max_bytes, config.hint_max_age)
-        self.hints = HintStore(hint_engine, self.resolver, limits)
+        if components is None:
+            components = build_components(
+                config, host.registry, node_id=info.node_id, data_dir=data_dir
+            )
+        self.components = components
+        self.partitioner: Partitioner = components.partitioner
+        self.replicator: Replicator = components.replicator
+        self.resolver: ConflictResolver = components.resolver
+        self.detector: FailureDetector = components.detector
+        self.anti_entropy: AntiEntropy = components.anti_entropy
+        self.engine: StorageEngine = components.engine
+        self.store: ReplicaStore = components.store
+        self.hints: HintStore = components.hints
         self.membership = MembershipManager(self, members, joining=joining, seeds=seeds)
         self.members: dict[str, NodeInfo] = self.membership.live_members()
         # A view restored from disk may name members the static config did not.
-        add_members = getattr(network, "add_members", None)
-        if add_members is not None:
-            add_members(list(self.members.values()))
+        network.add_members(list(self.members.values()))
         self.table = table if table is not None else self.membership.serving_table()
         self._placements: dict[tuple[int, int], Placement] = {}
         self.store.attach_digests(self.anti_entropy, self.table.partition_of)
-        self.repairs = ExchangeStats()
+        self.repair_scheduler = RepairScheduler(self)
+        self.hint_delivery = HintDelivery(self)
         self.coordinator = Coordinator(self)
         self.transport: Transport | None = None
         self._background: set[asyncio.Future[Any]] = set()
@@ -174,9 +163,8 @@ class Node:
         new = [info for node_id, info in members.items() if node_id not in self.members]
         self.members = members
         self._placements.clear()
-        add = getattr(self.network, "add_members", None)
-        if new and add is not None:
-            add(new)
+        if new:
+            self.network.add_members(new)
         now = self.clock.monotonic() if self.running else 0.0
         for info in new:
             if info.node_id != self.node_id:
@@ -227,8 +215,8 @@ class Node:
                 self.detector.watch(peer, now)
         loop = asyncio.get_running_loop()
         self._heartbeat_task = loop.create_task(self._heartbeats())
-        self._handoff_task = loop.create_task(self._deliver_hints())
-        self._anti_entropy_task = loop.create_task(self._anti_entropy_passes())
+        self._handoff_task = loop.create_task(self.hint_delivery.run())
+        self._anti_entropy_task = loop.create_task(self.repair_scheduler.run())
         self.membership.start()
         if isinstance(self.detector, ActiveFailureDetector):
             self._probe_task = loop.create_task(self.detector.run(_NodeProber(self)))
@@ -295,111 +283,37 @@ class Node:
                     self.transport.send(peer, beat)
             await self.clock.sleep(beat_every)
 
-    async def _deliver_hints(self) -> None:
-        # Hinted handoff: hand each owner what we hold for it once the failure
-        # detector says it is back; a failure ends the round for that owner.
-        while True:
-            await self.clock.sleep(self.config.hint_delivery_interval)
-            await self.deliver_hints()
-
     async def deliver_hints(self, limit: int = 256) -> int:
-        """One handoff round: send pending hints to reachable owners; returns hints delivered."""
-        delivered = 0
-        now = self.clock.monotonic()
-        self.hints.expire(self.clock.now())
-        for owner in self.hints.owners():
-            if owner != self.node_id and owner not in self.members:
-                delivered += await self._redirect_hints(owner, limit)
-                continue
-            if owner == self.node_id:
-                continue
-            if self.transport is None or not self.is_available(owner, now):
-                continue
-            for hint in self.hints.pending(owner, self.clock.now(), limit):
-                message = ReplicaWrite(hint.key, hint.position, hint.versions)
-                try:
-                    await self.transport.request(owner, message, self.config.request_timeout)
-                except TransportError:
-                    break
-                self.hints.remove(hint)
-                delivered += 1
-        return delivered
+        """One handoff round; returns hints delivered.
+
+        See :meth:`HintDelivery.deliver <dynamo_toolkit.hint_delivery.HintDelivery.deliver>`.
+        """
+        return await self.hint_delivery.deliver(limit)
 
     # -- anti-entropy ------------------------------------------------------
 
+    @property
+    def repairs(self) -> ExchangeStats:
+        """What every anti-entropy repair of this node did, accumulated."""
+        return self.repair_scheduler.stats
+
     def my_partitions(self) -> list[int]:
         """Partitions this node is a replica of."""
-        return [
-            partition
-            for partition in self.table.partitions()
-            if self.node_id in self.placement(partition).replicas
-        ]
+        return self.repair_scheduler.my_partitions()
 
     async def repair_partition(self, partition: int, *, initiate_all: bool = True) -> ExchangeStats:
         """Anti-entropy for one partition with its other replicas.
 
-        Without ``initiate_all`` only peers with a greater id are contacted,
-        so each pair of replicas is compared once per round across the
-        cluster. Old tombstones are collected when every replica was in sync.
+        See :meth:`RepairScheduler.repair_partition
+        <dynamo_toolkit.repair.RepairScheduler.repair_partition>`.
         """
-        stats = ExchangeStats()
-        peers = [p for p in self.placement(partition).replicas if p != self.node_id]
-        now = self.clock.monotonic()
-        all_in_sync = True
-        for peer in peers:
-            if not initiate_all and peer < self.node_id:
-                all_in_sync = False  # that peer's own pass covers the pair
-                continue
-            if not self.is_available(peer, now):
-                stats.peers_unreachable += 1
-                all_in_sync = False
-                continue
-            try:
-                done, in_sync = await exchange(self, partition, peer)
-            except DynamoError:
-                stats.peers_unreachable += 1
-                all_in_sync = False
-                continue
-            stats.add(done)
-            all_in_sync = all_in_sync and in_sync
-        stats.partitions = 1
-        if all_in_sync and peers:
-            with contextlib.suppress(DynamoError):
-                await collect_tombstones(self, partition, peers, stats)
-        self.repairs.add(stats)
-        return stats
+        return await self.repair_scheduler.repair_partition(partition, initiate_all=initiate_all)
 
     async def repair_all(self) -> ExchangeStats:
         """A full anti-entropy pass over every partition this node replicates."""
-        total = ExchangeStats()
-        for partition in self.my_partitions():
-            total.add(await self.repair_partition(partition))
-        return total
+        return await self.repair_scheduler.repair_all()
 
-    async def _anti_entropy_passes(self) -> None:
-        while True:
-            await self.clock.sleep(self.config.anti_entropy_interval)
-            for partition in self.my_partitions():
-                await self.repair_partition(partition, initiate_all=False)
-                # The rate limit: a pause between partitions keeps a pass from
-                # crowding out client requests.
-                await self.clock.sleep(self.config.anti_entropy_pause)
-
-    async def _redirect_hints(self, owner: str, limit: int) -> int:
-        """Hints for a member that was removed go to the keys' current replicas."""
-        moved = 0
-        for hint in self.hints.pending(owner, self.clock.now(), limit):
-            write = ReplicaWrite(hint.key, hint.position, hint.versions)
-            for replica in self.placement(hint.position).replicas:
-                if replica == self.node_id:
-                    self.handle_replica_message(write)
-                else:
-                    await self.request_quietly(replica, write)
-            self.hints.remove(hint)
-            moved += 1
-        return moved
-
-    async def request_quietly(self, dest: str, message: object) -> None:
+    async def request_quietly(self, dest: str, message: Message) -> None:
         """Send a request whose failure only matters to background work."""
         if self.transport is None:
             return
@@ -408,23 +322,32 @@ class Node:
 
     # -- messages ------------------------------------------------------------
 
-    async def handle(self, source: str, message: object) -> object:
+    async def handle(self, source: str, message: object) -> Reply | None:
         """The transport's handler: every message is also evidence of life."""
         periodic = isinstance(message, Heartbeat)
         self.heard_from(source, periodic)
-        if periodic:
-            return None
-        if isinstance(message, Ping | PingReq):
-            return await self._answer_probe(source, message)
-        if isinstance(message, Gossip):
-            return self.membership.on_gossip(message)
-        if isinstance(message, RangeQuery):
-            return self.membership.answer_range(message)
-        if isinstance(message, ForwardedWrite):
-            return await self.coordinator.coordinate_forwarded(message)
-        return self.handle_replica_message(message)
+        if not is_message(message):
+            raise DynamoError(f"unexpected message {type(message).__name__}")
+        # Exhaustive over Message: mypy fails here if a kind is left unanswered.
+        match message:
+            case Heartbeat():
+                return None
+            case Ping() | PingReq():
+                return await self._answer_probe(source, message)
+            case Gossip():
+                return self.membership.on_gossip(message)
+            case RangeQuery():
+                return self.membership.answer_range(message)
+            case ForwardedWrite():
+                return await self.coordinator.coordinate_forwarded(message)
+            case (
+                ReplicaWrite() | ReplicaRead() | TreeQuery() | RecordsQuery() | CollectTombstones()
+            ):
+                return self.handle_replica_message(message)
+            case _:
+                assert_never(message)
 
-    async def _answer_probe(self, source: str, message: Ping | PingReq) -> object:
+    async def _answer_probe(self, source: str, message: Ping | PingReq) -> PingAck:
         detector = self.detector
         if isinstance(message, Ping):
             if isinstance(detector, ActiveFailureDetector):
@@ -437,43 +360,49 @@ class Node:
         # request_future: handlers may run eagerly, outside any task.
         reply = await self.transport.request_future(message.target, Ping(), message.timeout)
         self.heard_from(message.target)
+        if not isinstance(reply, PingAck):
+            raise DynamoError(f"{message.target} answered a ping with {type(reply).__name__}")
         return reply
 
-    def handle_replica_message(self, message: object) -> object:
+    def handle_replica_message(self, message: ReplicaMessage) -> Reply:
         """Apply a replica read or write to local storage."""
-        if isinstance(message, ReplicaWrite):
-            owner = message.hint_for
-            if owner is not None and owner != self.node_id:
-                held = self.hints.add(
-                    owner, message.key, message.position, message.versions, self.clock.now()
-                )
-                if not held:
-                    raise DynamoError(f"{self.node_id}: hint store full, cannot hold for {owner}")
+        match message:
+            case ReplicaWrite():
+                owner = message.hint_for
+                if owner is not None and owner != self.node_id:
+                    held = self.hints.add(
+                        owner, message.key, message.position, message.versions, self.clock.now()
+                    )
+                    if not held:
+                        raise DynamoError(
+                            f"{self.node_id}: hint store full, cannot hold for {owner}"
+                        )
+                    return Ack()
+                self.stats.replica_writes += 1
+                self.store.apply(message.key, message.position, message.versions)
                 return Ack()
-            self.stats.replica_writes += 1
-            self.store.apply(message.key, message.position, message.versions)
-            return Ack()
-        if isinstance(message, TreeQuery):
-            return answer_tree_query(self, message)
-        if isinstance(message, RecordsQuery):
-            return RecordsReply(
-                tuple(
-                    (key, key_position(key), versions)
-                    for key in message.keys
-                    if (versions := self.store.read(key))
+            case TreeQuery():
+                return answer_tree_query(self, message)
+            case RecordsQuery():
+                return RecordsReply(
+                    tuple(
+                        (key, key_position(key), versions)
+                        for key in message.keys
+                        if (versions := self.store.read(key))
+                    )
                 )
-            )
-        if isinstance(message, CollectTombstones):
-            for key, position, expected in message.entries:
-                self.store.collect(key, position, expected)
-            return Ack()
-        if isinstance(message, ReplicaRead):
-            self.stats.replica_reads += 1
-            owner = message.hint_for
-            if owner is not None and owner != self.node_id:
-                return ReplicaReadReply(self.hints.get(owner, message.key))
-            return ReplicaReadReply(self.store.read(message.key))
-        raise DynamoError(f"unexpected message {type(message).__name__}")
+            case CollectTombstones():
+                for key, position, expected in message.entries:
+                    self.store.collect(key, position, expected)
+                return Ack()
+            case ReplicaRead():
+                self.stats.replica_reads += 1
+                owner = message.hint_for
+                if owner is not None and owner != self.node_id:
+                    return ReplicaReadReply(self.hints.get(owner, message.key))
+                return ReplicaReadReply(self.store.read(message.key))
+            case _:
+                assert_never(message)
 
     # -- client API ----------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 Transports that cross a process boundary encode with :func:`encode_message`
 and decode with :func:`decode_message`; in-process transports pass the frozen
-message objects as they are.
+message objects as they are. Every :data:`~dynamo_toolkit.messages.Message`
+and :data:`~dynamo_toolkit.messages.Reply` has a form here; the
+documentation's "Wire format" page lists them, field by field, with what a
+transport's framing must carry.
 """
 
 from __future__ import annotations

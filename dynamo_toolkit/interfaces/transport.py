@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dynamo_toolkit.membership import NodeInfo
 
 __all__ = ["Handler", "Network", "Transport"]
 
@@ -23,6 +26,11 @@ class Transport(ABC):
     """
 
     node_id: str
+
+    @property
+    @abstractmethod
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
 
     @abstractmethod
     async def start(self, handler: Handler) -> None:
@@ -63,6 +71,15 @@ class Network(ABC):
     @abstractmethod
     def endpoint(self, node_id: str) -> Transport:
         """Return the (not yet started) endpoint of ``node_id``."""
+
+    def add_members(self, members: Iterable[NodeInfo]) -> None:  # noqa: B027 - optional hook
+        """Learn members that joined after the network was built (their addresses).
+
+        A node calls it with every member it learns of, known ones included,
+        so it must be idempotent. The default does nothing: in-process
+        networks find endpoints by node id; a socket transport records each
+        member's :attr:`~dynamo_toolkit.membership.NodeInfo.address`.
+        """
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut the network into ``groups``: messages between groups are lost.

@@ -10,6 +10,7 @@ import pytest
 
 from dynamo_toolkit.clock import SystemClock, clock_for_running_loop
 from dynamo_toolkit.interfaces import Clock, Network
+from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.plugin_manager import load_plugins
 from dynamo_toolkit.testing import run_virtual
 from dynamo_toolkit.testing.conformance.clock import ClockSuite, Runner
@@ -55,6 +56,10 @@ class TestTcpTransport(TransportSuite):
     def make_network(self) -> Callable[[], Network]:
         addresses = {name: f"127.0.0.1:{_free_port()}" for name in ("a", "b")}
         return lambda: HOST.registry.create("transport", "tcp", seed=1, addresses=addresses)
+
+    @pytest.fixture
+    def new_member(self) -> Callable[[str], NodeInfo]:
+        return lambda node_id: NodeInfo(node_id, f"127.0.0.1:{_free_port()}")
 
 
 class TestSystemClock(ClockSuite):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import msgpack
 import pytest
 
@@ -12,6 +14,7 @@ from dynamo_toolkit.messages import (
     ForwardedWriteReply,
     Gossip,
     Heartbeat,
+    Message,
     Ping,
     PingAck,
     PingReq,
@@ -22,7 +25,9 @@ from dynamo_toolkit.messages import (
     ReplicaRead,
     ReplicaReadReply,
     ReplicaWrite,
+    Reply,
     TreeQuery,
+    TreeReply,
 )
 from dynamo_toolkit.versioning import VectorClock, Version
 from dynamo_toolkit.wire import WireFormatError, decode_message, encode_message
@@ -43,6 +48,7 @@ MESSAGES = [
     PingAck(3),
     PingReq("n3", 0.5),
     TreeQuery(0, 1, (2, 3)),
+    TreeReply(1, (b"root",)),
     RecordsQuery((b"a", b"b")),
     RecordsReply(((b"a", 1, (_VERSION,)),)),
     CollectTombstones(((b"a", 1, b"h" * 16),)),
@@ -61,6 +67,12 @@ MESSAGES = [
 def test_every_message_round_trips_through_msgpack(message: object) -> None:
     framed = msgpack.packb(encode_message(message), use_bin_type=True)
     assert decode_message(msgpack.unpackb(framed, raw=False)) == message
+
+
+def test_the_samples_cover_every_message_and_reply() -> None:
+    """Each class of the closed Message and Reply unions has a wire form checked here."""
+    kinds = set(typing.get_args(Message)) | set(typing.get_args(Reply))
+    assert kinds == {type(m) for m in MESSAGES if m is not None}
 
 
 @pytest.mark.parametrize(

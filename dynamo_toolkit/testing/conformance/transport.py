@@ -11,6 +11,7 @@ import pytest
 
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.interfaces import Network
+from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.messages import Heartbeat, ReplicaRead, ReplicaWrite
 
 __all__ = ["TransportSuite"]
@@ -89,14 +90,66 @@ class TransportSuite:
 
     Fixtures to provide: ``make_network``, a zero-argument callable returning a
     fresh fault-free :class:`~dynamo_toolkit.interfaces.Network` (called inside
-    the running loop). Optional: ``run``, how to run a coroutine to completion
-    (default ``asyncio.run``; a virtual-time runner suits in-process networks).
+    the running loop) that knows members ``a`` and ``b``. Optional: ``run``,
+    how to run a coroutine to completion (default ``asyncio.run``; a
+    virtual-time runner suits in-process networks), and ``new_member``, the
+    :class:`~dynamo_toolkit.membership.NodeInfo` of a member the network did
+    not know at start, by id (default: the id alone; a socket transport
+    gives it an address).
     """
 
     @pytest.fixture
     def run(self) -> Runner:
         """How the suite runs its coroutines."""
         return asyncio.run
+
+    @pytest.fixture
+    def new_member(self) -> Callable[[str], NodeInfo]:
+        """A member unknown to ``make_network``'s network, by id."""
+        return NodeInfo
+
+    def test_running_follows_start_and_stop(
+        self, make_network: Callable[[], Network], run: Runner
+    ) -> None:
+        """An endpoint is ``running`` from ``start`` until ``stop``, and not before or after."""
+
+        async def scenario() -> None:
+            network = make_network()
+            endpoint = network.endpoint("a")
+            try:
+                assert not endpoint.running
+                await endpoint.start(_Echo("a"))
+                assert endpoint.running
+            finally:
+                await endpoint.stop()
+                await network.close()
+            assert not endpoint.running
+
+        run(scenario())
+
+    def test_member_added_later_is_reached(
+        self,
+        make_network: Callable[[], Network],
+        new_member: Callable[[str], NodeInfo],
+        run: Runner,
+    ) -> None:
+        """``add_members`` makes a member that joined later reachable; repeats are harmless.
+
+        A node hands the network every member it learns of, known ones
+        included, each time its view changes.
+        """
+
+        async def scenario() -> None:
+            network = make_network()
+            async with _pair(network) as pair:
+                joiner = new_member("c")
+                network.add_members([joiner])
+                network.add_members([NodeInfo("a"), joiner])  # known ids change nothing
+                await pair.start("c", _Echo("c"))
+                assert await pair.a.request("c", _ask("welcome"), 5.0) == _answer("c", "welcome")
+                assert await pair.a.request("b", _ask("still"), 5.0) == _answer("b", "still")
+
+        run(scenario())
 
     def test_request_gets_the_reply(self, make_network: Callable[[], Network], run: Runner) -> None:
         """A request reaches the peer's handler and its reply comes back."""

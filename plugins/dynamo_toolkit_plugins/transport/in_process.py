@@ -14,7 +14,7 @@ E = TypeVar("E", bound=Transport)
 
 
 def _running(endpoint: Transport | None) -> bool:
-    return endpoint is not None and bool(getattr(endpoint, "running", False))
+    return endpoint is not None and endpoint.running
 
 
 class InProcessNetwork(Network, Generic[E]):
