@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dynamo_toolkit.errors import TransportError
+from dynamo_toolkit.errors import ConfigurationError, TransportError
 from dynamo_toolkit.interfaces import ActiveFailureDetector, FailureDetector, Prober
 from dynamo_toolkit.messages import Heartbeat, Ping, PingAck, PingReq
 from dynamo_toolkit.registry import ComponentRegistry
@@ -589,6 +589,16 @@ class _SwimHarness:
         """Bring the record of ``member``'s opinion of ``node`` up to date (:class:`_Ledger`)."""
         self.ledger.sync(member.node_id, member.detector, node, self.now())
 
+    def _swim_detector(self, setting: Setting) -> ActiveFailureDetector:
+        detector = self.registry.create(
+            "failure_detector", "swim", seed=self.seed, **setting.params
+        )
+        if not isinstance(detector, ActiveFailureDetector):
+            raise ConfigurationError(
+                "the 'swim' detector registered is not an active (probing) one"
+            )
+        return detector
+
     async def run(self, crash: str) -> None:
         scenario, setting = self.scenario, self.setting
         rng = random.Random(f"{self.seed}/swim-net")
@@ -599,16 +609,11 @@ class _SwimHarness:
             drop=scenario.loss,
             latency=_latency(scenario.delay),
         )
-        _count_traffic(network, self.result, scenario.warmup, lambda: scenario.crash_at)
+        _count_traffic(observable(network), self.result, scenario.warmup, lambda: scenario.crash_at)
         self.result.member_seconds += scenario.members * scenario.duration
         ids = [f"m{i:04d}" for i in range(scenario.members)]
         self.members = members = [
-            _Member(
-                self,
-                node_id,
-                self.registry.create("failure_detector", "swim", seed=self.seed, **setting.params),
-            )
-            for node_id in ids
+            _Member(self, node_id, self._swim_detector(setting)) for node_id in ids
         ]
         detectors: dict[str, FailureDetector] = {m.node_id: m.detector for m in members}
         for member in members:
