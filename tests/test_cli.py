@@ -16,7 +16,8 @@ from dynamo_toolkit.registry import INTERFACES
 def test_version() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
-    assert __version__ in result.output and __version__ != "0.0.0"
+    assert __version__ in result.output
+    assert __version__ != "0.0.0"
 
 
 def test_plugins_json_lists_all_seven_interfaces() -> None:
@@ -35,7 +36,8 @@ def test_plugins_json_lists_all_seven_interfaces() -> None:
 def test_plugins_table() -> None:
     result = CliRunner().invoke(main, ["plugins"])
     assert result.exit_code == 0
-    assert "preference-list" in result.output and "sqlitedict" in result.output
+    assert "preference-list" in result.output
+    assert "sqlitedict" in result.output
 
 
 def test_console_script_is_installed() -> None:
@@ -47,7 +49,8 @@ def test_console_script_is_installed() -> None:
     ).stdout.strip()
     dtk = out or f"{sys.prefix}/bin/dtk"
     done = subprocess.run([dtk, "--version"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and __version__ in done.stdout
+    assert done.returncode == 0
+    assert __version__ in done.stdout
 
 
 def test_demo_narrates_a_cluster() -> None:

@@ -41,7 +41,8 @@ def test_the_kernel_defines_hooks() -> None:
 def test_every_hook_has_a_docstring(name: str) -> None:
     doc = inspect.getdoc(getattr(hookspecs, name)) or ""
     first_line = doc.splitlines()[0] if doc else ""
-    assert len(first_line.split()) >= 3 and "." in doc, f"{name} needs a docstring sentence"
+    assert len(first_line.split()) >= 3, f"{name} needs a docstring sentence"
+    assert "." in doc, f"{name} needs a docstring sentence"
 
 
 def test_docs_build_without_warnings(html: Path) -> None:

@@ -111,7 +111,8 @@ def test_unknown_name_lists_the_available_ones() -> None:
     with pytest.raises(UnknownComponentError) as caught:
         host.registry.create("storage_engine", "nope", node_id="n1", data_dir=None)
     assert caught.value.available == sorted(host.registry.names("storage_engine"))
-    assert "memory" in str(caught.value) and "sqlitedict" in str(caught.value)
+    assert "memory" in str(caught.value)
+    assert "sqlitedict" in str(caught.value)
 
     async def start() -> None:
         await Cluster.start(3, {"partitioner": "no-such-ring"}, host=host)

@@ -104,9 +104,6 @@ async def tour(host: PluginHost, config: StoreConfig, data_dir: Path) -> None:
         await cluster.settle()
         print(f"virtual time elapsed: {loop.time():.3f} s")
 
-    files = sorted(str(path.relative_to(data_dir)) for path in data_dir.rglob("*.sqlite"))
-    print(f"sqlitedict files: {', '.join(files)}")
-
 
 async def last_write_wins(host: PluginHost, config: StoreConfig) -> None:
     async with await Cluster.start(5, config, host=host, seed=42) as cluster:
@@ -127,7 +124,10 @@ def main() -> None:
         spec = host.registry.get(interface, choice.name)  # UnknownComponentError if missing
         print(f"{interface}: {choice.name} {dict(choice.params)} from plugin {spec.plugin!r}")
     with tempfile.TemporaryDirectory(prefix="dtk-tutorial-") as tmp:
-        run_virtual(tour(host, config, Path(tmp)))
+        data_dir = Path(tmp)
+        run_virtual(tour(host, config, data_dir))
+        files = sorted(str(path.relative_to(data_dir)) for path in data_dir.rglob("*.sqlite"))
+        print(f"sqlitedict files: {', '.join(files)}")
 
     # -- 8. Swap one component, keep the rest ----------------------------------------
     lww = config.with_components(conflict_resolver="lww", storage_engine="memory")

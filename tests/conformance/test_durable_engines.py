@@ -268,23 +268,27 @@ def test_keys_move_between_home_and_other_positions(
     try:
         engine.put(b"k", home, b"v1")
         engine.put(b"k", 7, b"v2")
-        assert engine.get(b"k") == b"v2" and size(engine) in (1, None)
+        assert engine.get(b"k") == b"v2"
+        assert size(engine) in (1, None)
         assert list(engine.scan(0, 2**64)) == [(b"k", 7, b"v2")]
         engine.put(b"k", 9, b"v3")
         engine.put(b"other", key_position(b"other"), b"o")
         assert list(engine.scan(0, 10)) == [(b"k", 9, b"v3")]
         engine.put(b"k", home, b"v4")
-        assert engine.get(b"k") == b"v4" and size(engine) in (2, None)
+        assert engine.get(b"k") == b"v4"
+        assert size(engine) in (2, None)
         assert list(engine.scan(0, 10)) == []
         engine.put(b"k", 5, b"v5")
         engine.delete(b"k")
-        assert engine.get(b"k") is None and size(engine) in (1, None)
+        assert engine.get(b"k") is None
+        assert size(engine) in (1, None)
         engine.put(b"k", 3, b"v6")
     finally:
         engine.close()
     reopened = factory(node_id="n1", data_dir=tmp_path, durability=durability)
     try:
-        assert reopened.get(b"k") == b"v6" and reopened.get(b"other") == b"o"
+        assert reopened.get(b"k") == b"v6"
+        assert reopened.get(b"other") == b"o"
         assert size(reopened) in (2, None)
         assert (b"k", 3, b"v6") in list(reopened.scan(0, 2**64))
     finally:

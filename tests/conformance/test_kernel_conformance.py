@@ -101,6 +101,7 @@ def test_tcp_stop_lets_handlers_waiting_on_peers_finish() -> None:
     async def main() -> None:
         nodes = {name: network.endpoint(name) for name in ("a", "b")}
         release = asyncio.Event()
+        both_waiting = asyncio.Event()
         waiting: list[str] = []
         outcomes: list[str] = []
 
@@ -108,6 +109,8 @@ def test_tcp_stop_lets_handlers_waiting_on_peers_finish() -> None:
             async def answer(source: str, message: object) -> object:
                 if isinstance(message, Ping):
                     waiting.append(me)
+                    if len(waiting) == 2:
+                        both_waiting.set()
                     await release.wait()
                     try:
                         await nodes[me].request_future(peer, Ack(), 30.0)
@@ -123,14 +126,14 @@ def test_tcp_stop_lets_handlers_waiting_on_peers_finish() -> None:
             asyncio.ensure_future(nodes["a"].request("b", Ping(), 30.0)),
             asyncio.ensure_future(nodes["b"].request("a", Ping(), 30.0)),
         ]
-        while len(waiting) < 2:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(both_waiting.wait(), 20.0)
         loop = asyncio.get_running_loop()
         began = loop.time()
         loop.call_soon(release.set)
         await asyncio.wait_for(asyncio.gather(*(n.stop() for n in nodes.values())), 20.0)
         assert loop.time() - began < 5.0  # neither waited out a 30 s request
-        assert len(outcomes) == 2 and all("stopping" in outcome for outcome in outcomes)
+        assert len(outcomes) == 2
+        assert all("stopping" in outcome for outcome in outcomes)
         await asyncio.gather(*asks, return_exceptions=True)
 
     asyncio.run(main())

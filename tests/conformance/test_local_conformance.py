@@ -236,7 +236,7 @@ def test_positions_outside_64_bits_are_refused(
 ) -> None:
     engine = host.registry.create("storage_engine", name, node_id="n1", data_dir=tmp_path)
     try:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"is outside \[0, 2\*\*64\)"):
             engine.put(b"k", position, b"v")
         assert len(engine) == 0
     finally:

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from testsupport.lab import run_suite
 
 from dynamo_toolkit_lab.anti_entropy import (
     KINDS,
@@ -16,6 +15,7 @@ from dynamo_toolkit_lab.anti_entropy import (
     estimate_compare,
     merkle_shapes,
 )
+from testsupport.lab import run_suite
 
 TOP = {"kinds", "value_size", "key_bytes", "hash_bytes", "seed", "results", "crossover"}
 FIELDS = {
@@ -72,7 +72,8 @@ def pick(payload: dict[str, Any], label: str, n: int) -> list[dict[str, Any]]:
 
 def test_json_schema(small: dict[str, Any]) -> None:
     assert set(small) == TOP
-    assert small["kinds"] == ["changed"] and small["seed"] == 1
+    assert small["kinds"] == ["changed"]
+    assert small["seed"] == 1
     assert len(small["results"]) == 2 * 3 * 4  # 2 n, 3 strategies (2 shapes, full), 4 d
     for r in small["results"]:
         assert set(r) == FIELDS
@@ -120,7 +121,8 @@ def test_full_exchange_cost_grows_with_n_not_d(small: dict[str, Any]) -> None:
 def test_merkle_cost_grows_with_d(small: dict[str, Any]) -> None:
     for shape in ("16x2", "4x3"):
         costs = [compare_bytes(r) for r in pick(small, shape, 3000)]
-        assert costs == sorted(costs) and len(set(costs)) == len(costs)
+        assert costs == sorted(costs)
+        assert len(set(costs)) == len(costs)
         flat = compare_bytes(pick(small, "full-exchange", 3000)[1])
         assert costs[1] * 20 < flat  # one difference: a path and one leaf, not everything
 

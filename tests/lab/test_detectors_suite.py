@@ -14,7 +14,6 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from testsupport.lab import run_suite
 
 from dynamo_toolkit.messages import Heartbeat
 from dynamo_toolkit.plugin_manager import load_plugins
@@ -31,6 +30,7 @@ from dynamo_toolkit_lab.detector_sim import (
 from dynamo_toolkit_lab.detectors import command, load_delay
 from dynamo_toolkit_lab.traffic import frame_bytes
 from dynamo_toolkit_lab.wars import Constant
+from testsupport.lab import run_suite
 
 FIELDS = {
     "detector",
@@ -137,9 +137,11 @@ def test_json_schema(small: dict[str, Any]) -> None:
         expected = SWIM_FIELDS if row["detector"] == "swim" else PASSIVE_FIELDS
         assert set(row) == expected
         trials = 1 if row["detector"] == "swim" else 2
-        assert row["members"] == 6 and row["trials"] == trials
+        assert row["members"] == 6
+        assert row["trials"] == trials
         assert row["observations"] == trials * 5
-        assert row["pair_hours"] > 0 and row["msgs_per_member_s"] > 0
+        assert row["pair_hours"] > 0
+        assert row["msgs_per_member_s"] > 0
     assert {t["engine"] for t in small["wall_s"]} == {
         "heartbeat model",
         "swim on the simulated network",
@@ -160,7 +162,8 @@ def test_timeout_detection_time_follows_from_the_heartbeat_schedule(registry: An
     settings = [Setting("timeout", "timeout", "timeout_s", t, {"timeout": t}) for t in (1.0, 3.0)]
     results = run_passive(scenario(warmup=1, duration=20), settings, registry, 5, seed=3)
     for setting, result in zip(settings, results, strict=True):
-        assert result.mistakes == 0 and result.undetected == 0
+        assert result.mistakes == 0
+        assert result.undetected == 0
         for detection in result.detections:
             assert setting.value - 0.5 + 0.001 <= detection + 1e-6
             assert detection <= setting.value + 0.001 + 1e-6
@@ -297,8 +300,10 @@ def test_swim_false_suspicions_appear_with_loss_only(registry: Any) -> None:
     lossy = run_swim(
         scenario(members=8, loss=0.3, warmup=5, duration=120), swim(1.0), registry, 1, seed=6
     ).summary()
-    assert clean["mistakes"] == 0 and clean["suspected_fraction"] == 0
-    assert lossy["mistakes"] > 0 and 0 < lossy["suspected_fraction"] < 1
+    assert clean["mistakes"] == 0
+    assert clean["suspected_fraction"] == 0
+    assert lossy["mistakes"] > 0
+    assert 0 < lossy["suspected_fraction"] < 1
     # More traffic under loss: indirect probes through k helpers.
     assert lossy["msgs_per_member_s"] > clean["msgs_per_member_s"]
 
@@ -371,7 +376,8 @@ def test_validate_runs_the_same_settings_on_real_nodes() -> None:
         "4",
     )
     validation = payload["validation"]
-    assert validation["members"] == 4 and validation["trials"] == 4
+    assert validation["members"] == 4
+    assert validation["trials"] == 4
     checked = validation["results"]
     assert [(r["label"], r["value"]) for r in checked] == [
         ("timeout", 0.75),
@@ -412,7 +418,8 @@ def test_heartbeat_frame_size() -> None:
 
 
 def test_delay_presets_and_files(tmp_path: Path) -> None:
-    assert load_delay("lan")[0] == "lan" and load_delay("ymmr")[0] == "YMMR"
+    assert load_delay("lan")[0] == "lan"
+    assert load_delay("ymmr")[0] == "YMMR"
     normal = tmp_path / "normal.json"
     normal.write_text('{"type": "normal", "mean": 5, "sd": 1}')
     assert load_delay(str(normal))[2] == Normal(5.0, 1.0)

@@ -49,5 +49,6 @@ def test_bench_lists_every_suite_and_mounts_each() -> None:
     assert bench.list_commands(context) == sorted(SUITES)
     for name in SUITES:
         command = bench.get_command(context, name)
-        assert command is not None and command.name == name
+        assert command is not None
+        assert command.name == name
     assert bench.get_command(context, "no-such-suite") is None

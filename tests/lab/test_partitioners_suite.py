@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from testsupport.lab import run_suite
 
 from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit_lab.partitioners import command, load_stats, moved_fraction
 from dynamo_toolkit_plugins.partitioning.fixed_q import FixedQPartitioner, quotas
+from testsupport.lab import run_suite
 
 FIELDS = {
     "strategy",
@@ -48,7 +48,8 @@ def test_json_schema(small: dict[str, Any]) -> None:
         assert isinstance(r["params"], dict)
         assert r["load_stddev"] >= 0
         assert r["load_max_over_mean"] >= 1
-        assert 0 <= r["moved_on_add"] <= 1 and 0 <= r["moved_on_remove"] <= 1
+        assert 0 <= r["moved_on_add"] <= 1
+        assert 0 <= r["moved_on_remove"] <= 1
         assert r["ideal_moved"] == pytest.approx(1 / (r["nodes"] + 1))
         assert r["lookup_us"] > 0
         assert r["metadata_bytes"] > 0
@@ -122,7 +123,8 @@ def test_moved_fraction_and_load_stats_exact() -> None:
     assert moved_fraction([(0, "a")], [(0, "a"), (half, "a")]) == 0.0
     members = [NodeInfo("a", capacity=1), NodeInfo("b", capacity=3)]
     stddev, max_over_mean = load_stats([(0, "a"), (1 << 62, "b")], members)
-    assert stddev == pytest.approx(0) and max_over_mean == pytest.approx(1)
+    assert stddev == pytest.approx(0)
+    assert max_over_mean == pytest.approx(1)
 
 
 def test_quotas_follow_capacity() -> None:

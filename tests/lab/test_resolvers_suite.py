@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from testsupport.lab import run_suite
 
 from dynamo_toolkit_lab.resolvers import STRATEGIES, command, run_strategy
+from testsupport.lab import run_suite
 
 SERIES_FIELDS = {
     "round",
@@ -91,7 +91,8 @@ def test_json_schema(small: dict[str, Any]) -> None:
         assert set(result["final"]) == SERIES_FIELDS - {"round", "t"}
         assert [s["round"] for s in result["rounds"]] == list(range(1, 26))
         times = [s["t"] for s in result["rounds"]]
-        assert times == sorted(times) and times[0] > 0
+        assert times == sorted(times)
+        assert times[0] > 0
         for sample in result["rounds"]:
             assert set(sample) == SERIES_FIELDS
             assert 1 <= sample["siblings_mean"] <= sample["siblings_max"]
@@ -229,7 +230,8 @@ def test_table_and_plot(tmp_path: Path) -> None:
         command, ["--rounds", "5", "--strategies", "dvv,lww", "--plot", str(plot)]
     )
     assert result.exit_code == 0, result.output
-    assert "dvv" in result.output and "lost" in result.output
+    assert "dvv" in result.output
+    assert "lost" in result.output
     assert plot.stat().st_size > 1000
 
 

@@ -169,13 +169,13 @@ def test_presets_at_t0_stay_where_they_were_measured() -> None:
 
 
 def test_invalid_arguments() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need 1 <= R, W <= N"):
         simulate(PRESETS["LNKD-SSD"], 3, 4, 1, [0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="t must not be negative"):
         simulate(PRESETS["LNKD-SSD"], 3, 1, 1, [-1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a Pareto needs xm > 0"):
         Pareto(0, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown distribution type 'weibull'"):
         model_from_json({"W": {"type": "weibull"}})
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport.live import dtk, free_base
 
 from dynamo_toolkit_lab.ycsb_workloads import FIELD_COUNT, FIELD_LENGTH, key_name, record_write
 from dynamo_toolkit_server.client import Client
+from testsupport.live import dtk, free_base
 
 pytestmark = pytest.mark.live  # real node processes
 
@@ -43,7 +43,8 @@ def test_workloads_run_against_a_real_cluster(native: list[str]) -> None:
         "--clients", "3", "--json",
     )  # fmt: skip
     payload: dict[str, Any] = json.loads(out.stdout)
-    assert payload["target"] == native and payload["latency"] == "real"
+    assert payload["target"] == native
+    assert payload["latency"] == "real"
     assert payload["nodes"] is None
     results = payload["results"]
     assert [(r["workload"], r["r"], r["w"]) for r in results] == [
@@ -53,14 +54,18 @@ def test_workloads_run_against_a_real_cluster(native: list[str]) -> None:
         ("E", 1, 1),
     ]
     for r in results:
-        assert r["load"]["operations"] == 40 and r["load"]["errors"] == 0
+        assert r["load"]["operations"] == 40
+        assert r["load"]["errors"] == 0
         run = r["run"]
         assert run["operations"] == 30
-        assert run["quorum_failures"] == 0 and run["errors"] == 0
-        assert run["seconds"] > 0 and run["throughput"] > 0
+        assert run["quorum_failures"] == 0
+        assert run["errors"] == 0
+        assert run["seconds"] > 0
+        assert run["throughput"] > 0
         assert run["latency_ms"]["all"]["p50"] > 0
         if r["workload"] == "E":
-            assert set(run["mix"]) <= {"scan", "insert"} and run["reads"] > 30
+            assert set(run["mix"]) <= {"scan", "insert"}
+            assert run["reads"] > 30
         if r["r"] + r["w"] > r["n"]:
             # Three nodes, N=3: every coordinator is a replica; strict quorums
             # read every acknowledged write.

@@ -124,7 +124,8 @@ def test_zipfian_draws_follow_their_rank_frequency() -> None:
     rng = random.Random(11)
     draws = 200_000
     counts = Counter(z.sample(rng) for _ in range(draws))
-    assert min(counts) == 0 and max(counts) <= 999
+    assert min(counts) == 0
+    assert max(counts) <= 999
     theory = [(i + 1) ** -0.99 / zeta(1000) for i in range(1000)]
     gray = _gray_probabilities(z)
     for rank in range(10):
@@ -181,7 +182,8 @@ def test_scrambled_zipfian_scatters_the_hot_ranks() -> None:
     rng = random.Random(3)
     draws = 100_000
     counts = Counter(scrambled.sample(rng) for _ in range(draws))
-    assert min(counts) >= 0 and max(counts) < keys
+    assert min(counts) >= 0
+    assert max(counts) < keys
     ranked = [key for key, _ in counts.most_common(3)]
     # The hottest keys are the hashes of the hottest ranks, not keys 0, 1, 2.
     assert ranked[:2] == [fnv1a_64(0) % keys, fnv1a_64(1) % keys]
@@ -196,7 +198,8 @@ def test_uniform_covers_the_loaded_records() -> None:
     rng = random.Random(2)
     counts = Counter(Uniform(50).sample(rng) for _ in range(50_000))
     assert set(counts) == set(range(50))
-    assert max(counts.values()) < 1.2 * 1000 and min(counts.values()) > 0.8 * 1000
+    assert max(counts.values()) < 1.2 * 1000
+    assert min(counts.values()) > 0.8 * 1000
 
 
 def test_latest_favours_recent_inserts() -> None:
@@ -204,7 +207,8 @@ def test_latest_favours_recent_inserts() -> None:
     latest = Latest(999)
     draws = 50_000
     counts = Counter(latest.sample(rng, 999) for _ in range(draws))
-    assert max(counts) == 999 and min(counts) >= 0
+    assert max(counts) == 999
+    assert min(counts) >= 0
     assert counts[999] / draws == pytest.approx(1 / zeta(1000), abs=0.01)
     assert counts[999] > counts[998] > counts[997] > counts[990]
     # The newest tenth of the records takes most of the reads.
@@ -229,7 +233,8 @@ def test_reads_only_choose_finished_inserts() -> None:
     stream = OperationStream(WORKLOADS["D"], 100, 1000, random.Random(1))
     pending = [stream.next() for _ in range(400)]
     inserts = [op for op in pending if op.kind == "insert"]
-    assert inserts and [op.keynum for op in inserts] == list(range(100, 100 + len(inserts)))
+    assert inserts
+    assert [op.keynum for op in inserts] == list(range(100, 100 + len(inserts)))
     assert all(op.keynum <= 99 for op in pending if op.kind == "read")
     stream.inserts.acknowledge(inserts[0].keynum)
     assert stream.inserts.last == 100
@@ -325,13 +330,16 @@ def test_runner_counts_stale_reads_and_siblings() -> None:
         return load, run, store
 
     load, run, _ = run_virtual(scenario())
-    assert load.operations == 20 and load.stale_reads == 0
+    assert load.operations == 20
+    assert load.stale_reads == 0
     assert len(load.latencies["insert"]) == 20
     assert run.operations == 400
-    assert run.reads > 100 and run.checked_reads == run.reads
+    assert run.reads > 100
+    assert run.checked_reads == run.reads
     # A stale key answers with its load-time value: stale once it was updated.
     assert 0 < run.stale_reads < run.reads
-    assert run.sibling_reads > 0 and run.max_siblings == 2
+    assert run.sibling_reads > 0
+    assert run.max_siblings == 2
     summary = run.summary()
     assert summary["latency_ms"]["read"]["p50"] == pytest.approx(1.0, abs=0.5)
     assert summary["latency_ms"]["update"]["p50"] == pytest.approx(2.0, abs=0.5)
@@ -453,8 +461,11 @@ def small() -> dict[str, Any]:
 
 
 def test_json_schema(small: dict[str, Any]) -> None:
-    assert small["suite"] == "ycsb" and small["target"] == "simulated"
-    assert small["nodes"] == 4 and small["records"] == 60 and small["operations"] == 80
+    assert small["suite"] == "ycsb"
+    assert small["target"] == "simulated"
+    assert small["nodes"] == 4
+    assert small["records"] == 60
+    assert small["operations"] == 80
     assert small["forward_writes"] is True  # the store's default
     results = small["results"]
     assert [(r["workload"], r["r"], r["w"]) for r in results] == [
@@ -466,15 +477,20 @@ def test_json_schema(small: dict[str, Any]) -> None:
         ("F", 1, 1),
     ]
     for r in results:
-        assert r["n"] == 3 and r["resolver"] == "vector-clock" and r["routing"] == "any"
-        assert r["load"]["operations"] == 60 and r["load"]["mix"] == {"insert": 60}
+        assert r["n"] == 3
+        assert r["resolver"] == "vector-clock"
+        assert r["routing"] == "any"
+        assert r["load"]["operations"] == 60
+        assert r["load"]["mix"] == {"insert": 60}
         run = r["run"]
         assert run["operations"] == 80
         assert sum(run["mix"].values()) == 80
-        assert run["seconds"] > 0 and run["throughput"] == pytest.approx(80 / run["seconds"])
+        assert run["seconds"] > 0
+        assert run["throughput"] == pytest.approx(80 / run["seconds"])
         lat = run["latency_ms"]["all"]
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
-        assert run["quorum_failures"] == 0 and run["errors"] == 0
+        assert run["quorum_failures"] == 0
+        assert run["errors"] == 0
         assert r["cluster"]["messages"] > 0
         # Routed to any of 4 nodes, some writes reach a non-replica and are forwarded.
         assert r["cluster"]["forwarded_writes"] > 0
@@ -483,7 +499,8 @@ def test_json_schema(small: dict[str, Any]) -> None:
 
 def test_mixes_in_the_run_follow_the_workload(small: dict[str, Any]) -> None:
     kinds = {r["workload"]: set(r["run"]["mix"]) for r in small["results"]}
-    assert kinds["A"] <= {"read", "update"} and kinds["D"] <= {"read", "insert"}
+    assert kinds["A"] <= {"read", "update"}
+    assert kinds["D"] <= {"read", "insert"}
     assert kinds["F"] == {"read", "rmw"}
 
 
@@ -493,7 +510,8 @@ def test_latencies_come_from_the_simulated_network(small: dict[str, Any]) -> Non
     # read-modify-write is two such operations.
     for r in small["results"]:
         lat = r["run"]["latency_ms"]
-        assert lat["read"]["p50"] >= 1.0 and lat["read"]["max"] <= 8.0 + 1e-9
+        assert lat["read"]["p50"] >= 1.0
+        assert lat["read"]["max"] <= 8.0 + 1e-9
         if "rmw" in lat:
             assert lat["rmw"]["p50"] > lat["read"]["p50"]
             assert lat["rmw"]["max"] <= 16.0 + 1e-9
@@ -524,9 +542,11 @@ def test_forwarding_writes_to_a_replica_removes_the_stale_reads_of_any_routing()
             "--workloads", "A")  # fmt: skip
     forwarded = run_json(*args)
     direct = run_json(*args, "--no-forward-writes")
-    assert forwarded["forward_writes"] is True and direct["forward_writes"] is False
+    assert forwarded["forward_writes"] is True
+    assert direct["forward_writes"] is False
     (fwd,), (own,) = forwarded["results"], direct["results"]
-    assert fwd["cluster"]["forwarded_writes"] > 0 and own["cluster"]["forwarded_writes"] == 0
+    assert fwd["cluster"]["forwarded_writes"] > 0
+    assert own["cluster"]["forwarded_writes"] == 0
     assert fwd["run"]["checked_reads"] == own["run"]["checked_reads"] > 0
     # A non-replica coordinator has no local versions: its clock can repeat
     # one already stored, and the acknowledged write is dropped as an
@@ -584,7 +604,8 @@ def test_heartbeat_interval_and_latency_preset() -> None:
         *SMALL, "--workloads", "C", "--heartbeat-interval", "30", "--latency", "LNKD-SSD"
     )
     (result,) = payload["results"]
-    assert payload["latency"] == "LNKD-SSD" and payload["heartbeat_interval"] == 30.0
+    assert payload["latency"] == "LNKD-SSD"
+    assert payload["heartbeat_interval"] == 30.0
     # LNKD-SSD legs are mostly 0.24-0.5 ms: a read's four legs (client hop,
     # replica round trip) stay under 2 ms at p50, against 2.5 ms or more with
     # the default 0.5-2 ms legs.
@@ -598,7 +619,8 @@ def test_table_and_plot(tmp_path: Path) -> None:
         command, [*SMALL, "--workloads", "B", "--plot", str(plot)], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 0, result.output
-    assert "ycsb" in result.output and "N3R2W2" in result.output
+    assert "ycsb" in result.output
+    assert "N3R2W2" in result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -610,7 +632,8 @@ def test_a_200_node_cluster_runs_a_workload() -> None:
         "B", RunSpec(3, 2, 2), nodes=200, records=30, operations=30, clients=4, seed=2,
         heartbeat_interval=60.0,
     )  # fmt: skip
-    assert result["run"]["operations"] == 30 and result["run"]["quorum_failures"] == 0
+    assert result["run"]["operations"] == 30
+    assert result["run"]["quorum_failures"] == 0
     # One heartbeat round (200 x 199) plus the workload's own messages.
     assert 200 * 199 < result["cluster"]["messages"] < 200 * 199 + 2000
 

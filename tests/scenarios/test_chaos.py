@@ -152,11 +152,13 @@ def test_no_acknowledged_write_is_lost(seed: int) -> None:
                 if read.values != (value,):
                     lost.append((key, value, read.values))
             diverged = in_step(cluster)
-            assert not lost and not diverged, (
+            report = (
                 f"seed {seed}: {len(lost)} acknowledged writes lost {lost[:3]}, "
                 f"{len(diverged)} partitions diverged; replay with DTK_CHAOS_SEED={seed}\n"
                 + "\n".join(log)
             )
+            assert not lost, report
+            assert not diverged, report
             faults = {line.split()[1] for line in log}
             assert {"crash", "partition"} & faults, log
 

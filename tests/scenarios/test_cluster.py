@@ -129,10 +129,12 @@ def test_delete_is_a_versioned_tombstone() -> None:
             await cluster.delete("k", written.context)
             await cluster.settle()
             gone = await cluster.get("k")
-            assert not gone.found and gone.values == ()
+            assert not gone.found
+            assert gone.values == ()
             for replica in cluster.replicas("k"):
                 versions = cluster.node(replica).store.read(b"k")
-                assert len(versions) == 1 and versions[0].is_tombstone
+                assert len(versions) == 1
+                assert versions[0].is_tombstone
             # The context of the miss covers the tombstone: a put with it supersedes it.
             await cluster.put("k", "again", gone.context)
             await cluster.settle()
@@ -307,7 +309,8 @@ def test_read_fanout_says_how_many_replicas_a_read_asks(fanout: str, asked: int)
             read = {name for name in after if after[name] > before[name]}
             assert len(read) == asked
             # The coordinator's own copy is always among those asked.
-            assert coordinator in read and read <= set(replicas)
+            assert coordinator in read
+            assert read <= set(replicas)
 
     run_virtual(scenario())
 
@@ -322,7 +325,8 @@ def test_quorum_reads_ask_another_replica_when_one_fails() -> None:
             await cluster.stop_node(replicas[1])
             before = _replica_reads(cluster)
             result = await cluster.get("k", via=coordinator)  # detector not yet aware
-            assert result.values == ("v",) and result.replies == 2
+            assert result.values == ("v",)
+            assert result.replies == 2
             assert _replica_reads(cluster)[replicas[2]] == before[replicas[2]] + 1
             # R=3 cannot be met with one replica stopped: the error says who failed.
             with pytest.raises(QuorumNotReachedError, match=replicas[1]):

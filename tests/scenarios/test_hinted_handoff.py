@@ -27,7 +27,8 @@ def test_stand_in_takes_the_write_and_hands_it_over() -> None:
             result = await cluster.put("k", "v1", w=3, via=second)
             assert result.acknowledged == 3  # two owners and one stand-in
             holders = [n for n in cluster.nodes.values() if len(n.hints)]
-            assert len(holders) == 1 and holders[0].node_id not in (owner, second, third)
+            assert len(holders) == 1
+            assert holders[0].node_id not in (owner, second, third)
             standin = holders[0]
             assert standin.hints.counts() == {owner: 1}
             # Reads reach the stand-in too (sloppy read quorum).
@@ -38,7 +39,8 @@ def test_stand_in_takes_the_write_and_hands_it_over() -> None:
             await coordinator.clock.sleep(DETECTED)  # detection of the return, then handoff
             await cluster.settle()
             assert [v.value for v in cluster.node(owner).store.read(b"k")] == [b"\xa2v1"]
-            assert len(standin.hints) == 0 and standin.hints.delivered == 1
+            assert len(standin.hints) == 0
+            assert standin.hints.delivered == 1
 
     run_virtual(scenario())
 
@@ -81,8 +83,7 @@ def test_a_full_stand_in_refuses_hints() -> None:
                     await cluster.put(key, "v", w=3, via="n2")
                     outcomes.append("held")
                 except QuorumNotReachedError as exc:
-                    assert "hint store full" in str(exc)
-                    outcomes.append("refused")
+                    outcomes.append("refused" if "hint store full" in str(exc) else str(exc))
             assert outcomes == ["held", "refused", "refused", "refused", "refused"]
             assert len(cluster.node("n4").hints) == 1
             assert cluster.node("n4").hints.refused == 4
@@ -102,6 +103,7 @@ def test_old_hints_expire() -> None:
             standin = next(n for n in cluster.nodes.values() if len(n.hints))
             await standin.clock.sleep(120.0)  # the owner stays down past the age limit
             await standin.deliver_hints()
-            assert len(standin.hints) == 0 and standin.hints.expired == 1
+            assert len(standin.hints) == 0
+            assert standin.hints.expired == 1
 
     run_virtual(scenario())

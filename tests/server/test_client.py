@@ -63,10 +63,14 @@ def test_put_get_delete_and_contexts() -> None:
     async def scenario() -> None:
         async with serving() as (_, servers), AsyncClient([s.address for s in servers]) as client:
             missing = await client.get("cart")
-            assert not missing.found and missing.value is None and missing.values == ()
+            assert not missing.found
+            assert missing.value is None
+            assert missing.values == ()
             context = await client.put("cart", ["apple"])
             read = await client.get("cart")
-            assert read.found and read.value == ["apple"] and not read.conflict
+            assert read.found
+            assert read.value == ["apple"]
+            assert not read.conflict
             assert read.context == context
             await client.put("cart", ["apple", "pear"], read.context, w=3)
             assert (await client.get("cart", r=3)).value == ["apple", "pear"]
@@ -91,7 +95,8 @@ def test_siblings_and_collapsing_them() -> None:
         async with serving() as (cluster, servers), AsyncClient([servers[1].address]) as client:
             await make_siblings(cluster, "doc", "from-n1", "from-n2")
             read = await client.get("doc")
-            assert read.conflict and sorted(read.values) == ["from-n1", "from-n2"]
+            assert read.conflict
+            assert sorted(read.values) == ["from-n1", "from-n2"]
             with pytest.raises(SiblingsError):
                 _ = read.value
             await client.put("doc", "merged", read.context)
@@ -130,7 +135,8 @@ def test_errors_mirror_the_server() -> None:
             async with AsyncClient([servers[0].address]) as client:
                 with pytest.raises(PairTooLarge) as too_large:
                     await client.put("big", b"x" * 20_000)
-                assert too_large.value.limit == 10_240 and too_large.value.value_bytes == 20_003
+                assert too_large.value.limit == 10_240
+                assert too_large.value.value_bytes == 20_003
                 with pytest.raises(InvalidRequest):
                     await client.put("k", 1, context=b"not a context")
                 with pytest.raises(InvalidRequest):
@@ -265,7 +271,8 @@ def test_blocking_client_inside_a_thread_that_runs_a_loop() -> None:
             with Client([s.address for s in servers]) as client:
                 context = client.put("k", {"n": 1})
                 read = client.get("k")
-                assert read.value == {"n": 1} and read.context == context
+                assert read.value == {"n": 1}
+                assert read.context == context
                 background.run(make_siblings(cluster, "doc", "a", "b"))
                 siblings = client.get("doc")
                 assert sorted(siblings.values) == ["a", "b"]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from testsupport.live import Writer, dtk, free_base, gone, redis_client, wait_until
 
 pytestmark = pytest.mark.live  # real node processes

@@ -117,9 +117,12 @@ def test_put_get_delete_with_content_types() -> None:
     async def scenario() -> None:
         async with serving() as (_, _, request):
             put = await request("PUT", "/kv/raw", b"\x00\xffbytes")
-            assert put.status == 204 and put.body == b"" and put.context
+            assert put.status == 204
+            assert put.body == b""
+            assert put.context
             got = await request("GET", "/kv/raw")
-            assert got.status == 200 and got.body == b"\x00\xffbytes"
+            assert got.status == 200
+            assert got.body == b"\x00\xffbytes"
             assert got.headers["content-type"] == "application/octet-stream"
             assert got.context == put.context
 
@@ -138,7 +141,8 @@ def test_put_get_delete_with_content_types() -> None:
             deleted = await request("DELETE", "/kv/raw")
             assert deleted.status == 204
             missing = await request("GET", "/kv/raw")
-            assert missing.status == 404 and missing.json()["error"] == "NotFound"
+            assert missing.status == 404
+            assert missing.json()["error"] == "NotFound"
             assert missing.context  # covers the tombstone
             revived = await request("PUT", "/kv/raw", b"again", {CONTEXT_HEADER: missing.context})
             assert revived.status == 204
@@ -171,7 +175,8 @@ def test_siblings_answer_300_and_a_put_with_the_context_collapses_them() -> None
             put = await request("PUT", "/kv/doc", b"merged", {CONTEXT_HEADER: document["context"]})
             assert put.status == 204
             again = await request("GET", "/kv/doc?r=3")
-            assert again.status == 200 and again.body == b"merged"
+            assert again.status == 200
+            assert again.body == b"merged"
 
     asyncio.run(scenario())
 
@@ -181,7 +186,8 @@ def test_health_and_metrics() -> None:
         async with serving() as (cluster, _, request):
             health = await request("GET", "/health")
             assert health.status == 200
-            assert health.json()["status"] == "ok" and health.json()["node"] == "n1"
+            assert health.json()["status"] == "ok"
+            assert health.json()["node"] == "n1"
             await request("PUT", "/kv/k", b"v")
             metrics = await request("GET", "/metrics")
             assert metrics.status == 200
@@ -202,7 +208,8 @@ def test_health_and_metrics() -> None:
             assert "dtk_stored_keys 1.0" in text
             await cluster.stop_node("n1")
             stopped = await request("GET", "/health")
-            assert stopped.status == 503 and stopped.json()["status"] == "stopped"
+            assert stopped.status == 503
+            assert stopped.json()["status"] == "stopped"
 
     asyncio.run(scenario())
 
@@ -220,10 +227,12 @@ def test_errors() -> None:
             }
             # A body at the HTTP limit is read whole, then refused by the store's pair limit.
             at_limit = await request("PUT", "/kv/big", b"x" * (1024 * 1024))
-            assert at_limit.status == 413 and at_limit.json()["error"] == "PairTooLargeError"
+            assert at_limit.status == 413
+            assert at_limit.json()["error"] == "PairTooLargeError"
             assert (await request("GET", "/nowhere")).status == 404
             wrong = await request("POST", "/kv/k", b"v")
-            assert wrong.status == 405 and wrong.headers["allow"] == "GET, PUT, DELETE"
+            assert wrong.status == 405
+            assert wrong.headers["allow"] == "GET, PUT, DELETE"
             assert (await request("DELETE", "/health")).status == 405
             for method, path, body, headers in [
                 ("PUT", "/kv/k?w=two", b"v", {}),
@@ -287,7 +296,8 @@ def test_malformed_requests_get_400_and_the_server_keeps_serving() -> None:
             assert (await raw_exchange(server, huge_head)).startswith(b"HTTP/1.1 431 ")
             huge_body = b"PUT /kv/k HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n"
             answer = await raw_exchange(server, huge_body)
-            assert answer.startswith(b"HTTP/1.1 413 ") and b"BodyTooLarge" in answer
+            assert answer.startswith(b"HTTP/1.1 413 ")
+            assert b"BodyTooLarge" in answer
             assert (await raw_exchange(server, b"GET / HTTP/2.0\r\n\r\n")).startswith(
                 b"HTTP/1.1 505 "
             )
@@ -328,7 +338,8 @@ def test_close_ends_idle_keep_alive_connections() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(b"GET /health HTTP/1.1\r\n\r\n")
             head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: keep-alive" in head
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert b"Connection: keep-alive" in head
             async with asyncio.timeout(5):
                 await server.close()
                 rest = await reader.read(-1)  # the body, then EOF

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis
+
 from testsupport.live import DTK, dtk, free_base, gone, redis_client
 
 pytestmark = pytest.mark.live  # real node processes
@@ -91,7 +92,8 @@ def test_dtk_get_put_del(cluster_dir: tuple[Path, list[Any]]) -> None:
     assert dtk("get", "shell-key", "--dir", str(directory)).stdout.strip() == "shell value"
     dtk("del", "shell-key", "--dir", str(directory))
     missing = dtk("get", "shell-key", "--dir", str(directory), check=False)
-    assert missing.returncode != 0 and "not found" in missing.stderr
+    assert missing.returncode != 0
+    assert "not found" in missing.stderr
 
 
 def test_kill_one_node_and_bring_it_back(cluster_dir: tuple[Path, list[Any]]) -> None:
@@ -126,7 +128,8 @@ def test_kill_one_node_and_bring_it_back(cluster_dir: tuple[Path, list[Any]]) ->
     second = json.loads(dtk("repair", "--dir", str(directory), "--json").stdout)["nodes"]
     assert sum(report["keys_repaired"] for report in second.values()) == 0
     text = dtk("repair", "--dir", str(directory)).stdout
-    assert "keys compared" in text and "0 repaired" in text
+    assert "keys compared" in text
+    assert "0 repaired" in text
 
 
 def test_down_leaves_no_process(tmp_path: Path) -> None:
@@ -141,7 +144,8 @@ def test_down_leaves_no_process(tmp_path: Path) -> None:
     # Graceful stop: each node logged that it flushed and closed its storage.
     for name in ("n1", "n2"):
         log = (tmp_path / name / "node.log").read_text()
-        assert "ready" in log and "stopped cleanly" in log
+        assert "ready" in log
+        assert "stopped cleanly" in log
 
 
 def test_data_survives_a_full_restart(tmp_path: Path) -> None:
@@ -173,7 +177,8 @@ def test_busy_port_is_a_clear_error_and_leaves_no_plan(tmp_path: Path) -> None:
         up = ["cluster", "up", "--nodes", "1", "--dir", str(tmp_path), "--base-port", str(base)]
         failed = dtk(*up, check=False)
     assert failed.returncode != 0
-    assert "already in use" in failed.stderr and "--base-port" in failed.stderr
+    assert "already in use" in failed.stderr
+    assert "--base-port" in failed.stderr
     assert not (tmp_path / "cluster.json").exists()
 
 
@@ -249,7 +254,8 @@ def test_cluster_run_prints_commands_that_work_and_ctrl_c_stops_it(tmp_path: Pat
         assert (done.stdout, done.stderr) == ("(['a', 'b'],)\n", "")
         get_line = next(line.strip() for line in printed if " get k --dir " in line)
         got = subprocess.run(["sh", "-c", get_line], capture_output=True, text=True, timeout=60)
-        assert got.returncode == 0 and "a" in got.stdout, got.stderr
+        assert got.returncode == 0, got.stderr
+        assert "a" in got.stdout, got.stderr
         cli = next(line.strip() for line in printed if line.strip().startswith("redis-cli"))
         pong = subprocess.run(["sh", "-c", cli + " PING"], capture_output=True, text=True)
         if shutil.which("redis-cli"):

@@ -162,7 +162,8 @@ def test_random_bytes_only_ever_yield_protocol_errors() -> None:
             protocol_errors = [r for r in replies if r[0] == 0 and not r[1]]
             if closed:
                 # The error frame is the last thing the connection wrote.
-                assert protocol_errors and replies[-1] is protocol_errors[-1]
+                assert protocol_errors
+                assert replies[-1] is protocol_errors[-1]
                 assert replies[-1][2]["type"] == "ProtocolError"
             for frame in replies:
                 if not frame[1] and frame[0] != 0:
@@ -250,9 +251,9 @@ def test_decoder_refuses_huge_declared_lengths_at_once() -> None:
 def test_frames_before_garbage_are_still_decoded() -> None:
     decoder = FrameDecoder()
     seen: list[Any] = []
+    frames = decoder.feed(msgpack.packb([1, "ping", {}]) + b"\xc1")
     with pytest.raises(ProtocolError):
-        for frame in decoder.feed(msgpack.packb([1, "ping", {}]) + b"\xc1"):
-            seen.append(frame)
+        seen.extend(frames)
     assert seen == [[1, "ping", {}]]
 
 

@@ -22,8 +22,12 @@ N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 class SlowService(StoreService):
     """Reads of the key ``slow`` take 0.2 s, so later requests overtake them."""
 
+    #: Set when a slow read begins: a test awaits it rather than guessing a delay.
+    slow_read_started = asyncio.Event()
+
     async def get(self, key: Key, *, r: int | None = None) -> GetResult:
         if key in ("slow", b"slow"):
+            SlowService.slow_read_started.set()
             await asyncio.sleep(0.2)
         return await super().get(key, r=r)
 
@@ -89,7 +93,8 @@ def test_operations_and_their_results() -> None:
             raw = await Raw.connect(server)
             assert await raw.call("ping") == [7, True, "pong"]
             put = (await raw.call("put", key="k", value={"a": [1, b"\x00"]}))[2]
-            assert put["acknowledged"] >= 2 and put["context"].startswith(b"dtk1")
+            assert put["acknowledged"] >= 2
+            assert put["context"].startswith(b"dtk1")
             got = (await raw.call("get", key=b"k"))[2]
             assert got["values"] == [{"a": [1, b"\x00"]}]
             again = (await raw.call("put", key="k", value="v2", context=got["context"], w=3))[2]
@@ -111,7 +116,9 @@ def test_operations_and_their_results() -> None:
             assert (await raw.call("llen", key="l"))[2] == 0
 
             info = (await raw.call("info"))[2]
-            assert info["node"] == "n1" and info["n"] == 3 and info["connections"] == 1
+            assert info["node"] == "n1"
+            assert info["n"] == 3
+            assert info["connections"] == 1
             await raw.close()
 
     asyncio.run(scenario())
@@ -185,7 +192,8 @@ def test_garbage_gets_a_protocol_error_then_the_connection_closes() -> None:
                 raw = await Raw.connect(server)
                 raw.writer.write(garbage)
                 [reply] = await raw.replies(1)
-                assert reply[:2] == [0, False] and reply[2]["type"] == "ProtocolError"
+                assert reply[:2] == [0, False]
+                assert reply[2]["type"] == "ProtocolError"
                 assert await raw.at_eof()
                 await raw.close()
             raw = await Raw.connect(server)  # the server itself is fine
@@ -202,7 +210,8 @@ def test_oversized_frames_are_refused() -> None:
             assert (await raw.call("put", key="k", value=b"x" * 900))[1] is True
             raw.send([8, "put", {"key": "k", "value": b"x" * 2000}])
             [reply] = await raw.replies(1)
-            assert reply[:2] == [0, False] and "larger than 1024" in reply[2]["message"]
+            assert reply[:2] == [0, False]
+            assert "larger than 1024" in reply[2]["message"]
             assert await raw.at_eof()
             await raw.close()
 
@@ -213,8 +222,9 @@ def test_close_finishes_requests_in_flight() -> None:
     async def scenario() -> None:
         async with serving() as (_, server):
             raw = await Raw.connect(server)
+            SlowService.slow_read_started = asyncio.Event()
             raw.send([1, "get", {"key": "slow"}])
-            await asyncio.sleep(0.05)  # the read is running
+            await asyncio.wait_for(SlowService.slow_read_started.wait(), 5)
             closing = asyncio.create_task(server.close())
             [reply] = await raw.replies(1)
             assert reply[:2] == [1, True]

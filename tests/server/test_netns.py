@@ -111,8 +111,10 @@ def test_write_through_one_node_read_through_another(env: Env) -> None:
         ],
     )
     assert put["ok"], put
-    assert read["ok"] and read["values"] == ["hello"], read
-    assert read_all["ok"] and read_all["values"] == ["hello"], read_all
+    assert read["ok"], read
+    assert read["values"] == ["hello"], read
+    assert read_all["ok"], read_all
+    assert read_all["values"] == ["hello"], read_all
     assert [h["health"]["node"] for h in health] == list(NODES)
     assert all(h["health"]["status"] == "ok" and h["health"]["hints_pending"] == 0 for h in health)
 
@@ -143,7 +145,8 @@ def test_cut_node_gets_its_hints_and_converges(env: Env) -> None:
     assert not unreachable["ok"], f"n4 still answers across the cut: {unreachable}"
     # Until every survivor's detector reports n4 down, requests may fail (or
     # read stale); not after the detection window.
-    assert warm["ok"] and warm["not_hinted"] == [], warm
+    assert warm["ok"], warm
+    assert warm["not_hinted"] == [], warm
     late = [
         a
         for a in warm["attempts"]
@@ -156,7 +159,8 @@ def test_cut_node_gets_its_hints_and_converges(env: Env) -> None:
     main, health = rest[: 2 * len(keys)], rest[2 * len(keys) :]
     for (key, value), put, read in zip(keys, main[0::2], main[1::2], strict=True):
         assert put["ok"], (key, put)
-        assert read["ok"] and read["values"] == [value], (key, read)
+        assert read["ok"], (key, read)
+        assert read["values"] == [value], (key, read)
     held = [h["health"]["hints_by_owner"] for h in health]
     assert sum(owners.get("n4", 0) for owners in held) > 0, held
     assert all(set(owners) <= {"n4"} for owners in held), held
@@ -192,7 +196,8 @@ def test_cut_node_gets_its_hints_and_converges(env: Env) -> None:
         ],
     )
     for (key, value), read in zip(written, reads, strict=True):
-        assert read["ok"] and read["values"] == [value], (key, read)
+        assert read["ok"], (key, read)
+        assert read["values"] == [value], (key, read)
     print(
         f"cut held {restored - cut:.1f} s ({len(warm['attempts'])} warm-up writes), "
         f"handoff {handoff:.1f} s after restore; {len(repair['rounds'])} repair passes, "
@@ -222,7 +227,8 @@ def test_writes_succeed_through_packet_loss(env: Env) -> None:
         lab.clear_loss("n2")
     for (key, value), put, read in zip(keys, results[0::2], results[1::2], strict=True):
         assert put["ok"], (key, put)
-        assert read["ok"] and read["values"] == [value], (key, read)
+        assert read["ok"], (key, read)
+        assert read["values"] == [value], (key, read)
     # Leave the cluster as found: whatever was hinted for n2 is handed back.
     (cleared,) = drive(
         env, [{"op": "until_hints_clear", "via": [http(lab, n) for n in NODES], "deadline": 20.0}]

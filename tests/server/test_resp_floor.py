@@ -14,7 +14,8 @@ FLOOR_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "resp_floor.py
 
 def _floor_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("resp_floor", FLOOR_PATH)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -116,11 +116,18 @@ def test_large_bulk_in_small_chunks() -> None:
 @given(st.one_of(st.binary(max_size=300), protocolish), cuts_strategy)
 def test_random_bytes_raise_only_protocol_error(data: bytes, cuts: list[int]) -> None:
     parser = RespParser(max_bulk=1000, max_array=50, max_inline=200)
+    commands: list[Command] = []
     try:
-        for command in feed_in_chunks(parser, data, cuts):
-            assert command and all(isinstance(arg, bytes) for arg in command)
+        commands.extend(feed_in_chunks(parser, data, cuts))
     except ProtocolError as exc:
-        assert str(exc).startswith("Protocol error: ")
+        failure: ProtocolError | None = exc
+    else:
+        failure = None
+    for command in commands:
+        assert command
+        assert all(isinstance(arg, bytes) for arg in command)
+    if failure is not None:
+        assert str(failure).startswith("Protocol error: ")
         with pytest.raises(ProtocolError):  # a failed parser stays failed
             parser.feed(b"PING\r\n")
 

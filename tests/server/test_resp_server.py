@@ -18,6 +18,7 @@ from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.resp.server import RespServer, start_resp_server
 from dynamo_toolkit_server.service import ReadOne, StoreService
+from testsupport import eventually
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 HOST = "127.0.0.1"
@@ -254,7 +255,8 @@ def test_auth() -> None:
             )
             reply = await raw(env.first, b"HELLO 3\r\nHELLO 3 AUTH default s3cret\r\nQUIT\r\n")
             assert reply.startswith(b"-NOAUTH HELLO must be called with the client already")
-            assert b"\r\n%7\r\n" in reply and reply.endswith(b"+OK\r\n")
+            assert b"\r\n%7\r\n" in reply
+            assert reply.endswith(b"+OK\r\n")
         async with running() as env, client(env.first) as a:
             with pytest.raises(AuthenticationError, match="without any password configured"):
                 await a.execute_command("AUTH", "pw")
@@ -272,7 +274,8 @@ def test_connection_commands() -> None:
                 await a.client_setname("two words")
             client_id = await a.client_id()
             info = await a.execute_command("CLIENT", "INFO")
-            assert f"id={client_id} ".encode() in info and b"name=renamed" in info
+            assert f"id={client_id} ".encode() in info
+            assert b"name=renamed" in info
             assert b"lib-name=redis-py" in info
             assert await a.execute_command("CLIENT", "LIST")
             assert await a.echo("hi") == b"hi"
@@ -286,7 +289,8 @@ def test_connection_commands() -> None:
             assert commands.endswith(b"$-1\r\n+OK\r\n")
             await a.set("k", "v")
             info = await a.info()
-            assert info["redis_version"] == "7.0.0" and info["dtk_node_id"] == "n1"
+            assert info["redis_version"] == "7.0.0"
+            assert info["dtk_node_id"] == "n1"
             assert "db0" in info  # keys held by this node's replicas
             assert "redis_version" not in await a.info("dynamo")
             assert await a.execute_command("CONFIG", "GET", "save") == [b"save", b""]
@@ -400,7 +404,8 @@ def test_siblings_are_visible_and_collapse() -> None:
             assert sorted(values) == [b"from-n1", b"from-n2"]
             assert await b.get("doc") == b"from-n2"  # plain GET: the newest sibling
             new_context = await b.execute_command("DTK.PUTV", "doc", context, "merged")
-            assert isinstance(new_context, bytes) and new_context
+            assert isinstance(new_context, bytes)
+            assert new_context
             assert (await a.execute_command("DTK.GETV", "doc"))[1] == [b"merged"]
             # A PUTV with an empty context makes a sibling again...
             await a.execute_command("DTK.PUTV", "doc", "", "another")
@@ -488,9 +493,8 @@ def test_abrupt_disconnect_with_commands_in_flight() -> None:
             writer.write(b"SET gone 1\r\n" * 20 + b"GET gone\r\n")
             await writer.drain()
             writer.transport.abort()
-            await asyncio.sleep(0.1)
+            await eventually(lambda: env.first.connections == 0)
             assert await other.get("gone") == b"1"  # what was received still ran
-            assert env.first.connections == 0
 
     run(scenario)
 
@@ -498,23 +502,28 @@ def test_abrupt_disconnect_with_commands_in_flight() -> None:
 class SlowService(StoreService):
     """Reads take 200 ms, so a shutdown finds one in progress."""
 
+    #: Set when a read begins: a test awaits it rather than guessing a delay.
+    read_started = asyncio.Event()
+
     async def read_one(self, key: Any, *, r: int | None = None) -> ReadOne:
+        SlowService.read_started.set()
         await asyncio.sleep(0.2)
         return await super().read_one(key, r=r)
 
 
 def test_close_lets_the_command_in_progress_finish() -> None:
     async def scenario() -> None:
+        SlowService.read_started = asyncio.Event()
         async with running(service_type=SlowService) as env:
             reader, writer = await asyncio.open_connection(HOST, env.first.port)
             writer.write(b"GET k\r\nGET k\r\n")
             await writer.drain()
-            await asyncio.sleep(0.05)  # the first GET is now waiting
+            await asyncio.wait_for(SlowService.read_started.wait(), 5)
             await env.first.close()
             assert await asyncio.wait_for(reader.read(), timeout=5) == b"$-1\r\n"
             writer.close()
             await writer.wait_closed()
-            with pytest.raises(OSError):
+            with pytest.raises(ConnectionRefusedError):
                 await asyncio.open_connection(HOST, env.first.port)
 
     run(scenario)

@@ -43,7 +43,8 @@ def test_threshold_decides_what_is_compressed(codec: str) -> None:
     engine.put(b"small", 1, TEXT[:-1])
     engine.put(b"large", 2, TEXT)
     small, large = inner.get(b"small"), inner.get(b"large")
-    assert small is not None and large is not None
+    assert small is not None
+    assert large is not None
     assert small == b"\x00" + TEXT[:-1]
     assert large[0] == HEADERS[codec]
     assert len(large) < len(TEXT) / 2

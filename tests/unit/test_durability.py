@@ -84,7 +84,8 @@ def _run_and_kill(name: str, data_dir: Path, durability: str, lines_wanted: int)
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout is not None
+    assert child.stderr is not None
     lines: list[str] = []
     try:
         while len(lines) < lines_wanted + 1:  # + the "open" line

@@ -32,7 +32,8 @@ def test_a_coroutine_that_never_waits_is_done_on_return() -> None:
         result = start_eagerly(_immediate(log))
         # Done before the loop ran anything: that is the point.
         assert log == ["ran"]
-        assert result.done() and result.result() == 7
+        assert result.done()
+        assert result.result() == 7
 
     asyncio.run(main())
 
@@ -43,7 +44,8 @@ def test_a_waiting_coroutine_resumes_when_its_future_completes() -> None:
         gate: asyncio.Future[int] = loop.create_future()
         log: list[str] = []
         result = start_eagerly(_waits(gate, log))
-        assert log == ["before"] and not result.done()
+        assert log == ["before"]
+        assert not result.done()
         gate.set_result(41)
         assert await result == 42
         assert log == ["before", "after"]
@@ -82,6 +84,7 @@ def test_a_cancelled_result_is_left_alone_when_the_coroutine_finishes() -> None:
         for _ in range(3):
             await asyncio.sleep(0)
         # The coroutine ran to its end; the cancelled future did not break it.
-        assert log == ["before", "after"] and result.cancelled()
+        assert log == ["before", "after"]
+        assert result.cancelled()
 
     asyncio.run(main())

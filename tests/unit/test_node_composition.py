@@ -64,7 +64,8 @@ def test_node_runs_with_the_components_it_is_handed() -> None:
     network = HOST.registry.create("transport", "memory", members=MEMBERS)
     node = Node(MEMBERS[0], MEMBERS, config, host=HOST, network=network, components=swapped)
     assert node.detector is detector
-    assert node.store is built.store and node.hints is built.hints
+    assert node.store is built.store
+    assert node.hints is built.hints
 
 
 def test_node_answers_only_the_messages_of_the_closed_set() -> None:
@@ -121,7 +122,8 @@ def test_repairs_of_a_sole_replica_need_no_network() -> None:
         scheduler = RepairScheduler(replica)
         total = await scheduler.repair_all()
         assert total.partitions == len(scheduler.my_partitions()) > 0
-        assert total.peers_unreachable == 0 and total.round_trips == 0
+        assert total.peers_unreachable == 0
+        assert total.round_trips == 0
         assert scheduler.stats == total
 
     run_virtual(scenario())

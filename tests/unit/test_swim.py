@@ -132,7 +132,8 @@ def test_dead_member_is_suspected_after_a_failed_probe_then_down() -> None:
     # Suspected only once a direct ping and the indirect ones all failed.
     first_probe = min(t for t, kind, _, target in prober.trace if target == "dead")
     helpers = {via for _, kind, via, target in prober.trace if kind == "ping_req"}
-    assert helpers and "dead" not in helpers
+    assert helpers
+    assert "dead" not in helpers
     assert first_probe < suspected_at[0] <= first_probe + detector.probe_interval + 0.05
     # Every member is probed in the first round, so detection is within n periods
     # plus the suspicion timeout; and not before the suspicion timeout has run.
@@ -181,7 +182,8 @@ def test_suspected_member_refutes_with_a_higher_incarnation_and_is_cleared() -> 
             assert detector.suspicion("flaky", now) == 0.0
 
     drive(detector, prober, 20.0, observe)
-    assert suspected and cleared
+    assert suspected
+    assert cleared
     # The next ping told it of the suspicion; it answered with a higher incarnation.
     told = [s for target, s in prober.pinged_with if target == "flaky" and s]
     assert told[0] == (("flaky", 0),)

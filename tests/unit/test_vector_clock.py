@@ -199,7 +199,7 @@ def test_prune_drops_oldest_by_timestamp() -> None:
 
 @pytest.mark.parametrize("k", [0, -1])
 def test_prune_rejects_non_positive_limits(k: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_entries must be at least 1"):
         VectorClock.from_counters({"a": 1}).prune(k)
 
 

@@ -128,13 +128,15 @@ class PartitionerSuite:
 
     def test_empty_membership_rejected(self, make_partitioner: MakePartitioner) -> None:
         """No members: ``ValueError``."""
-        with pytest.raises(ValueError):
+        # Any message: the suite fixes the type, not a plugin's wording.
+        with pytest.raises(ValueError):  # noqa: PT011
             make_partitioner().assign([])
 
     def test_duplicate_ids_rejected(self, make_partitioner: MakePartitioner) -> None:
         """Two members with the same id: ``ValueError``."""
         members = [*_members(3), NodeInfo("node-1", address="elsewhere")]
-        with pytest.raises(ValueError):
+        # Any message: the suite fixes the type, not a plugin's wording.
+        with pytest.raises(ValueError):  # noqa: PT011
             make_partitioner().assign(members)
 
     def test_every_node_gets_a_share(self, make_partitioner: MakePartitioner) -> None:

@@ -122,7 +122,8 @@ class StorageEngineSuite:
         _assert_matches(engine, model)
         for key, (_, record) in model.items():
             got = engine.get(key)
-            assert isinstance(got, bytes) and got == record
+            assert isinstance(got, bytes)
+            assert got == record
 
     def test_keys_differing_only_in_a_prefix_are_distinct(self, engine: StorageEngine) -> None:
         """``b""``, ``b"\\x00"`` and ``b"\\x00\\x00"`` are three keys, as are case variants."""

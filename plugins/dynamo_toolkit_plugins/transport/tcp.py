@@ -315,7 +315,8 @@ class TcpTransport(Transport):
     async def _handle(
         self, connection: _Connection, kind: int, request_id: int, message: object
     ) -> None:
-        assert self._handler is not None and connection.peer is not None
+        assert self._handler is not None
+        assert connection.peer is not None
         try:
             reply = await self._handler(connection.peer, message)
         except Exception as exc:
