@@ -1,13 +1,19 @@
 """Sphinx configuration of the dynamo-toolkit documentation.
 
 Build with ``make docs`` (``sphinx-build -W --keep-going -q -b html docs
-docs/_build/html``). Every extension used here ships with Sphinx and needs
-neither network access nor extra binaries.
+docs/_build/html``). Every extension used here ships with Sphinx or lives in
+``docs/_ext``, and none needs network access or extra binaries.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from dynamo_toolkit import __version__
+
+# Local extensions: config_reference renders configuration tables from the code.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
 project = "dynamo-toolkit"
 author = "the dynamo-toolkit authors"
@@ -19,6 +25,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "config_reference",
 ]
 
 exclude_patterns = ["_build"]

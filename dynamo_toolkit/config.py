@@ -84,43 +84,140 @@ READ_FANOUTS = ("all", "quorum")
 class StoreConfig:
     """Everything that defines a store; one value shared by all its nodes.
 
-    ``request_timeout`` bounds a coordinator's wait for replicas (seconds);
-    ``heartbeat_interval`` is how often nodes send heartbeats (seconds).
-    ``sloppy_quorum``: when an owner is down, the next healthy node takes its
-    write (and read) with a hint naming it (Dynamo §4.6);
-    ``hinted_writes_count``: whether such stand-in acknowledgements count
-    toward W (the paper's behaviour, so the default). ``forward_writes``: a
-    node that is not a replica of a key hands the write to one that is, to
-    coordinate (Dynamo §4.5; see :meth:`~dynamo_toolkit.coordinator.Coordinator.put`).
-    ``read_fanout``: ``"all"`` asks every replica of a key and waits for R
-    (the paper's reads), ``"quorum"`` asks R (its own copy first) and
-    another replica only for each one that fails (see
-    :meth:`~dynamo_toolkit.coordinator.Coordinator.get`).
-    ``hint_max_count``,
-    ``hint_max_bytes`` and ``hint_max_age`` (seconds) bound what one node
-    holds for others; ``hint_delivery_interval`` is how often it tries to
-    hand hints over.
+    Each setting carries its documentation in its field's ``metadata``:
+    ``"doc"`` (reST) and, for quantities, ``"unit"``. :doc:`configuration`
+    renders the ``[store]`` table from them, so the two cannot drift apart.
+    ``components`` is not a ``[store]`` setting (``"key": None``): it holds
+    the component sections.
     """
 
-    n: int = 3
-    r: int = 2
-    w: int = 2
-    max_pair_bytes: int = DEFAULT_MAX_PAIR_BYTES
-    request_timeout: float = 1.0
-    heartbeat_interval: float = 0.5
-    sloppy_quorum: bool = True
-    hinted_writes_count: bool = True
-    forward_writes: bool = True
-    read_fanout: str = "all"
-    hint_max_count: int = 100_000
-    hint_max_bytes: int = 64 * 1024 * 1024
-    hint_max_age: float = 3 * 3600.0
-    hint_delivery_interval: float = 1.0
-    anti_entropy_interval: float = 60.0
-    gossip_interval: float = 1.0
-    anti_entropy_pause: float = 0.05
-    tombstone_grace: float = 86_400.0
-    components: Mapping[str, ComponentChoice] = attrs.field(factory=_default_components)
+    n: int = attrs.field(
+        default=3, metadata={"doc": "Replicas per key (the length of the preference list)."}
+    )
+    r: int = attrs.field(
+        default=2, metadata={"doc": "Successful replica replies a read waits for."}
+    )
+    w: int = attrs.field(
+        default=2,
+        metadata={
+            "doc": "Acknowledgements a write (or delete) waits for. The coordinator's "
+            "own copy counts when it is a replica."
+        },
+    )
+    max_pair_bytes: int = attrs.field(
+        default=DEFAULT_MAX_PAIR_BYTES,
+        metadata={
+            "unit": "bytes",
+            "doc": "Limit on the stored key's bytes plus the msgpack-encoded value's bytes, "
+            "checked by the coordinator before anything is sent.",
+        },
+    )
+    request_timeout: float = attrs.field(
+        default=1.0,
+        metadata={
+            "unit": "seconds",
+            "doc": "How long a coordinator waits for R or W replies: the limit of each "
+            "replica request (a forwarded write waits twice as long). Gossip, anti-entropy "
+            "and handoff requests use it too.",
+        },
+    )
+    heartbeat_interval: float = attrs.field(
+        default=0.5,
+        metadata={"unit": "seconds", "doc": "Time between the heartbeats a node sends each peer."},
+    )
+    sloppy_quorum: bool = attrs.field(
+        default=True,
+        metadata={
+            "doc": "When the failure detector reports an owner down, the next healthy node "
+            "of the preference walk takes its reads and writes, holding the writes as "
+            "hints for it (Dynamo §4.6)."
+        },
+    )
+    hinted_writes_count: bool = attrs.field(
+        default=True,
+        metadata={
+            "doc": "Whether a stand-in's acknowledgement (or read reply) counts toward W "
+            "(or R). The paper's sloppy quorum counts it."
+        },
+    )
+    forward_writes: bool = attrs.field(
+        default=True,
+        metadata={
+            "doc": "A node that is not a replica of a key hands writes of it to a replica "
+            "to coordinate (Dynamo §4.5). Off, it coordinates them itself, and its clocks "
+            "can then repeat one already stored (see :ref:`write-path`)."
+        },
+    )
+    read_fanout: str = attrs.field(
+        default="all",
+        metadata={
+            "doc": 'Whom a read asks. ``"all"``: every replica, answering after R replies '
+            '(Dynamo §4.5). ``"quorum"``: R replicas, its own copy first, and one more for '
+            "each that fails (see :ref:`read-path`)."
+        },
+    )
+    hint_max_count: int = attrs.field(
+        default=100_000,
+        metadata={"doc": "Hints one node holds for all others; beyond it a stand-in refuses."},
+    )
+    hint_max_bytes: int = attrs.field(
+        default=64 * 1024 * 1024,
+        metadata={
+            "unit": "bytes",
+            "doc": "Bytes of hints one node holds; beyond it a stand-in refuses.",
+        },
+    )
+    hint_max_age: float = attrs.field(
+        default=3 * 3600.0,
+        metadata={
+            "unit": "seconds",
+            "doc": "How long a hint is kept. Older ones are dropped, and the owner then "
+            "catches up through read repair and anti-entropy.",
+        },
+    )
+    hint_delivery_interval: float = attrs.field(
+        default=1.0,
+        metadata={"unit": "seconds", "doc": "Time between hinted-handoff rounds."},
+    )
+    anti_entropy_interval: float = attrs.field(
+        default=60.0,
+        metadata={
+            "unit": "seconds",
+            "doc": "Time between a node's anti-entropy passes over its partitions.",
+        },
+    )
+    gossip_interval: float = attrs.field(
+        default=1.0,
+        metadata={
+            "unit": "seconds",
+            "doc": "Time between a node's gossip rounds: each round exchanges the cluster "
+            "view with one random peer, preferring peers the failure detector reports up. "
+            "A node in a data handoff also checks this often whether the others are done.",
+        },
+    )
+    anti_entropy_pause: float = attrs.field(
+        default=0.05,
+        metadata={
+            "unit": "seconds",
+            "doc": "Pause between two partition exchanges of an anti-entropy pass, and "
+            "between two pages of a handoff transfer (the rate limit).",
+        },
+    )
+    tombstone_grace: float = attrs.field(
+        default=86_400.0,
+        metadata={
+            "unit": "seconds",
+            "doc": "Age a tombstone must reach before it may be collected (and only once "
+            "every replica of its partition was seen to hold it).",
+        },
+    )
+    components: Mapping[str, ComponentChoice] = attrs.field(
+        factory=_default_components,
+        metadata={
+            "key": None,
+            "doc": "One :class:`ComponentChoice` per interface: the component sections.",
+        },
+    )
 
     def __attrs_post_init__(self) -> None:
         validate_quorum(self.n, self.r, self.w)

@@ -57,19 +57,84 @@ def _address_or_empty(instance: object, attribute: attrs.Attribute[str], value: 
 
 @attrs.frozen
 class NodeSettings:
-    """Everything one node process needs to start."""
+    """Everything one node process needs to start.
 
-    node_id: str
-    data_dir: Path
-    peer: str = attrs.field(validator=_address_or_empty)
-    members: tuple[NodeInfo, ...]
-    store: StoreConfig = attrs.field(factory=StoreConfig)
-    resp: str = attrs.field(default="", validator=_address_or_empty)
-    http: str = attrs.field(default="", validator=_address_or_empty)
-    native: str = attrs.field(default="", validator=_address_or_empty)
-    password: str = ""
-    flush_interval: float = 0.2
-    join: bool = False
+    Each field documents its ``[node]`` setting in its ``metadata``
+    (``"doc"``, and ``"key"`` where the file's name differs): the server's
+    configuration page renders its table from them. ``members`` and ``store``
+    come from other sections (``"key": None``).
+    """
+
+    node_id: str = attrs.field(
+        metadata={
+            "key": "id",
+            "doc": "This node's id. It must be one of the ``[[members]]`` unless ``join`` is true.",
+        }
+    )
+    data_dir: Path = attrs.field(
+        metadata={
+            "default": '"./<id>"',
+            "doc": "Directory of the storage and hint files, the saved cluster view and "
+            "``ready.json``; created if missing. A relative path is relative to the "
+            "working directory.",
+        }
+    )
+    peer: str = attrs.field(
+        validator=_address_or_empty,
+        metadata={"doc": "``host:port`` the ``tcp`` transport listens on for the other nodes."},
+    )
+    members: tuple[NodeInfo, ...] = attrs.field(
+        metadata={"key": None, "doc": "The ``[[members]]`` tables (or this node alone)."}
+    )
+    store: StoreConfig = attrs.field(
+        factory=StoreConfig,
+        metadata={"key": None, "doc": "The ``[store]`` table and the component sections."},
+    )
+    resp: str = attrs.field(
+        default="",
+        validator=_address_or_empty,
+        metadata={"doc": '``host:port`` of the Redis-protocol server; ``""`` runs none.'},
+    )
+    http: str = attrs.field(
+        default="",
+        validator=_address_or_empty,
+        metadata={
+            "doc": '``host:port`` of the HTTP API, ``/health`` and ``/metrics``; ``""`` runs '
+            "none. ``dtk cluster status`` needs it to report health."
+        },
+    )
+    native: str = attrs.field(
+        default="",
+        validator=_address_or_empty,
+        metadata={
+            "doc": '``host:port`` of the msgpack protocol of the Python client; ``""`` '
+            "runs none. ``dtk get|put|del`` and the ``dtk cluster`` membership commands "
+            "need it."
+        },
+    )
+    password: str = attrs.field(
+        default="",
+        metadata={
+            "doc": 'Password of the RESP ``default`` user; ``""`` means none. HTTP and the '
+            "native protocol have no authentication."
+        },
+    )
+    flush_interval: float = attrs.field(
+        default=0.2,
+        metadata={
+            "unit": "seconds",
+            "doc": "Time between flushes of the storage engine (group commit). With an "
+            'engine that buffers writes (``sqlitedict``, or ``durability = "group"``), a '
+            "crash loses at most this much of the node's writes. Must be positive.",
+        },
+    )
+    join: bool = attrs.field(
+        default=False,
+        metadata={
+            "doc": "Start as a new node that joins a running cluster, using the "
+            "``[[members]]`` as seeds; it owns data only after a ``dtk cluster commit``."
+        },
+    )
 
     def __attrs_post_init__(self) -> None:
         ids = [m.node_id for m in self.members]
