@@ -146,7 +146,8 @@ def test_a_field_without_doc_is_an_error(tmp_path: Path, undocumented_module: st
     with pytest.raises(ValueError, match="forgotten"):
         config_reference.option_rows(_Undocumented)
     doctree, warnings = _build(tmp_path, f".. config-reference:: {undocumented_module}\n")
-    assert "forgotten" in warnings and "ERROR" in warnings
+    assert "forgotten" in warnings
+    assert "ERROR" in warnings
     assert not list(_tables(doctree))
 
 
