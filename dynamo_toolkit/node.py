@@ -17,7 +17,7 @@ from typing import Any, assert_never
 
 from dynamo_toolkit.anti_entropy_exchange import ExchangeStats, answer_tree_query
 from dynamo_toolkit.clock import clock_for_running_loop
-from dynamo_toolkit.components import NodeComponents, build_components
+from dynamo_toolkit.components import NodeComponents
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.coordinator import Coordinator
 from dynamo_toolkit.errors import DynamoError, TransportError
@@ -77,9 +77,9 @@ class Node:
     """One member of a store.
 
     Its components come built (``components``, see
-    :func:`~dynamo_toolkit.components.build_components`); without them the
-    node builds them from ``config`` through ``host``'s registry.
-    ``network`` supplies its transport endpoint. Start it with :meth:`start`
+    :func:`~dynamo_toolkit.components.build_components`): the node wires
+    them together, it does not choose them. ``host`` is only asked to run
+    the node's hooks. ``network`` supplies its transport endpoint. Start it with :meth:`start`
     inside a running event loop; it then answers replica messages and
     coordinates :meth:`get`, :meth:`put` and :meth:`delete`.
     """
@@ -92,7 +92,7 @@ class Node:
         *,
         host: PluginHost,
         network: Network,
-        components: NodeComponents | None = None,
+        components: NodeComponents,
         data_dir: Path | None = None,
         clock: Clock | None = None,
         table: OwnershipTable | None = None,
@@ -108,10 +108,6 @@ class Node:
         self.stats = NodeStats()
         if not joining and info.node_id not in {member.node_id for member in members}:
             raise DynamoError(f"node {info.node_id!r} is not in the membership")
-        if components is None:
-            components = build_components(
-                config, host.registry, node_id=info.node_id, data_dir=data_dir
-            )
         self.components = components
         self.partitioner: Partitioner = components.partitioner
         self.replicator: Replicator = components.replicator

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from dynamo_toolkit.components import build_components
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
 from dynamo_toolkit_plugins.transport.tcp import parse_address
@@ -67,6 +68,9 @@ class NodeProcess:
             s.store,
             host=self.host,
             network=network,
+            components=build_components(
+                s.store, self.host.registry, node_id=s.node_id, data_dir=s.data_dir
+            ),
             data_dir=s.data_dir,
             joining=s.join,
             seeds=s.seeds if s.join else (),

@@ -72,7 +72,8 @@ def test_node_answers_only_the_messages_of_the_closed_set() -> None:
     async def scenario() -> None:
         config = StoreConfig.from_dict({"store": {"n": 1, "r": 1, "w": 1}})
         network = HOST.registry.create("transport", "memory", members=MEMBERS[:1])
-        node = Node(MEMBERS[0], MEMBERS[:1], config, host=HOST, network=network)
+        parts = build_components(config, HOST.registry, node_id="n1")
+        node = Node(MEMBERS[0], MEMBERS[:1], config, host=HOST, network=network, components=parts)
         assert await node.handle("n2", Heartbeat(1.0)) is None
         assert await node.handle("n2", ReplicaRead(b"k")) == ReplicaReadReply(())
         with pytest.raises(DynamoError, match="unexpected message Ack"):
