@@ -135,7 +135,7 @@ def timed_gets(get: Callable[[bytes], object], keys: Sequence[bytes]) -> float:
 
 def build_engine(spec: dict[str, Any], data_dir: Path) -> Any:
     """The engine ``spec`` names, built through the component registry as a node would."""
-    from dynamo_toolkit.plugin_manager import load_plugins
+    from dynamo_toolkit.plugin_host import load_plugins
 
     registry = load_plugins().registry
     params = dict(spec.get("params", {}))
@@ -366,7 +366,7 @@ def behind_replica_store(
     keys it read or wrote (FIFO), so the ``cached`` wrapper sees only that
     cache's misses.
     """
-    from dynamo_toolkit.plugin_manager import load_plugins
+    from dynamo_toolkit.plugin_host import load_plugins
     from dynamo_toolkit.replica_store import ReplicaStore
     from dynamo_toolkit_plugins.storage.cached import CachedStorage
 

@@ -17,7 +17,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 # __version__ comes first: modules below import it (the command line does).
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.config import ComponentChoice, StoreConfig
 from dynamo_toolkit.errors import (
     ConfigurationError,
@@ -33,9 +32,10 @@ from dynamo_toolkit.errors import (
     UnsupportedValueTypeError,
 )
 from dynamo_toolkit.hookspecs import hookimpl
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.node import Node
-from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
+from dynamo_toolkit.node_info import NodeInfo
+from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.versioning import VectorClock, Version

@@ -8,7 +8,7 @@ import click
 
 from dynamo_toolkit import __version__
 from dynamo_toolkit.errors import DynamoError
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.registry import INTERFACES
 
 __all__ = ["main"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.errors import QuorumNotReachedError
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.virtual_time import run_virtual
 
 __all__ = ["run_demo"]

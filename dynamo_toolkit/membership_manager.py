@@ -1,6 +1,6 @@
 """The stateful owner of a node's cluster view: gossip, commits and handoff.
 
-Around the pure :class:`~dynamo_toolkit.cluster_state.ClusterState`, it
+Around the pure :class:`~dynamo_toolkit.membership_state.ClusterState`, it
 
 * gossips: every ``gossip_interval`` it swaps views with one random member
   (push-pull), so a change reaches all n members in O(log n) rounds;
@@ -26,7 +26,9 @@ from typing import Any
 
 import attrs
 
-from dynamo_toolkit.cluster_state import (
+from dynamo_toolkit.errors import ConfigurationError, DynamoError, TransportError
+from dynamo_toolkit.interfaces import OwnershipTable
+from dynamo_toolkit.membership_state import (
     ClusterState,
     Member,
     MemberStatus,
@@ -34,10 +36,8 @@ from dynamo_toolkit.cluster_state import (
     plan_moves,
     table_for,
 )
-from dynamo_toolkit.errors import ConfigurationError, DynamoError, TransportError
-from dynamo_toolkit.interfaces import OwnershipTable
-from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.messages import Gossip, RangeQuery, RangeReply
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.protocols import MembershipContext
 
 __all__ = ["HandoffProgress", "MembershipManager", "Plan"]

@@ -3,7 +3,7 @@
 The set is closed: :data:`Message` names every request a node answers and
 :data:`Reply` every answer it gives, so a handler can ``match`` on them and
 have mypy check that no kind is forgotten (see :meth:`Node.handle
-<dynamo_toolkit.node.Node.handle>`). :mod:`dynamo_toolkit.wire` gives each a
+<dynamo_toolkit.node.Node.handle>`). :mod:`dynamo_toolkit.message_codec` gives each a
 wire form.
 """
 

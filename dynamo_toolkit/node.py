@@ -38,7 +38,6 @@ from dynamo_toolkit.interfaces import (
     StorageEngine,
     Transport,
 )
-from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.membership_manager import MembershipManager
 from dynamo_toolkit.messages import (
     Ack,
@@ -61,8 +60,9 @@ from dynamo_toolkit.messages import (
     TreeQuery,
     is_message,
 )
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.node_stats import NodeStats
-from dynamo_toolkit.plugin_manager import PluginHost
+from dynamo_toolkit.plugin_host import PluginHost
 from dynamo_toolkit.repair import RepairScheduler
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.results import GetResult, PutResult

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
         Replicator,
         Transport,
     )
-    from dynamo_toolkit.membership import NodeInfo
     from dynamo_toolkit.messages import Message, ReplicaMessage, Reply
+    from dynamo_toolkit.node_info import NodeInfo
     from dynamo_toolkit.node_stats import NodeStats
     from dynamo_toolkit.replica_store import ReplicaStore
 

@@ -138,7 +138,7 @@ class ComponentRegistry:
         """Register a transport: a factory returning a :class:`~dynamo_toolkit.interfaces.Network`.
 
         The factory is called as ``factory(seed=..., members=..., **params)``, where
-        ``members`` is the sequence of :class:`~dynamo_toolkit.membership.NodeInfo`
+        ``members`` is the sequence of :class:`~dynamo_toolkit.node_info.NodeInfo`
         known at start (a socket transport finds addresses there).
         """
         self.add("transport", name, factory, **options)

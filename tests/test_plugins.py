@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import ConfigurationError, UnknownComponentError
 from dynamo_toolkit.hookspecs import hookimpl
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.interfaces import StorageEngine
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.registry import INTERFACES, ComponentRegistry
 from dynamo_toolkit.testing import run_virtual
 from dynamo_toolkit.testing.conformance.storage import StorageEngineSuite

@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import PairTooLargeError, QuorumNotReachedError
-from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
+from dynamo_toolkit.in_process_cluster import Cluster
+from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit.testing import run_virtual
 
 # -- 1. The store, described as data: one section per component, by name ------

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 
 __all__ = ["OwnershipTable", "Partitioner"]
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import attrs
 
 from dynamo_toolkit.interfaces.partitioner import OwnershipTable
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 
 __all__ = ["Placement", "Replicator"]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dynamo_toolkit.membership import NodeInfo
+    from dynamo_toolkit.node_info import NodeInfo
 
 __all__ = ["Handler", "Network", "Transport"]
 
@@ -78,7 +78,7 @@ class Network(ABC):
         A node calls it with every member it learns of, known ones included,
         so it must be idempotent. The default does nothing: in-process
         networks find endpoints by node id; a socket transport records each
-        member's :attr:`~dynamo_toolkit.membership.NodeInfo.address`.
+        member's :attr:`~dynamo_toolkit.node_info.NodeInfo.address`.
         """
 
     def partition(self, *groups: Iterable[str]) -> None:

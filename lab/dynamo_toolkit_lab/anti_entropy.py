@@ -19,7 +19,7 @@ Then ``a`` runs the real exchange,
 :func:`dynamo_toolkit.anti_entropy_exchange.exchange`, once, and the network
 is watched: every packet of the exchange is sized as the ``tcp`` transport
 would frame it (msgpack ``[kind, request_id, body]`` of
-:func:`dynamo_toolkit.wire.encode_message`; no TCP/IP headers). Packets are
+:func:`dynamo_toolkit.message_codec.encode_message`; no TCP/IP headers). Packets are
 filed in three phases: **compare** (the digest walk that finds the differing
 keys), **repair** (fetching their records and pushing merged ones) and
 **verify** (the final root comparison). A *round trip* is a wave of requests
@@ -50,7 +50,7 @@ from dynamo_toolkit_lab.output import emit, int_list, name_list, progress, suite
 from dynamo_toolkit_lab.traffic import ObservableNetwork, frame_bytes, observable
 
 if TYPE_CHECKING:
-    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.in_process_cluster import Cluster
     from dynamo_toolkit_plugins.transport.simulated import Packet
 
 __all__ = [
@@ -350,7 +350,7 @@ def measure_case(
 ) -> dict[str, Any]:
     """Run one exchange between two replicas and return what crossed the network."""
     from dynamo_toolkit.anti_entropy_exchange import exchange
-    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.in_process_cluster import Cluster
     from dynamo_toolkit.virtual_time import run_virtual
 
     meter = _Meter()

@@ -784,7 +784,7 @@ def validate_passive(
     seed: int,
     advance: Callable[[], None] = lambda: None,
 ) -> list[Measurement]:
-    """The same measurements on real nodes: an in-process :class:`~dynamo_toolkit.cluster.Cluster`.
+    """The same measurements on real nodes: an in-process :class:`~dynamo_toolkit.Cluster`.
 
     Every node runs the whole kernel (heartbeat loop, gossip, anti-entropy,
     hinted handoff) with the setting's detector, over the ``simulated``
@@ -808,7 +808,7 @@ def validate_passive(
 async def _cluster_trial(
     scenario: Scenario, setting: Setting, seed: int, result: Measurement
 ) -> None:
-    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.in_process_cluster import Cluster
 
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()

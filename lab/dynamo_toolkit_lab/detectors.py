@@ -157,7 +157,7 @@ def measure(
     quiet: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run every setting on every scenario: the result rows and the wall times."""
-    from dynamo_toolkit.plugin_manager import load_plugins
+    from dynamo_toolkit.plugin_host import load_plugins
 
     registry = load_plugins().registry
     total = sum(
@@ -205,7 +205,7 @@ def validate_model(
     quiet: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The heartbeat model and real nodes on the same scenario: rows and wall times."""
-    from dynamo_toolkit.plugin_manager import load_plugins
+    from dynamo_toolkit.plugin_host import load_plugins
 
     registry = load_plugins().registry
     rows: list[dict[str, Any]] = []

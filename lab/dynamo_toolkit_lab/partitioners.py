@@ -31,7 +31,7 @@ from dynamo_toolkit_lab.output import emit, int_list, progress, suite_options
 
 if TYPE_CHECKING:
     from dynamo_toolkit.interfaces.partitioner import OwnershipTable, Partitioner
-    from dynamo_toolkit.membership import NodeInfo
+    from dynamo_toolkit.node_info import NodeInfo
 
 __all__ = [
     "command",
@@ -50,7 +50,7 @@ Factory = Callable[..., "Partitioner"]
 
 def available_factories() -> dict[str, Factory]:
     """Every partitioner the plugin host registers, by name."""
-    from dynamo_toolkit.plugin_manager import load_plugins
+    from dynamo_toolkit.plugin_host import load_plugins
 
     registry = load_plugins().registry
     factories: dict[str, Factory] = {}
@@ -128,7 +128,7 @@ def _lookup_us(table: OwnershipTable, positions: Sequence[int]) -> float:
 
 
 def _membership(n: int, heterogeneous: bool, rng: random.Random) -> list[NodeInfo]:
-    from dynamo_toolkit.membership import NodeInfo
+    from dynamo_toolkit.node_info import NodeInfo
 
     return [
         NodeInfo(f"node-{i}", capacity=float(rng.randint(1, 4)) if heterogeneous else 1.0)
@@ -148,7 +148,7 @@ def run_suite(
     quiet: bool = True,
 ) -> list[dict[str, Any]]:
     """Measure every (strategy, params, n); see the module docstring."""
-    from dynamo_toolkit.membership import NodeInfo
+    from dynamo_toolkit.node_info import NodeInfo
 
     factories = available_factories()
     names = sorted(factories) if strategies is None else list(strategies)

@@ -167,9 +167,9 @@ def run_strategy(
     round and the last. ``forward_writes`` sets the store's option of that
     name (None: the store's default).
     """
-    from dynamo_toolkit.cluster import Cluster
     from dynamo_toolkit.config import ComponentChoice, StoreConfig
     from dynamo_toolkit.errors import DynamoError
+    from dynamo_toolkit.in_process_cluster import Cluster
     from dynamo_toolkit.values import encode_key
     from dynamo_toolkit.virtual_time import run_virtual
 

@@ -112,7 +112,7 @@ def measure_cluster(
     of virtual time, reads with R through the same node and checks the value;
     then the cluster settles so nothing in flight leaks into the next trial.
     """
-    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.in_process_cluster import Cluster
     from dynamo_toolkit.virtual_time import run_virtual
 
     latency = _LegLatency(model)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import msgpack
 
 from dynamo_toolkit.errors import ConfigurationError
-from dynamo_toolkit.wire import encode_message
+from dynamo_toolkit.message_codec import encode_message
 
 if TYPE_CHECKING:
     from dynamo_toolkit_plugins.transport.simulated import PacketObserver

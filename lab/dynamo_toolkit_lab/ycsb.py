@@ -252,7 +252,7 @@ def run_simulated(
 
     ``forward_writes`` sets the store's option of that name (None: its default).
     """
-    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.in_process_cluster import Cluster
     from dynamo_toolkit.virtual_time import run_virtual
 
     config = _store_config(spec, heartbeat_interval, forward_writes)
@@ -714,7 +714,7 @@ def _row(result: dict[str, Any], payload: dict[str, Any]) -> list[Any]:
 
 
 def _check_simulated(quorums: list[tuple[int, int, int]], resolvers: list[str], nodes: int) -> None:
-    from dynamo_toolkit.plugin_manager import load_plugins
+    from dynamo_toolkit.plugin_host import load_plugins
 
     if nodes < 1:
         raise click.BadParameter("--nodes must be positive")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dynamo_toolkit.errors import DynamoError, QuorumNotReachedError
 
 if TYPE_CHECKING:
-    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.in_process_cluster import Cluster
     from dynamo_toolkit.node import Node
 
 __all__ = ["ClientStore", "ClusterStore", "QuorumFailure", "Read", "Store", "StoreFailure"]

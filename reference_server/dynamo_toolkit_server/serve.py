@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from dynamo_toolkit.components import build_components
 from dynamo_toolkit.node import Node
-from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
+from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit_plugins.transport.tcp import parse_address
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.service import StoreService

@@ -32,7 +32,7 @@ import attrs
 
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import ConfigurationError
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit_plugins.transport.tcp import parse_address
 
 __all__ = ["NodeSettings"]

@@ -28,7 +28,7 @@ import pytest
 
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.interfaces import FailureDetector
-from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
+from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit.testing.conformance.failure_detector import (
     FailureDetectorSuite,
     MakeDetector,

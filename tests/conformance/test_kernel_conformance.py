@@ -10,8 +10,8 @@ import pytest
 
 from dynamo_toolkit.clock import SystemClock, clock_for_running_loop
 from dynamo_toolkit.interfaces import Clock, Network
-from dynamo_toolkit.membership import NodeInfo
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.node_info import NodeInfo
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.testing import run_virtual
 from dynamo_toolkit.testing.conformance.clock import ClockSuite, Runner
 from dynamo_toolkit.testing.conformance.transport import TransportSuite

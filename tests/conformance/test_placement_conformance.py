@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
+from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit.testing.conformance.anti_entropy import AntiEntropySuite
 from dynamo_toolkit.testing.conformance.partitioner import PartitionerSuite
 from dynamo_toolkit.testing.conformance.replicator import ReplicatorSuite

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dynamo_toolkit.interfaces import StorageEngine
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit.testing.conformance.storage import MakeEngine, StorageEngineSuite
 from dynamo_toolkit_plugins.storage.cache_policies import POLICIES

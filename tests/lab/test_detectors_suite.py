@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from dynamo_toolkit.messages import Heartbeat
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit_lab import detector_sim
 from dynamo_toolkit_lab.detector_sim import (
     Normal,

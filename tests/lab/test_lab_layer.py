@@ -30,7 +30,7 @@ def _lab_modules_after(code: str) -> list[str]:
 
 
 def test_importing_the_kernel_loads_no_lab_module() -> None:
-    assert _lab_modules_after("import dynamo_toolkit, dynamo_toolkit.cluster") == []
+    assert _lab_modules_after("import dynamo_toolkit, dynamo_toolkit.in_process_cluster") == []
 
 
 def test_dtk_cluster_help_loads_only_the_lab_plugin_shim() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit_lab.partitioners import command, load_stats, moved_fraction
 from dynamo_toolkit_plugins.partitioning.fixed_q import FixedQPartitioner, quotas
 from testsupport.lab import run_suite

@@ -191,7 +191,7 @@ def test_forwarding_to_a_replica_keeps_dvv_exact_and_clocks_small() -> None:
 
 
 def test_forward_writes_reaches_the_store_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dynamo_toolkit.cluster import Cluster
+    from dynamo_toolkit.in_process_cluster import Cluster
 
     seen: list[bool] = []
     original = Cluster.start

@@ -641,8 +641,8 @@ def test_a_200_node_cluster_runs_a_workload() -> None:
 def test_steady_gossip_skips_equal_views_and_changes_still_spread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from dynamo_toolkit.cluster import Cluster
-    from dynamo_toolkit.cluster_state import ClusterState, MemberStatus
+    from dynamo_toolkit.in_process_cluster import Cluster
+    from dynamo_toolkit.membership_state import ClusterState, MemberStatus
 
     decoded = []
     original = ClusterState.from_wire

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.testing import run_virtual
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.errors import DynamoError
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.testing import run_virtual
 
 SEEDS = [int(os.environ["DTK_CHAOS_SEED"])] if "DTK_CHAOS_SEED" in os.environ else [1, 2, 3, 4]

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import (
     ConfigurationError,
@@ -17,6 +16,7 @@ from dynamo_toolkit.errors import (
     QuorumNotReachedError,
     UnsupportedValueTypeError,
 )
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.testing import run_virtual
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.errors import QuorumNotReachedError
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.testing import run_virtual
 
 DETECTED = 5.0  # seconds of virtual time after which the timeout detector has noticed

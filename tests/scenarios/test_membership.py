@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from dynamo_toolkit.cluster import Cluster
-from dynamo_toolkit.cluster_state import MemberStatus
 from dynamo_toolkit.errors import DynamoError
+from dynamo_toolkit.in_process_cluster import Cluster
+from dynamo_toolkit.membership_state import MemberStatus
 from dynamo_toolkit.testing import run_virtual
 
 CONFIG: dict[str, Any] = {

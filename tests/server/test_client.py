@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit_server.client import (
     AsyncClient,
     Client,

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit_server.http_api import (
     CONTEXT_HEADER,
     HttpServer,

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit_server.native.protocol import (
     FrameDecoder,
     ProtocolError,

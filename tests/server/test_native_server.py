@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 
-from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.results import GetResult
 from dynamo_toolkit.values import Key
 from dynamo_toolkit_server.metrics import NodeMetrics

@@ -14,7 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ResponseError
 
-from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.resp.server import RespServer, start_resp_server
 from dynamo_toolkit_server.service import ReadOne, StoreService

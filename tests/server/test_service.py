@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dynamo_toolkit.cluster import Cluster
 from dynamo_toolkit.errors import ConfigurationError, PairTooLargeError, QuorumNotReachedError
+from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.testing import run_virtual
 from dynamo_toolkit_server.errors import ErrorKind, WrongTypeError, describe
 from dynamo_toolkit_server.service import MemberAction, StoreService, merge_lists

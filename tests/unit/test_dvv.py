@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynamo_toolkit.interfaces import ConflictResolver
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.versioning import Ordering, VectorClock, Version
 from dynamo_toolkit_plugins.resolution.dvv import (
     BRANCH_SEPARATOR,

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynamo_toolkit.cluster import Cluster
+from dynamo_toolkit.in_process_cluster import Cluster
+from dynamo_toolkit.message_codec import decode_message, encode_message
 from dynamo_toolkit.messages import TreeReply
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.testing import run_virtual
-from dynamo_toolkit.wire import decode_message, encode_message
 from dynamo_toolkit_plugins.anti_entropy.full_exchange import FlatDigest, FullExchangeAntiEntropy
 from dynamo_toolkit_plugins.anti_entropy.merkle import MerkleTree
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.interfaces.anti_entropy import PartitionDigest
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit_plugins.anti_entropy.merkle import MerkleAntiEntropy, MerkleTree
 
 keys = st.binary(max_size=6)

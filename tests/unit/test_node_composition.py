@@ -14,10 +14,10 @@ from dynamo_toolkit.components import NodeComponents, build_components
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.interfaces import Clock, OwnershipTable, Placement
-from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.messages import Ack, Heartbeat, ReplicaRead, ReplicaReadReply, TreeQuery
 from dynamo_toolkit.node import Node
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.node_info import NodeInfo
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.repair import RepairScheduler
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.testing import run_virtual

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynamo_toolkit.membership import NodeInfo
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.node_info import NodeInfo
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.values import POSITION_SPACE
 from dynamo_toolkit_plugins.partitioning.ring import RingPartitioner, RingTable
 from dynamo_toolkit_plugins.replication.preference_list import (

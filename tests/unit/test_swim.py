@@ -16,7 +16,7 @@ import pytest
 
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.interfaces import ActiveFailureDetector, Prober
-from dynamo_toolkit.plugin_manager import load_plugins
+from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.testing import run_virtual
 from dynamo_toolkit_plugins.failure_detection.swim import SwimDetector
 

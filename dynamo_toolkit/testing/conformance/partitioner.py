@@ -9,7 +9,7 @@ from itertools import islice
 import pytest
 
 from dynamo_toolkit.interfaces.partitioner import OwnershipTable, Partitioner
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.values import POSITION_SPACE
 
 __all__ = ["PartitionerSuite"]

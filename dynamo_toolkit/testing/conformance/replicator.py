@@ -13,7 +13,7 @@ import pytest
 
 from dynamo_toolkit.interfaces.partitioner import OwnershipTable
 from dynamo_toolkit.interfaces.replicator import Placement, Replicator
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.values import POSITION_SPACE
 
 __all__ = ["ReplicatorSuite", "StaticTable"]

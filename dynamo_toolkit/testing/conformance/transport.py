@@ -11,8 +11,8 @@ import pytest
 
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.interfaces import Network
-from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.messages import Heartbeat, ReplicaRead, ReplicaWrite
+from dynamo_toolkit.node_info import NodeInfo
 
 __all__ = ["TransportSuite"]
 
@@ -93,7 +93,7 @@ class TransportSuite:
     the running loop) that knows members ``a`` and ``b``. Optional: ``run``,
     how to run a coroutine to completion (default ``asyncio.run``; a
     virtual-time runner suits in-process networks), and ``new_member``, the
-    :class:`~dynamo_toolkit.membership.NodeInfo` of a member the network did
+    :class:`~dynamo_toolkit.node_info.NodeInfo` of a member the network did
     not know at start, by id (default: the id alone; a socket transport
     gives it an address).
     """

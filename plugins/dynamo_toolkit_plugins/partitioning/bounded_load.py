@@ -23,7 +23,7 @@ import mmh3
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces.partitioner import Partitioner
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit_plugins.partitioning.fixed_q import (
     MAX_Q,

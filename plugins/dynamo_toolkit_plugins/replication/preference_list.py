@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces.partitioner import OwnershipTable
 from dynamo_toolkit.interfaces.replicator import Placement, Replicator
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
 
 __all__ = ["PreferenceListReplicator", "distinct_walk", "dtk_register_components"]

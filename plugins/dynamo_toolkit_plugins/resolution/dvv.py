@@ -58,7 +58,7 @@ with the kernel's plain vector clocks and contexts, and
 
 What it needs: the coordinator must be a replica of the key. Its local
 versions then tell it every dot and branch it has already used for the key.
-:meth:`Cluster.coordinator_for <dynamo_toolkit.cluster.Cluster.coordinator_for>`
+:meth:`Cluster.coordinator_for <dynamo_toolkit.in_process_cluster.Cluster.coordinator_for>`
 and partition-aware clients route writes that way, and the kernel forwards
 writes a non-replica receives to a replica (``forward_writes``, on by
 default), as Riak forwards every put, for the same reason. Without it, a

@@ -28,7 +28,7 @@ import attrs
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import Handler, Transport
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit_plugins.transport.in_process import InProcessNetwork
 

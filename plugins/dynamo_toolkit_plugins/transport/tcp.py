@@ -19,13 +19,13 @@ from typing import Any, cast
 
 import msgpack
 
-from dynamo_toolkit.eager import start_eagerly
+from dynamo_toolkit.eager_start import start_eagerly
 from dynamo_toolkit.errors import ConfigurationError, NodeUnavailableError, TransportError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import Handler, Network, Transport
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.message_codec import WireFormatError, decode_message, encode_message
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
-from dynamo_toolkit.wire import WireFormatError, decode_message, encode_message
 
 __all__ = ["TcpNetwork", "TcpTransport", "parse_address"]
 
@@ -363,7 +363,7 @@ class TcpNetwork(Network):
     """Addresses of every member; hands out TCP endpoints.
 
     ``addresses`` maps node id to ``host:port``; by default each member's
-    :attr:`~dynamo_toolkit.membership.NodeInfo.address` is used.
+    :attr:`~dynamo_toolkit.node_info.NodeInfo.address` is used.
     """
 
     def __init__(

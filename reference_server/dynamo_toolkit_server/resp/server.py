@@ -21,7 +21,7 @@ import time
 from collections import deque
 from typing import Any, cast
 
-from dynamo_toolkit.eager import start_eagerly
+from dynamo_toolkit.eager_start import start_eagerly
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.resp.protocol import (

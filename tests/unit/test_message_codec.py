@@ -7,6 +7,7 @@ import typing
 import msgpack
 import pytest
 
+from dynamo_toolkit.message_codec import WireFormatError, decode_message, encode_message
 from dynamo_toolkit.messages import (
     Ack,
     CollectTombstones,
@@ -30,7 +31,6 @@ from dynamo_toolkit.messages import (
     TreeReply,
 )
 from dynamo_toolkit.versioning import VectorClock, Version
-from dynamo_toolkit.wire import WireFormatError, decode_message, encode_message
 
 _CLOCK = VectorClock.from_counters({"a": 2, "b": 1})
 _VERSION = Version(_CLOCK, b"value", 12.5)

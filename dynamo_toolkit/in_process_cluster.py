@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from dynamo_toolkit.closing import AsyncClosing
-from dynamo_toolkit.cluster_state import MemberStatus
 from dynamo_toolkit.components import build_components
 from dynamo_toolkit.config import ComponentChoice, StoreConfig
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, NodeUnavailableError
 from dynamo_toolkit.interfaces import Network
-from dynamo_toolkit.membership import NodeInfo
 from dynamo_toolkit.membership_manager import Plan
+from dynamo_toolkit.membership_state import MemberStatus
 from dynamo_toolkit.node import Node
-from dynamo_toolkit.plugin_manager import PluginHost, load_plugins
+from dynamo_toolkit.node_info import NodeInfo
+from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import Key, encode_key, key_position
 

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from dynamo_toolkit.interfaces import OwnershipTable, Partitioner
-from dynamo_toolkit.membership import NodeInfo
+from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.values import POSITION_SPACE
 
 __all__ = ["ClusterState", "Member", "MemberStatus", "Move", "plan_moves"]

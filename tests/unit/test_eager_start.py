@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from dynamo_toolkit.eager import start_eagerly
+from dynamo_toolkit.eager_start import start_eagerly
 
 
 async def _immediate(log: list[str]) -> int:
