@@ -33,9 +33,9 @@ test: venv
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
 
-## test-fast: the suite without the tests that start real node processes (marker: live)
+## test-fast: the suite without real node processes (marker live) and the docs build (docs)
 test-fast: venv
-	$(BIN)/pytest -m "not live" -n auto
+	$(BIN)/pytest -m "not live and not docs" -n auto
 
 lint: venv
 	$(BIN)/ruff check .

@@ -45,6 +45,7 @@ def test_every_hook_has_a_docstring(name: str) -> None:
     assert "." in doc, f"{name} needs a docstring sentence"
 
 
+@pytest.mark.docs
 def test_docs_build_without_warnings(html: Path) -> None:
     # The fixture asserts the return code; check that autodoc produced real pages.
     api = (html / "api.html").read_text(encoding="utf-8")
@@ -54,6 +55,7 @@ def test_docs_build_without_warnings(html: Path) -> None:
 
 
 @pytest.mark.parametrize("name", HOOKS)
+@pytest.mark.docs
 def test_every_hook_is_in_the_hook_reference(html: Path, name: str) -> None:
     page = (html / "hooks.html").read_text(encoding="utf-8")
     assert f'id="dynamo_toolkit.hookspecs.{name}"' in page, f"{name} is missing from hooks.html"
