@@ -63,6 +63,7 @@ from dynamo_toolkit.messages import (
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.node_stats import NodeStats
 from dynamo_toolkit.plugin_host import PluginHost
+from dynamo_toolkit.probe_responder import ProbeResponder
 from dynamo_toolkit.repair import RepairScheduler
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.results import GetResult, PutResult
@@ -127,6 +128,9 @@ class Node:
         self.repair_scheduler = RepairScheduler(self)
         self.hint_delivery = HintDelivery(self)
         self.coordinator = Coordinator(self)
+        self._probes = ProbeResponder(
+            lambda: self.detector, lambda: self.clock.monotonic(), self._ping, self.heard_from
+        )
         self.transport: Transport | None = None
         self._background: set[asyncio.Future[Any]] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -344,21 +348,14 @@ class Node:
                 assert_never(message)
 
     async def _answer_probe(self, source: str, message: Ping | PingReq) -> PingAck:
-        detector = self.detector
-        if isinstance(message, Ping):
-            if isinstance(detector, ActiveFailureDetector):
-                now = self.clock.monotonic()
-                return PingAck(detector.on_ping(source, list(message.suspects), now))
-            return PingAck(0)
-        # An indirect probe: ping the target ourselves and relay its answer.
+        return await self._probes.answer(source, message)
+
+    async def _ping(self, target: str, timeout: float) -> object:
+        """Ping ``target`` for an indirect probe."""
         if self.transport is None:
             raise DynamoError(f"{self.node_id} is stopped")
         # request_future: handlers may run eagerly, outside any task.
-        reply = await self.transport.request_future(message.target, Ping(), message.timeout)
-        self.heard_from(message.target)
-        if not isinstance(reply, PingAck):
-            raise DynamoError(f"{message.target} answered a ping with {type(reply).__name__}")
-        return reply
+        return await self.transport.request_future(target, Ping(), timeout)
 
     def handle_replica_message(self, message: ReplicaMessage) -> Reply:
         """Apply a replica read or write to local storage."""

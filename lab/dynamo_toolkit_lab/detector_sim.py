@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from dynamo_toolkit.errors import ConfigurationError, TransportError
 from dynamo_toolkit.interfaces import ActiveFailureDetector, FailureDetector, Prober
 from dynamo_toolkit.messages import Heartbeat, Ping, PingAck, PingReq
+from dynamo_toolkit.probe_responder import ProbeResponder
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit_lab.traffic import ObservableNetwork, frame_bytes, observable
 from dynamo_toolkit_lab.wars import (
@@ -474,7 +475,7 @@ def _count_traffic(
 
 
 class _Member:
-    """One SWIM member: a detector, an endpoint, and Node's answers to probes."""
+    """One SWIM member: a detector, an endpoint, and the node's own probe responder."""
 
     def __init__(self, harness: _SwimHarness, node_id: str, detector: ActiveFailureDetector):
         self.harness = harness
@@ -483,26 +484,25 @@ class _Member:
         self.transport: Any = None
         self.task: asyncio.Task[None] | None = None
         self.target: str | None = None  # the member its current probe is about
+        self.probes = ProbeResponder(lambda: detector, harness.now, self._ping, self._heard_from)
+
+    def _heard_from(self, node: str) -> None:
+        """As :meth:`Node.heard_from`, with the harness's ledger kept around it."""
+        self.harness.sync(self, node)
+        self.detector.heartbeat(node, self.harness.now())
+        self.harness.sync(self, node)
+
+    async def _ping(self, target: str, timeout: float) -> object:
+        # A timeout travels back to the asker as an error, as from a node.
+        return await self.transport.request(target, Ping(), timeout)
 
     async def handle(self, source: str, message: object) -> object:
         """As :meth:`Node.handle`: any message is evidence of life, then answer probes."""
-        harness = self.harness
-        now = harness.now()
-        harness.sync(self, source)
-        self.detector.heartbeat(source, now)
-        if isinstance(message, Ping):
-            ack = PingAck(self.detector.on_ping(source, list(message.suspects), now))
-            harness.sync(self, source)
+        self._heard_from(source)
+        if isinstance(message, Ping | PingReq):
+            ack = await self.probes.answer(source, message)
+            self.harness.sync(self, source)
             return ack
-        harness.sync(self, source)
-        if isinstance(message, PingReq):
-            # An indirect probe: ping the target and relay its answer; a
-            # timeout travels back as an error, as from a node.
-            reply = await self.transport.request(message.target, Ping(), message.timeout)
-            harness.sync(self, message.target)
-            self.detector.heartbeat(message.target, harness.now())
-            harness.sync(self, message.target)
-            return reply
         raise TypeError(f"unexpected message {type(message).__name__}")
 
 
