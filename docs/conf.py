@@ -12,7 +12,8 @@ from pathlib import Path
 
 from dynamo_toolkit import __version__
 
-# Local extensions: config_reference renders configuration tables from the code.
+# Local extensions, rendering from the code: config_reference the configuration
+# tables, module_map the file-by-file lists of docs/layout.rst.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
 project = "dynamo-toolkit"
@@ -26,6 +27,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "config_reference",
+    "module_map",
 ]
 
 exclude_patterns = ["_build"]

@@ -1,4 +1,4 @@
-"""``dtk demo``: a narrated tour of an in-process cluster (what ``make run`` shows)."""
+"""``dtk demo``: a narrated tour of an in-process cluster (what ``make demo`` shows)."""
 
 from __future__ import annotations
 

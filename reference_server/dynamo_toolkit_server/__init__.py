@@ -1,1 +1,1 @@
-"""The reference server: networked nodes, front-ends and clients (work in progress)."""
+"""The reference server: networked nodes, front-ends and clients."""
