@@ -521,12 +521,7 @@ class HttpServer(ListeningServer):
         hints = self.service.pending_hints()
         document = {
             "status": "ok" if status.running else "stopped",
-            "node": status.node_id,
-            "running": status.running,
-            "members": sorted(status.members),
-            "n": status.quorums.n,
-            "r": status.quorums.r,
-            "w": status.quorums.w,
+            **status.summary(),
             "hints_pending": hints.total,
             "hints_by_owner": hints.by_owner,
             "membership": self.service.membership(),

@@ -110,6 +110,17 @@ class NodeStatus:
     max_pair_bytes: int
     stats: NodeStats
 
+    def summary(self) -> dict[str, Any]:
+        """The fields every status answer shares: node, running, members, N, R, W."""
+        return {
+            "node": self.node_id,
+            "running": self.running,
+            "members": sorted(self.members),
+            "n": self.quorums.n,
+            "r": self.quorums.r,
+            "w": self.quorums.w,
+        }
+
 
 @attrs.frozen
 class PendingHints:

@@ -303,12 +303,7 @@ class RequestHandler:
         status = self.service.status()
         return {
             "protocol": PROTOCOL_VERSION,
-            "node": status.node_id,
-            "running": status.running,
-            "members": sorted(status.members),
-            "n": status.quorums.n,
-            "r": status.quorums.r,
-            "w": status.quorums.w,
+            **status.summary(),
             "max_pair_bytes": status.max_pair_bytes,
             "stats": attrs.asdict(status.stats),
             "connections": self.connections,
