@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from dynamo_toolkit._protocols import ExchangeContext, ReplicaAccess
 from dynamo_toolkit.errors import DynamoError, TransportError
 from dynamo_toolkit.messages import (
     CollectTombstones,
@@ -28,7 +29,6 @@ from dynamo_toolkit.messages import (
     TreeQuery,
     TreeReply,
 )
-from dynamo_toolkit.protocols import ExchangeContext, ReplicaAccess
 from dynamo_toolkit.replica_store import record_hash
 from dynamo_toolkit.values import key_position
 from dynamo_toolkit.versioning import pack_versions

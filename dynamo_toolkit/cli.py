@@ -56,7 +56,7 @@ def plugins(as_json: bool) -> None:
 @click.option("--seed", default=7, show_default=True, help="Seed of the simulated network.")
 def demo(nodes: int, seed: int) -> None:
     """Run an in-process cluster on the simulated network and narrate what happens."""
-    from dynamo_toolkit.demo import run_demo
+    from dynamo_toolkit._demo import run_demo
 
     try:
         run_demo(nodes=nodes, seed=seed, echo=click.echo)

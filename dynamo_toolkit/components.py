@@ -13,8 +13,8 @@ from pathlib import Path
 
 import attrs
 
+from dynamo_toolkit._hints import HintLimits, HintStore
 from dynamo_toolkit.config import StoreConfig
-from dynamo_toolkit.hints import HintLimits, HintStore
 from dynamo_toolkit.interfaces import (
     AntiEntropy,
     ConflictResolver,

@@ -22,8 +22,7 @@ from dynamo_toolkit.components import build_components
 from dynamo_toolkit.config import ComponentChoice, StoreConfig
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, NodeUnavailableError
 from dynamo_toolkit.interfaces import Network
-from dynamo_toolkit.membership_manager import Plan
-from dynamo_toolkit.membership_state import MemberStatus
+from dynamo_toolkit.membership_state import MemberStatus, Plan
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.plugin_host import PluginHost, load_plugins

@@ -21,7 +21,7 @@ from dynamo_toolkit.interfaces import OwnershipTable, Partitioner
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.values import POSITION_SPACE
 
-__all__ = ["ClusterState", "Member", "MemberStatus", "Move", "plan_moves"]
+__all__ = ["ClusterState", "Member", "MemberStatus", "Move", "Plan", "plan_moves"]
 
 
 class MemberStatus(enum.Enum):
@@ -199,3 +199,41 @@ def table_for(partitioner: Partitioner, state: ClusterState) -> OwnershipTable:
 
 
 __all__ += ["table_for"]
+
+
+@attrs.frozen
+class Plan:
+    """What a commit would do: owners before and after, and the ranges that move."""
+
+    epoch: int
+    owners_before: tuple[str, ...]
+    owners_after: tuple[str, ...]
+    moves: tuple[Move, ...]
+
+    @property
+    def moved_fraction(self) -> float:
+        """Share of the key space whose replica set changes."""
+        return sum(move.fraction for move in self.moves)
+
+    def gained_fraction(self) -> dict[str, float]:
+        """Per node, the share of the key space it must receive."""
+        gained: dict[str, float] = {}
+        for move in self.moves:
+            for node in move.gained:
+                gained[node] = gained.get(node, 0.0) + move.fraction
+        return gained
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain form for ``dtk cluster plan --json``."""
+        return {
+            "epoch": self.epoch,
+            "owners_before": list(self.owners_before),
+            "owners_after": list(self.owners_after),
+            "moved_fraction": self.moved_fraction,
+            "gained_fraction": self.gained_fraction(),
+            "moves": [
+                # Inclusive bounds: 2**64 itself does not fit msgpack's integers.
+                {"first": m.start, "last": m.end - 1, "from": list(m.before), "to": list(m.after)}
+                for m in self.moves
+            ],
+        }

@@ -3,7 +3,7 @@
 :func:`~dynamo_toolkit.components.build_components` builds the pluggable
 components; the node wires them to its coordinator, membership manager, hint
 delivery and repair scheduler, each of which sees it through a narrow protocol
-(:mod:`dynamo_toolkit.protocols`), and dispatches the messages it receives.
+(:mod:`dynamo_toolkit._protocols`), and dispatches the messages it receives.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, assert_never
 
+from dynamo_toolkit._coordinator import Coordinator
+from dynamo_toolkit._hint_delivery import HintDelivery
+from dynamo_toolkit._hints import HintStore
+from dynamo_toolkit._membership_manager import MembershipManager
+from dynamo_toolkit._node_stats import NodeStats
+from dynamo_toolkit._repair import RepairScheduler
 from dynamo_toolkit.anti_entropy_exchange import ExchangeStats, answer_tree_query
 from dynamo_toolkit.clock import clock_for_running_loop
 from dynamo_toolkit.components import NodeComponents
 from dynamo_toolkit.config import StoreConfig
-from dynamo_toolkit.coordinator import Coordinator
 from dynamo_toolkit.errors import DynamoError, TransportError
-from dynamo_toolkit.hint_delivery import HintDelivery
-from dynamo_toolkit.hints import HintStore
 from dynamo_toolkit.interfaces import (
     ActiveFailureDetector,
     AntiEntropy,
@@ -38,7 +41,6 @@ from dynamo_toolkit.interfaces import (
     StorageEngine,
     Transport,
 )
-from dynamo_toolkit.membership_manager import MembershipManager
 from dynamo_toolkit.messages import (
     Ack,
     CollectTombstones,
@@ -61,10 +63,8 @@ from dynamo_toolkit.messages import (
     is_message,
 )
 from dynamo_toolkit.node_info import NodeInfo
-from dynamo_toolkit.node_stats import NodeStats
 from dynamo_toolkit.plugin_host import PluginHost
 from dynamo_toolkit.probe_responder import ProbeResponder
-from dynamo_toolkit.repair import RepairScheduler
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import Key, key_position
@@ -286,7 +286,7 @@ class Node:
     async def deliver_hints(self, limit: int = 256) -> int:
         """One handoff round; returns hints delivered.
 
-        See :meth:`HintDelivery.deliver <dynamo_toolkit.hint_delivery.HintDelivery.deliver>`.
+        See :meth:`HintDelivery.deliver <dynamo_toolkit._hint_delivery.HintDelivery.deliver>`.
         """
         return await self.hint_delivery.deliver(limit)
 
@@ -305,7 +305,7 @@ class Node:
         """Anti-entropy for one partition with its other replicas.
 
         See :meth:`RepairScheduler.repair_partition
-        <dynamo_toolkit.repair.RepairScheduler.repair_partition>`.
+        <dynamo_toolkit._repair.RepairScheduler.repair_partition>`.
         """
         return await self.repair_scheduler.repair_partition(partition, initiate_all=initiate_all)
 

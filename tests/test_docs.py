@@ -49,7 +49,7 @@ def test_every_hook_has_a_docstring(name: str) -> None:
 def test_docs_build_without_warnings(html: Path) -> None:
     # The fixture asserts the return code; check that autodoc produced real pages.
     api = (html / "api.html").read_text(encoding="utf-8")
-    assert 'id="dynamo_toolkit.coordinator.Coordinator"' in api
+    assert 'id="dynamo_toolkit._coordinator.Coordinator"' in api
     assert 'id="dynamo_toolkit.config.StoreConfig"' in api
     assert (html / "_images" / "components.svg").is_file()
 

@@ -35,8 +35,7 @@ import attrs
 
 from dynamo_toolkit.anti_entropy_exchange import ExchangeStats
 from dynamo_toolkit.config import validate_quorum
-from dynamo_toolkit.membership_manager import Plan
-from dynamo_toolkit.membership_state import MemberStatus
+from dynamo_toolkit.membership_state import MemberStatus, Plan
 from dynamo_toolkit.node import Node, NodeStats
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import Key, encode_key, key_position

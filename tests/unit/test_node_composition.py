@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from dynamo_toolkit._repair import RepairScheduler
 from dynamo_toolkit.anti_entropy_exchange import answer_tree_query
 from dynamo_toolkit.clock import SystemClock
 from dynamo_toolkit.components import NodeComponents, build_components
@@ -18,7 +19,6 @@ from dynamo_toolkit.messages import Ack, Heartbeat, ReplicaRead, ReplicaReadRepl
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.plugin_host import load_plugins
-from dynamo_toolkit.repair import RepairScheduler
 from dynamo_toolkit.replica_store import ReplicaStore
 from dynamo_toolkit.testing import run_virtual
 
@@ -29,7 +29,7 @@ MEMBERS = [NodeInfo("n1"), NodeInfo("n2"), NodeInfo("n3")]
 
 @pytest.mark.parametrize(
     "module",
-    ["coordinator", "membership_manager", "anti_entropy_exchange", "hint_delivery", "repair"],
+    ["_coordinator", "_membership_manager", "anti_entropy_exchange", "_hint_delivery", "_repair"],
 )
 def test_parts_do_not_import_the_node(module: str) -> None:
     """The parts depend on protocols, not on Node (not even for type checking)."""

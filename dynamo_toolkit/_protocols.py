@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     # Annotations only: these modules import this one (a cycle at run time).
+    from dynamo_toolkit._hints import HintStore
+    from dynamo_toolkit._node_stats import NodeStats
     from dynamo_toolkit.anti_entropy_exchange import ExchangeStats
     from dynamo_toolkit.config import StoreConfig
-    from dynamo_toolkit.hints import HintStore
     from dynamo_toolkit.interfaces import (
         Clock,
         ConflictResolver,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     )
     from dynamo_toolkit.messages import Message, ReplicaMessage, Reply
     from dynamo_toolkit.node_info import NodeInfo
-    from dynamo_toolkit.node_stats import NodeStats
     from dynamo_toolkit.replica_store import ReplicaStore
 
 __all__ = [
@@ -115,7 +115,7 @@ class LocalReplica(Protocol):
 class CoordinatorContext(
     NodeIdentity, PeerEndpoint, LivenessView, PlacementView, ReplicaAccess, LocalReplica, Protocol
 ):
-    """What :class:`~dynamo_toolkit.coordinator.Coordinator` needs."""
+    """What :class:`~dynamo_toolkit._coordinator.Coordinator` needs."""
 
     @property
     def running(self) -> bool:
@@ -151,13 +151,13 @@ class ExchangeContext(NodeIdentity, PeerEndpoint, ReplicaAccess, Protocol):
 
 
 class RepairContext(ExchangeContext, LivenessView, PlacementView, Protocol):
-    """What repair scheduling (:mod:`dynamo_toolkit.repair`) needs."""
+    """What repair scheduling (:mod:`dynamo_toolkit._repair`) needs."""
 
 
 class HintDeliveryContext(
     NodeIdentity, PeerEndpoint, LivenessView, PlacementView, LocalReplica, Protocol
 ):
-    """What hinted handoff (:mod:`dynamo_toolkit.hint_delivery`) needs."""
+    """What hinted handoff (:mod:`dynamo_toolkit._hint_delivery`) needs."""
 
     @property
     def members(self) -> Mapping[str, NodeInfo]:
@@ -172,7 +172,7 @@ class HintDeliveryContext(
 
 
 class MembershipContext(NodeIdentity, PeerEndpoint, LivenessView, ReplicaAccess, Protocol):
-    """What :class:`~dynamo_toolkit.membership_manager.MembershipManager` needs."""
+    """What :class:`~dynamo_toolkit._membership_manager.MembershipManager` needs."""
 
     @property
     def info(self) -> NodeInfo:

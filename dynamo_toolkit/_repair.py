@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 
+from dynamo_toolkit._protocols import RepairContext
 from dynamo_toolkit.anti_entropy_exchange import ExchangeStats, collect_tombstones, exchange
 from dynamo_toolkit.errors import DynamoError
-from dynamo_toolkit.protocols import RepairContext
 
 __all__ = ["RepairScheduler"]
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from dynamo_toolkit._protocols import MembershipContext
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, TransportError
 from dynamo_toolkit.interfaces import OwnershipTable
 from dynamo_toolkit.membership_state import (
@@ -33,14 +34,14 @@ from dynamo_toolkit.membership_state import (
     Member,
     MemberStatus,
     Move,
+    Plan,
     plan_moves,
     table_for,
 )
 from dynamo_toolkit.messages import Gossip, RangeQuery, RangeReply
 from dynamo_toolkit.node_info import NodeInfo
-from dynamo_toolkit.protocols import MembershipContext
 
-__all__ = ["HandoffProgress", "MembershipManager", "Plan"]
+__all__ = ["HandoffProgress", "MembershipManager"]
 
 log = logging.getLogger(__name__)
 
@@ -64,48 +65,10 @@ class HandoffProgress:
         return attrs.asdict(self)
 
 
-@attrs.frozen
-class Plan:
-    """What a commit would do: owners before and after, and the ranges that move."""
-
-    epoch: int
-    owners_before: tuple[str, ...]
-    owners_after: tuple[str, ...]
-    moves: tuple[Move, ...]
-
-    @property
-    def moved_fraction(self) -> float:
-        """Share of the key space whose replica set changes."""
-        return sum(move.fraction for move in self.moves)
-
-    def gained_fraction(self) -> dict[str, float]:
-        """Per node, the share of the key space it must receive."""
-        gained: dict[str, float] = {}
-        for move in self.moves:
-            for node in move.gained:
-                gained[node] = gained.get(node, 0.0) + move.fraction
-        return gained
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain form for ``dtk cluster plan --json``."""
-        return {
-            "epoch": self.epoch,
-            "owners_before": list(self.owners_before),
-            "owners_after": list(self.owners_after),
-            "moved_fraction": self.moved_fraction,
-            "gained_fraction": self.gained_fraction(),
-            "moves": [
-                # Inclusive bounds: 2**64 itself does not fit msgpack's integers.
-                {"first": m.start, "last": m.end - 1, "from": list(m.before), "to": list(m.after)}
-                for m in self.moves
-            ],
-        }
-
-
 class MembershipManager:
     """A node's membership: its gossip, its plans and its handoffs.
 
-    It sees the node only through :class:`~dynamo_toolkit.protocols.MembershipContext`.
+    It sees the node only through :class:`~dynamo_toolkit._protocols.MembershipContext`.
     """
 
     def __init__(

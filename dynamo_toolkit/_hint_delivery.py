@@ -3,14 +3,14 @@
 A stand-in hands each owner the writes it holds for it once the failure
 detector says the owner is back; a failure ends the round for that owner.
 Hints for a member that was removed go to the keys' current replicas instead.
-:mod:`dynamo_toolkit.hints` keeps the hints; this module moves them.
+:mod:`dynamo_toolkit._hints` keeps the hints; this module moves them.
 """
 
 from __future__ import annotations
 
+from dynamo_toolkit._protocols import HintDeliveryContext
 from dynamo_toolkit.errors import TransportError
 from dynamo_toolkit.messages import ReplicaWrite
-from dynamo_toolkit.protocols import HintDeliveryContext
 
 __all__ = ["HintDelivery"]
 

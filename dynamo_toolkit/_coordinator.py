@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from dynamo_toolkit._protocols import CoordinatorContext
 from dynamo_toolkit.config import validate_quorum
 from dynamo_toolkit.errors import DynamoError, NodeUnavailableError, QuorumNotReachedError
 from dynamo_toolkit.interfaces import Placement
@@ -23,7 +24,6 @@ from dynamo_toolkit.messages import (
     ReplicaReadReply,
     ReplicaWrite,
 )
-from dynamo_toolkit.protocols import CoordinatorContext
 from dynamo_toolkit.results import GetResult, PutResult
 from dynamo_toolkit.values import (
     Key,
@@ -130,7 +130,7 @@ class _Quorum:
 class Coordinator:
     """Runs reads and writes on behalf of clients, for one node.
 
-    It sees the node only through :class:`~dynamo_toolkit.protocols.CoordinatorContext`.
+    It sees the node only through :class:`~dynamo_toolkit._protocols.CoordinatorContext`.
     """
 
     def __init__(self, node: CoordinatorContext) -> None:
