@@ -252,6 +252,14 @@ class StoreConfig:
                 )
         if self.max_pair_bytes < 1:
             raise ConfigurationError(f"max_pair_bytes must be positive, got {self.max_pair_bytes}")
+        if self.sloppy_quorum and self.hint_max_age >= self.tombstone_grace:
+            # A hint carries a write made before a later delete; delivered after
+            # that delete's tombstone was collected, it would bring the key back.
+            raise ConfigurationError(
+                f"hint_max_age ({self.hint_max_age} s) must be shorter than tombstone_grace "
+                f"({self.tombstone_grace} s): a hint delivered after a tombstone was "
+                "collected would resurrect the deleted key"
+            )
         missing = set(INTERFACES) - set(self.components)
         unknown = set(self.components) - set(INTERFACES)
         if missing or unknown:

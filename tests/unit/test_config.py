@@ -68,3 +68,15 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
 def test_store_settings_are_type_checked(store: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         StoreConfig.from_dict({"store": store})
+
+
+def test_a_hint_that_could_outlive_a_tombstone_is_refused() -> None:
+    too_long = {"store": {"hint_max_age": 2 * 86_400.0}}
+    with pytest.raises(ConfigurationError, match="would resurrect the deleted key"):
+        StoreConfig.from_dict(too_long)
+    equal = {"store": {"hint_max_age": 600.0, "tombstone_grace": 600.0}}
+    with pytest.raises(ConfigurationError, match="must be shorter than tombstone_grace"):
+        StoreConfig.from_dict(equal)
+    # Without sloppy quorums no hint is written, so nothing can come back.
+    StoreConfig.from_dict({"store": {**too_long["store"], "sloppy_quorum": False}})
+    assert StoreConfig().hint_max_age < StoreConfig().tombstone_grace
