@@ -88,6 +88,6 @@ def build_components(
         detector=detector,
         anti_entropy=anti_entropy,
         engine=engine,
-        store=ReplicaStore(engine, resolver),
+        store=ReplicaStore(engine, resolver, config.decoded_cache_bytes),
         hints=HintStore(hint_engine, resolver, limits),
     )

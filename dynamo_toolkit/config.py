@@ -167,6 +167,15 @@ class StoreConfig:
             "doc": "Bytes of hints one node holds; beyond it a stand-in refuses.",
         },
     )
+    decoded_cache_bytes: int = attrs.field(
+        default=64 * 1024 * 1024,
+        metadata={
+            "unit": "bytes",
+            "doc": "Memory for the node's cache of decoded sibling sets (hot keys are not "
+            "unpacked on every request). Entries are charged their packed size plus an "
+            "estimate of Python's overhead; the oldest go first. 0 turns the cache off.",
+        },
+    )
     hint_max_age: float = attrs.field(
         default=3 * 3600.0,
         metadata={
@@ -232,7 +241,7 @@ class StoreConfig:
             raise ConfigurationError(
                 f"read_fanout must be one of {', '.join(READ_FANOUTS)}, got {self.read_fanout!r}"
             )
-        for name in ("hint_max_count", "hint_max_bytes"):
+        for name in ("hint_max_count", "hint_max_bytes", "decoded_cache_bytes"):
             if type(getattr(self, name)) is not int or getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must be a non-negative integer")
         for name in (

@@ -11,7 +11,21 @@ from dynamo_toolkit.interfaces import AntiEntropy, ConflictResolver, PartitionDi
 from dynamo_toolkit.values import POSITION_SPACE
 from dynamo_toolkit.versioning import Version, pack_versions, unpack_versions
 
-__all__ = ["ReplicaStore", "record_hash"]
+__all__ = ["DEFAULT_DECODED_CACHE_BYTES", "ReplicaStore", "decoded_charge", "record_hash"]
+
+#: The decoded-set cache's default budget: 64 MiB.
+DEFAULT_DECODED_CACHE_BYTES = 64 * 1024 * 1024
+
+# What a decoded entry costs beyond its packed bytes, measured with
+# tracemalloc on CPython 3.11: about 400 bytes per version (the Version, its
+# clock and entries) and 100 for the cache's own slot.
+_PER_VERSION_BYTES = 400
+_PER_ENTRY_BYTES = 100
+
+
+def decoded_charge(key: bytes, record_bytes: int, versions: int) -> int:
+    """Bytes a decoded sibling set is charged in the cache (an estimate, see above)."""
+    return len(key) + record_bytes + versions * _PER_VERSION_BYTES + _PER_ENTRY_BYTES
 
 
 class ReplicaStore:
@@ -25,14 +39,19 @@ class ReplicaStore:
     """
 
     def __init__(
-        self, engine: StorageEngine, resolver: ConflictResolver, decoded_cache: int = 65536
+        self,
+        engine: StorageEngine,
+        resolver: ConflictResolver,
+        decoded_cache_bytes: int = DEFAULT_DECODED_CACHE_BYTES,
     ) -> None:
         self.engine = engine
         self.resolver = resolver
         # An OrderedDict, not a dict: evicting a plain dict's oldest key gets
         # slower with every deletion (iteration skips the freed slots at its front).
-        self._decoded: OrderedDict[bytes, tuple[Version, ...]] = OrderedDict()
-        self._cache_size = decoded_cache
+        self._decoded: OrderedDict[bytes, tuple[tuple[Version, ...], int]] = OrderedDict()
+        self._cache_budget = decoded_cache_bytes
+        #: Bytes the decoded-set cache holds now (estimated, never above its budget).
+        self.decoded_bytes = 0
         #: Reads of sibling sets, and those the decoded cache answered.
         self.lookups = 0
         self.decoded_hits = 0
@@ -61,13 +80,25 @@ class ReplicaStore:
             digest = self._digests[partition] = self._anti_entropy.new_digest()
         return digest
 
-    def _remember(self, key: bytes, versions: tuple[Version, ...]) -> None:
-        if self._cache_size <= 0:
+    def _remember(self, key: bytes, versions: tuple[Version, ...], record_bytes: int) -> None:
+        charge = decoded_charge(key, record_bytes, len(versions))
+        if charge > self._cache_budget:
+            self._drop_decoded(key)  # too big to keep (or the cache is off)
             return
-        self._decoded[key] = versions
-        if len(self._decoded) > self._cache_size:
+        old = self._decoded.get(key)
+        if old is not None:
+            self.decoded_bytes -= old[1]
+        self._decoded[key] = (versions, charge)
+        self.decoded_bytes += charge
+        while self.decoded_bytes > self._cache_budget:
             # Evict the oldest insertion; cheaper than LRU bookkeeping per read.
-            self._decoded.popitem(last=False)
+            _, (_, freed) = self._decoded.popitem(last=False)
+            self.decoded_bytes -= freed
+
+    def _drop_decoded(self, key: bytes) -> None:
+        old = self._decoded.pop(key, None)
+        if old is not None:
+            self.decoded_bytes -= old[1]
 
     def read(self, key: bytes) -> tuple[Version, ...]:
         """The sibling set stored for ``key`` (empty if none)."""
@@ -75,10 +106,13 @@ class ReplicaStore:
         cached = self._decoded.get(key)
         if cached is not None:
             self.decoded_hits += 1
-            return cached
+            return cached[0]
         record = self.engine.get(key)
-        versions = unpack_versions(record) if record is not None else ()
-        self._remember(key, versions)
+        if record is None:
+            self._remember(key, (), 0)
+            return ()
+        versions = unpack_versions(record)
+        self._remember(key, versions, len(record))
         return versions
 
     def apply(self, key: bytes, position: int, incoming: Iterable[Version]) -> tuple[Version, ...]:
@@ -88,7 +122,7 @@ class ReplicaStore:
         if merged != stored:
             record = pack_versions(merged)
             self.engine.put(key, position, record)
-            self._remember(key, merged)
+            self._remember(key, merged, len(record))
             if self._tombstoned is not None:
                 if all(version.is_tombstone for version in merged):
                     self._tombstoned[key] = position
@@ -108,7 +142,7 @@ class ReplicaStore:
         if record is None or record_hash(record) != expected_hash:
             return False
         self.engine.delete(key)
-        self._decoded.pop(key, None)
+        self._drop_decoded(key)
         if self._tombstoned is not None:
             self._tombstoned.pop(key, None)
         if self._anti_entropy is not None:
@@ -120,7 +154,7 @@ class ReplicaStore:
         doomed = [(key, position) for key, position, _ in self.engine.scan(start, end)]
         for key, position in doomed:
             self.engine.delete(key)
-            self._decoded.pop(key, None)
+            self._drop_decoded(key)
             if self._tombstoned is not None:
                 self._tombstoned.pop(key, None)
             if self._anti_entropy is not None:
@@ -155,7 +189,7 @@ class ReplicaStore:
 
     def forget(self, key: bytes) -> None:
         """Drop ``key`` from the decoded cache (after a direct engine change)."""
-        self._decoded.pop(key, None)
+        self._drop_decoded(key)
 
 
 def record_hash(record: bytes) -> bytes:

@@ -136,6 +136,8 @@ class NodeMetrics:
             "storage_cache_hit_ratio": "Hits over lookups of the storage cache (cached engine).",
             "storage_cache_bytes": "Bytes the storage cache holds (cached engine).",
             "stored_keys": "Keys in local storage.",
+            "store_decoded_bytes": "Bytes held by the node's decoded-set cache (estimated; "
+            "at most decoded_cache_bytes).",
         }
         #: The node's counters as of the last :meth:`render`, by name.
         self.counter_values: dict[str, float] = {}
@@ -197,6 +199,7 @@ class NodeMetrics:
                 "stored_keys": len(self.node.engine),
                 "store_lookups": self.node.store.lookups,
                 "store_decoded_hits": self.node.store.decoded_hits,
+                "store_decoded_bytes": self.node.store.decoded_bytes,
             }
             # Wrapper engines (compressed, cached) expose their figures; walk
             # the chain of wrapped engines to find them.
