@@ -50,7 +50,9 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--http", default="127.0.0.1:7102", show_default=True, help="HTTP address.")
 @click.option("--native", default="127.0.0.1:7103", show_default=True, help="Native address.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Storage directory.")
-@click.option("--storage", default=None, help="Storage engine name (default sqlitedict).")
+@click.option(
+    "--storage", default=None, help="Storage engine name (default rocksdb, durability none)."
+)
 def serve(
     config_path: str | None,
     node_id: str | None,
@@ -173,7 +175,9 @@ def _cluster_options(function: Any) -> Any:
         click.option("--r", type=int, help="Read quorum (default min(2, N))."),
         click.option("--w", type=int, help="Write quorum (default min(2, N))."),
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False)),
-        click.option("--storage", default=None, help="Storage engine (default sqlitedict)."),
+        click.option(
+            "--storage", default=None, help="Storage engine (default rocksdb, durability none)."
+        ),
         click.option(
             "--durability",
             type=click.Choice(["sync", "group", "none"]),

@@ -25,6 +25,7 @@ import attrs
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import ConfigurationError, DynamoError
 from dynamo_toolkit_server.serve import READY_FILE
+from dynamo_toolkit_server.settings import DEFAULT_STORAGE_ENGINE
 
 __all__ = [
     "ClusterPlan",
@@ -125,7 +126,7 @@ def plan_cluster(
     store["store"] = section
     if storage is not None:
         store["storage_engine"] = storage
-    store.setdefault("storage_engine", "sqlitedict")
+    store.setdefault("storage_engine", dict(DEFAULT_STORAGE_ENGINE))
     if durability is not None:
         engine = store["storage_engine"]
         section = {"name": engine} if isinstance(engine, str) else dict(engine)
@@ -225,7 +226,7 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
     cluster keeps the settings it was made with.
     """
     section = plan.store.get("store", {})
-    engine = plan.store.get("storage_engine", "sqlitedict")
+    engine = plan.store.get("storage_engine", DEFAULT_STORAGE_ENGINE)
     first_peer_port = int(plan.nodes[0].peer.rsplit(":", 1)[1])
     current: dict[str, Any] = {
         "nodes": len(plan.nodes) - len(plan.joined),  # as first created

@@ -35,7 +35,14 @@ from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit_plugins.transport.tcp import parse_address
 
-__all__ = ["NodeSettings"]
+__all__ = ["DEFAULT_STORAGE_ENGINE", "NodeSettings"]
+
+#: A node process's storage when its config names none: RocksDB committing
+#: every write to its log before the node acknowledges it, without an fsync.
+#: A killed process (or every one, kill -9) loses nothing acknowledged; a power
+#: loss or OS crash may lose the last writes the OS had not written back, and
+#: RocksDB recovers to a consistent point (durability "sync" closes that too).
+DEFAULT_STORAGE_ENGINE: dict[str, str] = {"name": "rocksdb", "durability": "none"}
 
 _NODE_KEYS = {
     "id",
@@ -188,7 +195,7 @@ class NodeSettings:
             members = [NodeInfo(node["id"], address=node["peer"])]
         store_part = {k: v for k, v in data.items() if k not in ("node", "members")}
         # A node process keeps its data on disk unless told otherwise.
-        store_part.setdefault("storage_engine", "sqlitedict")
+        store_part.setdefault("storage_engine", dict(DEFAULT_STORAGE_ENGINE))
         store = StoreConfig.from_dict(store_part)
         if store.component("transport").name != "tcp":
             store = store.with_components(transport="tcp")

@@ -17,11 +17,13 @@ pytestmark = pytest.mark.live  # real node processes
 ACKNOWLEDGED = 100  # writes acknowledged before every node is killed
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "lmdb", "rocksdb"])
+# "default": no storage options at all, as a new user starts a cluster.
+@pytest.mark.parametrize("engine", ["default", "sqlite", "lmdb", "rocksdb"])
 def test_all_nodes_killed_lose_no_acknowledged_write(tmp_path: Path, engine: str) -> None:
     base = free_base(3)
     up = ["cluster", "up", "--nodes", "3", "--dir", str(tmp_path), "--base-port", str(base)]
-    up += ["--storage", engine, "--durability", "sync"]
+    if engine != "default":
+        up += ["--storage", engine, "--durability", "sync"]
     nodes = json.loads(dtk(*up, "--json").stdout)["nodes"]
     writer = Writer([nodes[0]["resp"], nodes[1]["resp"]])
     try:
