@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -34,7 +35,11 @@ from dynamo_toolkit.values import (
 )
 from dynamo_toolkit.versioning import Version, decode_context
 
-__all__ = ["Coordinator"]
+__all__ = ["FORWARDED_IDS_KEPT", "Coordinator"]
+
+#: Forwarded-write ids a replica remembers, to answer a duplicate without
+#: coordinating the write again (a duplicate arrives within a request timeout).
+FORWARDED_IDS_KEPT = 4096
 
 #: Builds a replica's request, given the owner it stands in for (or None).
 _MakeRequest = Callable[[str | None], ReplicaRead | ReplicaWrite]
@@ -135,6 +140,11 @@ class Coordinator:
 
     def __init__(self, node: CoordinatorContext) -> None:
         self.node = node
+        self._forwardings = 0
+        # Forwarded writes coordinated lately, by write id: a duplicate of one
+        # (the network delivered it twice, or it was retried) gets the same
+        # answer instead of a second version, which would be a sibling.
+        self._forwarded: OrderedDict[str, asyncio.Future[ForwardedWriteReply]] = OrderedDict()
 
     # -- public API --------------------------------------------------------
 
@@ -278,7 +288,9 @@ class Coordinator:
         cfg = node.config
         custom_w = None if w == cfg.w else w
         custom_n = None if n == cfg.n else n
-        message = ForwardedWrite(key, value, context, custom_w, custom_n)
+        self._forwardings += 1
+        write_id = f"{node.node_id}/{self._forwardings}"
+        message = ForwardedWrite(key, value, context, custom_w, custom_n, write_id)
         for replica in placement.replicas:
             if not node.is_available(replica, now):
                 continue
@@ -312,7 +324,33 @@ class Coordinator:
         return None
 
     async def coordinate_forwarded(self, message: ForwardedWrite) -> ForwardedWriteReply:
-        """Coordinate a write another node forwarded here (this node is a replica)."""
+        """Coordinate a write another node forwarded here (this node is a replica).
+
+        A write id seen lately is not coordinated again: its first answer
+        (awaited if still in progress) is the answer.
+        """
+        if not message.write_id:
+            return await self._coordinate_forwarded(message)
+        earlier = self._forwarded.get(message.write_id)
+        if earlier is not None:
+            return await asyncio.shield(earlier)
+        answer: asyncio.Future[ForwardedWriteReply] = asyncio.get_running_loop().create_future()
+        self._forwarded[message.write_id] = answer
+        if len(self._forwarded) > FORWARDED_IDS_KEPT:
+            self._forwarded.popitem(last=False)
+        try:
+            reply = await self._coordinate_forwarded(message)
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        except Exception as exc:
+            answer.set_exception(exc)
+            answer.exception()  # retrieved here: a duplicate may never ask
+            raise
+        answer.set_result(reply)
+        return reply
+
+    async def _coordinate_forwarded(self, message: ForwardedWrite) -> ForwardedWriteReply:
         try:
             result = await self._write(
                 message.key, message.value, message.context, message.w, message.n

@@ -118,6 +118,7 @@ _DECODERS: dict[str, Callable[[Sequence[Any]], object]] = {
         _optional_bytes(f[2]),
         _optional_int(f[3]),
         _optional_int(f[4]),
+        _str(f[5]) if len(f) > 5 else "",
     ),
     "F": lambda f: ForwardedWriteReply(
         None if f[0] is None else VectorClock.from_wire(f[0]),
@@ -178,7 +179,7 @@ def encode_message(message: object) -> list[Any]:
         return ["q", message.target, message.timeout]
     if isinstance(message, ForwardedWrite):
         f = message
-        return ["f", f.key, f.value, f.context, f.w, f.n]
+        return ["f", f.key, f.value, f.context, f.w, f.n, f.write_id]
     if isinstance(message, ForwardedWriteReply):
         clock = None if message.clock is None else message.clock.to_wire()
         r = message

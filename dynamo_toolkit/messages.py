@@ -188,6 +188,9 @@ class ForwardedWrite:
 
     ``value`` is the encoded value (``None`` for a delete); ``context`` the
     client's opaque context; ``w`` and ``n`` the request's own, if any.
+    ``write_id`` names this forwarding (the sender's id and a counter): a
+    replica that receives the same id twice (a duplicated or retried message)
+    coordinates the write once and answers both alike. ``""`` opts out.
     """
 
     key: bytes
@@ -195,6 +198,7 @@ class ForwardedWrite:
     context: bytes | None
     w: int | None
     n: int | None
+    write_id: str = ""
 
 
 @attrs.frozen

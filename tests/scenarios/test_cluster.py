@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import attrs
 import pytest
 
 from dynamo_toolkit.config import StoreConfig
@@ -17,7 +18,9 @@ from dynamo_toolkit.errors import (
     UnsupportedValueTypeError,
 )
 from dynamo_toolkit.in_process_cluster import Cluster
+from dynamo_toolkit.messages import ForwardedWrite
 from dynamo_toolkit.testing import run_virtual
+from dynamo_toolkit.values import encode_value
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 
@@ -94,8 +97,11 @@ def test_quorum_failure_says_how_many_answered() -> None:
             await cluster.node(replicas[2]).clock.sleep(5.0)
             with pytest.raises(QuorumNotReachedError, match="failure detector"):
                 await cluster.get("k", via=replicas[2])
-            # W=1 and R=1 still work with one replica left.
-            await cluster.put("k", "w1", w=1, via=replicas[2])
+            # W=1 and R=1 still work with one replica left. The failed write
+            # reached that replica, so the client writes over what it read.
+            seen = await cluster.get("k", r=1, via=replicas[2])
+            assert seen.values == ("v",)
+            await cluster.put("k", "w1", seen.context, w=1, via=replicas[2])
             assert (await cluster.get("k", r=1, via=replicas[2])).values == ("w1",)
 
     run_virtual(scenario())
@@ -370,3 +376,16 @@ def test_a_sole_replica_answers_itself_and_its_failure_is_a_quorum_failure(nodes
             assert owner.stats.quorum_failures == 2
 
     run_virtual(scenario())
+
+
+async def test_a_duplicated_forwarded_write_is_coordinated_once() -> None:
+    async with await Cluster.start(3, N3, transport="memory") as cluster:
+        replica = cluster.node(cluster.replicas("k")[0])
+        forwarded = ForwardedWrite(b"k", encode_value("v"), None, None, None, "n9/1")
+        first = await replica.handle("n9", forwarded)
+        again = await replica.handle("n9", forwarded)  # delivered twice, or retried
+        assert again == first
+        assert (await cluster.get("k", r=3)).values == ("v",)
+        # Another id is another write: without a context, a sibling.
+        await replica.handle("n9", attrs.evolve(forwarded, write_id="n9/2"))
+        assert (await cluster.get("k", r=3)).values == ("v", "v")
