@@ -402,7 +402,16 @@ class Coordinator:
             raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
         contacted = len(targets)
         if contacted == 1 and needed == 1 and targets[0] == (node.node_id, None):
-            return self._ask_only_self(make, operation)
+            quorum, flushed = self._ask_only_self(make, operation)
+            if flushed is not None:
+                try:
+                    await flushed
+                except Exception as exc:
+                    node.stats.quorum_failures += 1
+                    raise QuorumNotReachedError(
+                        operation, 0, 1, 1, f"{node.node_id}: flush failed: {exc}"
+                    ) from exc
+            return quorum
         if contacted < needed:
             node.stats.quorum_failures += 1
             raise QuorumNotReachedError(
@@ -446,23 +455,27 @@ class Coordinator:
             node.stats.hinted_requests += 1
         return quorum
 
-    def _ask_only_self(self, make: _MakeRequest, operation: str) -> _Quorum:
+    def _ask_only_self(
+        self, make: _MakeRequest, operation: str
+    ) -> tuple[_Quorum, asyncio.Future[None] | None]:
         """A quorum of one that is this node (N=1): its own answer, or a quorum error.
 
         The same outcome as the general path, without its bookkeeping for
-        remote replicas (nobody to find down, no stand-ins, nothing to wait for).
+        remote replicas (nobody to find down, no stand-ins, nothing to wait for
+        but, for a write to an engine that buffers, the flush returned with it).
         """
         node = self.node
         me = node.node_id
         quorum = _Quorum(1, 1, {}, True)
         quorum.asked.append(me)
+        message = make(None)
         try:
-            quorum.replies[me] = node.handle_replica_message(make(None))
+            quorum.replies[me] = node.handle_replica_message(message)
         except DynamoError as exc:
             node.stats.quorum_failures += 1
             raise QuorumNotReachedError(operation, 0, 1, 1, f"{me}: {exc}") from exc
         quorum.counted = 1
-        return quorum
+        return quorum, node.durable_after(message)
 
     def _ask(
         self,
@@ -478,9 +491,17 @@ class Coordinator:
         if target == node.node_id:
             # The local replica answers synchronously: no task, no message.
             try:
-                quorum.record(target, node.handle_replica_message(message), None)
+                answer = node.handle_replica_message(message)
             except DynamoError as exc:
                 quorum.record(target, None, str(exc))
+            else:
+                flushed = node.durable_after(message)
+                if flushed is not None:  # its acknowledgement waits for the flush
+                    flushed.add_done_callback(
+                        partial(self._on_local_flush, target, quorum, make, answer)
+                    )
+                    return
+                quorum.record(target, answer, None)
             if quorum.spares:
                 self._ask_spares(quorum, make)
         else:
@@ -488,6 +509,23 @@ class Coordinator:
             reply = node.transport.request_future(target, message, node.config.request_timeout)
             node.track(reply)
             reply.add_done_callback(partial(self._on_reply, target, quorum, make))
+
+    def _on_local_flush(
+        self,
+        target: str,
+        quorum: _Quorum,
+        make: _MakeRequest,
+        reply: object,
+        flushed: asyncio.Future[None],
+    ) -> None:
+        if flushed.cancelled():
+            quorum.record(target, None, "flush cancelled")
+        elif (error := flushed.exception()) is not None:
+            quorum.record(target, None, f"flush failed: {error}")
+        else:
+            quorum.record(target, reply, None)
+        if quorum.spares:
+            self._ask_spares(quorum, make)
 
     def _ask_spares(self, quorum: _Quorum, make: _MakeRequest) -> None:
         while quorum.wants_spare():

@@ -141,6 +141,9 @@ class CoordinatorContext(
     async def request_quietly(self, dest: str, message: Message) -> None:
         """Send a request whose failure only matters to background work."""
 
+    def durable_after(self, message: ReplicaMessage) -> asyncio.Future[None] | None:
+        """For a write just applied locally: the flush to wait for, if its engine buffers."""
+
 
 class ExchangeContext(NodeIdentity, PeerEndpoint, ReplicaAccess, Protocol):
     """What the anti-entropy exchange (:mod:`dynamo_toolkit.anti_entropy_exchange`) needs."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, assert_never
 
 from dynamo_toolkit._coordinator import Coordinator
+from dynamo_toolkit._group_commit import GroupCommit
 from dynamo_toolkit._hint_delivery import HintDelivery
 from dynamo_toolkit._hints import HintStore
 from dynamo_toolkit._membership_manager import MembershipManager
@@ -118,6 +119,11 @@ class Node:
         self.engine: StorageEngine = components.engine
         self.store: ReplicaStore = components.store
         self.hints: HintStore = components.hints
+        # Engines that make a write durable only at their next flush get group
+        # commit: a write is acknowledged after the flush that covers it.
+        self._commits = GroupCommit(self.engine.flush) if self.engine.buffers_writes else None
+        hint_engine = self.hints.engine
+        self._hint_commits = GroupCommit(hint_engine.flush) if hint_engine.buffers_writes else None
         self.membership = MembershipManager(self, members, joining=joining, seeds=seeds)
         self.members: dict[str, NodeInfo] = self.membership.live_members()
         # A view restored from disk may name members the static config did not.
@@ -343,7 +349,11 @@ class Node:
             case (
                 ReplicaWrite() | ReplicaRead() | TreeQuery() | RecordsQuery() | CollectTombstones()
             ):
-                return self.handle_replica_message(message)
+                reply = self.handle_replica_message(message)
+                flushed = self.durable_after(message)
+                if flushed is not None:
+                    await flushed  # acknowledged once durable (group commit)
+                return reply
             case _:
                 assert_never(message)
 
@@ -356,6 +366,18 @@ class Node:
             raise DynamoError(f"{self.node_id} is stopped")
         # request_future: handlers may run eagerly, outside any task.
         return await self.transport.request_future(target, Ping(), timeout)
+
+    def durable_after(self, message: ReplicaMessage) -> asyncio.Future[None] | None:
+        """For a write just applied here: the flush that makes it durable, if one is due.
+
+        ``None`` when the message wrote nothing an acknowledgement promises, or
+        when its engine makes each write durable in ``put`` already.
+        """
+        if not isinstance(message, ReplicaWrite):
+            return None
+        owner = message.hint_for
+        commits = self._hint_commits if owner not in (None, self.node_id) else self._commits
+        return None if commits is None else commits.after_flush()
 
     def handle_replica_message(self, message: ReplicaMessage) -> Reply:
         """Apply a replica read or write to local storage."""

@@ -40,6 +40,16 @@ class StorageEngine(ABC):
     def __len__(self) -> int:
         """Number of keys stored (an estimate where :attr:`exact_len` is false)."""
 
+    @property
+    def buffers_writes(self) -> bool:
+        """True when a ``put`` is durable only once a later :meth:`flush` returns.
+
+        The node then acknowledges a write only after the flush that covers it
+        (group commit: writers waiting at once share one flush). False by
+        default: ``put`` itself makes the write as durable as the engine goes.
+        """
+        return False
+
     def flush(self) -> None:  # noqa: B027 - optional hook, nothing to flush by default
         """Make every acknowledged ``put`` durable (no-op for volatile engines)."""
 

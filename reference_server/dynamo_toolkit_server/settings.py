@@ -130,9 +130,11 @@ class NodeSettings:
         default=0.2,
         metadata={
             "unit": "seconds",
-            "doc": "Time between flushes of the storage engine (group commit). With an "
-            'engine that buffers writes (``sqlitedict``, or ``durability = "group"``), a '
-            "crash loses at most this much of the node's writes. Must be positive.",
+            "doc": "Time between the node's own flushes of the storage engine, for its "
+            "background writes (read repair, handoff). Client writes to an engine that "
+            'buffers (``sqlitedict``, or ``durability = "group"``) do not wait for it: '
+            "each is acknowledged after the flush that covers it (group commit). Must be "
+            "positive.",
         },
     )
     join: bool = attrs.field(

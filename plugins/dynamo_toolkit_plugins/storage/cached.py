@@ -169,6 +169,11 @@ class CachedStorage(StorageEngine):
         """Number of keys stored (in the inner engine)."""
         return len(self.inner)
 
+    @property
+    def buffers_writes(self) -> bool:
+        """As the engine it wraps."""
+        return self.inner.buffers_writes
+
     def flush(self) -> None:
         """Flush the inner engine (the cache holds nothing that is not there)."""
         self.inner.flush()

@@ -252,6 +252,11 @@ class CompressedStorage(StorageEngine):
         """Number of keys stored."""
         return len(self.inner)
 
+    @property
+    def buffers_writes(self) -> bool:
+        """As the engine it wraps."""
+        return self.inner.buffers_writes
+
     def flush(self) -> None:
         """Flush the inner engine."""
         self.inner.flush()

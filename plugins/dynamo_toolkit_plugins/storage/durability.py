@@ -137,6 +137,11 @@ class DurableStorage(StorageEngine):
         self.node_id = node_id
         self._closed = False
 
+    @property
+    def buffers_writes(self) -> bool:
+        """In ``group`` mode a write is durable once the next ``flush`` returns."""
+        return self.durability == "group"
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(node_id={self.node_id!r}, path={str(self.path)!r}, "

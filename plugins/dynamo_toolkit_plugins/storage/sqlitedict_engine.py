@@ -154,6 +154,11 @@ class SqliteDictStorage(StorageEngine):
         """Number of keys stored."""
         return len(self._db_open())
 
+    @property
+    def buffers_writes(self) -> bool:
+        """Without ``autocommit``, a write is committed by the next ``flush``."""
+        return not self.autocommit
+
     def flush(self) -> None:
         """Commit pending writes (blocks until SQLite has them)."""
         self._db_open().commit(blocking=True)
