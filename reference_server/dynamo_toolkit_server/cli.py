@@ -53,6 +53,11 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option(
     "--storage", default=None, help="Storage engine name (default rocksdb, durability none)."
 )
+@click.option(
+    "--unauthenticated-network",
+    is_flag=True,
+    help="Allow addresses beyond loopback although HTTP, native and peer ports have no auth.",
+)
 def serve(
     config_path: str | None,
     node_id: str | None,
@@ -62,6 +67,7 @@ def serve(
     native: str,
     data_dir: str | None,
     storage: str | None,
+    unauthenticated_network: bool,
 ) -> None:
     """Run one node in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     from dynamo_toolkit_server.serve import run_node
@@ -86,6 +92,8 @@ def serve(
             }
         if storage is not None:
             data["storage_engine"] = storage
+        if unauthenticated_network:
+            data.setdefault("node", {})["unauthenticated_network"] = True
         settings = NodeSettings.from_dict(data)
     except (DynamoError, OSError, tomllib.TOMLDecodeError) as exc:
         raise _fail(exc) from exc

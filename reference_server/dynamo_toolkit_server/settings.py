@@ -12,6 +12,7 @@ From a TOML file (what ``dtk cluster up`` writes for each node)::
     password = ""                # RESP AUTH password; "" means none
     flush_interval = 0.2         # seconds between storage flushes (group commit)
     join = false                 # true: join a running cluster through [[members]] as seeds
+    unauthenticated_network = false  # true: allow ports beyond loopback without authentication
 
     [[members]]
     id = "n1"
@@ -23,6 +24,7 @@ From a TOML file (what ``dtk cluster up`` writes for each node)::
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,7 +56,20 @@ _NODE_KEYS = {
     "password",
     "flush_interval",
     "join",
+    "unauthenticated_network",
 }
+
+
+def _is_loopback(address: str) -> bool:
+    """True for a ``host:port`` on the loopback interface (127.0.0.0/8, ::1, localhost)."""
+    host, _ = parse_address(address)
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def _address_or_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -144,6 +159,16 @@ class NodeSettings:
             "``[[members]]`` as seeds; it owns data only after a ``dtk cluster commit``."
         },
     )
+    unauthenticated_network: bool = attrs.field(
+        default=False,
+        metadata={
+            "doc": "Allow ``peer``, ``resp``, ``http`` or ``native`` on an address beyond "
+            "loopback. The peer port, HTTP and the native protocol do not authenticate "
+            "yet, so anyone who reaches them can read, write and change the membership; "
+            "by default a node refuses to listen where others could. Set it only on a "
+            "network you trust (a private network, a firewall, a tunnel).",
+        },
+    )
 
     def __attrs_post_init__(self) -> None:
         ids = [m.node_id for m in self.members]
@@ -153,6 +178,18 @@ class NodeSettings:
             raise ConfigurationError(f"member ids must be unique, got {ids}")
         if self.flush_interval <= 0:
             raise ConfigurationError("flush_interval must be positive")
+        exposed = [
+            f"{name} = {address}"
+            for name in ("peer", "resp", "http", "native")
+            if (address := getattr(self, name)) and not _is_loopback(address)
+        ]
+        if exposed and not self.unauthenticated_network:
+            raise ConfigurationError(
+                f"{', '.join(exposed)}: beyond loopback, and the peer port, HTTP and the "
+                "native protocol do not authenticate yet; bind to 127.0.0.1, or set "
+                "unauthenticated_network = true in [node] (dtk serve: "
+                "--unauthenticated-network) on a network you trust"
+            )
 
     @property
     def info(self) -> NodeInfo:
@@ -213,6 +250,7 @@ class NodeSettings:
             password=node.get("password", ""),
             flush_interval=float(node.get("flush_interval", 0.2)),
             join=bool(node.get("join", False)),
+            unauthenticated_network=bool(node.get("unauthenticated_network", False)),
         )
 
     @classmethod
