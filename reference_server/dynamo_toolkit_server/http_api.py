@@ -57,6 +57,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 import attrs
 
+from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.errors import ErrorKind, describe
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
@@ -290,10 +291,12 @@ class HttpServer(ListeningServer):
         metrics: NodeMetrics,
         *,
         idle_timeout: float = 60.0,
+        client_limit: ClientLimit | None = None,
     ) -> None:
         self.service = service
         self.metrics = metrics
         self.idle_timeout = idle_timeout
+        self.client_limit = client_limit
         self.closing = False
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -326,6 +329,29 @@ class HttpServer(ListeningServer):
     # -- connections ---------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        limit = self.client_limit
+        if limit is not None and not limit.admit():
+            await self._turn_away(writer, limit.message)
+            return
+        try:
+            await self._serve_admitted(reader, writer)
+        finally:
+            if limit is not None:
+                limit.release()
+
+    async def _turn_away(self, writer: asyncio.StreamWriter, message: str) -> None:
+        """Answer 503 at once (no request read) and hang up: too many clients."""
+        document = {"error": "TooManyClients", "message": message}
+        refusal = _Response(503, _json_body(document), "application/json", {}, True)
+        writer.write(self._render(refusal, keep_alive=False))
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            async with asyncio.timeout(_LINGER_SECONDS):
+                await writer.drain()
+        writer.close()
+
+    async def _serve_admitted(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -629,12 +655,18 @@ async def start_http_server(
     *,
     metrics: NodeMetrics | None = None,
     idle_timeout: float = 60.0,
+    client_limit: ClientLimit | None = None,
 ) -> HttpServer:
     """Serve ``service`` over HTTP on ``host:port`` (port 0: any free one).
 
     ``metrics`` counts requests under protocol ``http`` and is what ``/metrics``
     shows; without it the server keeps its own for the node.
     """
-    server = HttpServer(service, metrics or NodeMetrics(service.node), idle_timeout=idle_timeout)
+    server = HttpServer(
+        service,
+        metrics or NodeMetrics(service.node),
+        idle_timeout=idle_timeout,
+        client_limit=client_limit,
+    )
     await server._listen(host, port)
     return server

@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from dynamo_toolkit.node import Node
+from dynamo_toolkit_server.client_limit import ClientLimit
 
 __all__ = ["NodeMetrics"]
 
@@ -98,8 +99,9 @@ def _bucket_label(bound: float) -> str:
 class NodeMetrics:
     """Request counters and latencies by protocol and command, plus node gauges."""
 
-    def __init__(self, node: Node | None = None) -> None:
+    def __init__(self, node: Node | None = None, client_limit: ClientLimit | None = None) -> None:
         self.node = node
+        self.client_limit = client_limit
         self.registry = CollectorRegistry()
         #: Per ``(protocol, command)`` counts and latency buckets.
         self.commands: dict[tuple[str, str], _CommandStats] = {}
@@ -115,6 +117,7 @@ class NodeMetrics:
             "hints_delivered": "Hinted writes handed over to their owners.",
             "hints_refused": "Hinted writes refused because the hint store was full.",
             "hints_expired": "Hints dropped because they outlived hint_max_age.",
+            "clients_refused": "Client connections turned away at max_clients.",
             "hinted_requests": "Requests coordinated here that used stand-ins.",
             "anti_entropy_partitions": "Partition exchanges run by anti-entropy from this node.",
             "anti_entropy_keys_repaired": "Keys anti-entropy found different and reconciled.",
@@ -136,6 +139,7 @@ class NodeMetrics:
             "storage_cache_hit_ratio": "Hits over lookups of the storage cache (cached engine).",
             "storage_cache_bytes": "Bytes the storage cache holds (cached engine).",
             "stored_keys": "Keys in local storage.",
+            "clients_connected": "Client connections open (RESP, HTTP and native together).",
             "store_decoded_bytes": "Bytes held by the node's decoded-set cache (estimated; "
             "at most decoded_cache_bytes).",
         }
@@ -187,6 +191,8 @@ class NodeMetrics:
                 "hints_delivered": self.node.hints.delivered,
                 "hints_refused": self.node.hints.refused,
                 "hints_expired": self.node.hints.expired,
+                "clients_refused": self.client_limit.refused if self.client_limit else 0,
+                "clients_connected": self.client_limit.open if self.client_limit else 0,
                 "hinted_requests": stats.hinted_requests,
                 "anti_entropy_partitions": self.node.repairs.partitions,
                 "anti_entropy_keys_repaired": self.node.repairs.keys_repaired,

@@ -22,6 +22,7 @@ from dynamo_toolkit.components import build_components
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit_plugins.transport.tcp import parse_address
+from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.service import StoreService
 from dynamo_toolkit_server.settings import NodeSettings
@@ -47,6 +48,8 @@ class NodeProcess:
         self.node: Node | None = None
         self.service: StoreService | None = None
         self.metrics: NodeMetrics | None = None
+        #: One cap on client connections for all the node's front-ends.
+        self.client_limit = ClientLimit(settings.max_clients)
         self.frontends: dict[str, _Closable] = {}
         self.bound: dict[str, str] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -78,7 +81,7 @@ class NodeProcess:
         await node.start()
         self.node = node
         self.service = StoreService(node)
-        self.metrics = NodeMetrics(node)
+        self.metrics = NodeMetrics(node, self.client_limit)
         self.bound["peer"] = s.peer
         starters = self._starters()
         for name, address in (("resp", s.resp), ("http", s.http), ("native", s.native)):
@@ -95,21 +98,26 @@ class NodeProcess:
     def _starters(self) -> dict[str, Callable[[str, int], Awaitable[Any]]]:
         assert self.service is not None
         service, metrics, password = self.service, self.metrics, self.settings.password or None
+        limit = self.client_limit
 
         async def resp(host: str, port: int) -> Any:
             from dynamo_toolkit_server.resp.server import start_resp_server
 
-            return await start_resp_server(service, host, port, metrics=metrics, password=password)
+            return await start_resp_server(
+                service, host, port, metrics=metrics, password=password, client_limit=limit
+            )
 
         async def http(host: str, port: int) -> Any:
             from dynamo_toolkit_server.http_api import start_http_server
 
-            return await start_http_server(service, host, port, metrics=metrics)
+            return await start_http_server(service, host, port, metrics=metrics, client_limit=limit)
 
         async def native(host: str, port: int) -> Any:
             from dynamo_toolkit_server.native.server import start_native_server
 
-            return await start_native_server(service, host, port, metrics=metrics)
+            return await start_native_server(
+                service, host, port, metrics=metrics, client_limit=limit
+            )
 
         return {"resp": resp, "http": http, "native": native}
 

@@ -36,6 +36,7 @@ from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit_plugins.transport.tcp import parse_address
+from dynamo_toolkit_server.client_limit import DEFAULT_MAX_CLIENTS
 
 __all__ = ["DEFAULT_STORAGE_ENGINE", "NodeSettings"]
 
@@ -57,6 +58,7 @@ _NODE_KEYS = {
     "flush_interval",
     "join",
     "unauthenticated_network",
+    "max_clients",
 }
 
 
@@ -159,6 +161,15 @@ class NodeSettings:
             "``[[members]]`` as seeds; it owns data only after a ``dtk cluster commit``."
         },
     )
+    max_clients: int = attrs.field(
+        default=DEFAULT_MAX_CLIENTS,
+        metadata={
+            "doc": "Client connections the node keeps open at once, RESP, HTTP and native "
+            "together (Redis's ``maxclients``). One more is told why in its protocol "
+            "(``-ERR max number of clients reached``, HTTP 503, a native error frame) and "
+            "disconnected; ``dtk_clients_refused_total`` counts them.",
+        },
+    )
     unauthenticated_network: bool = attrs.field(
         default=False,
         metadata={
@@ -178,6 +189,10 @@ class NodeSettings:
             raise ConfigurationError(f"member ids must be unique, got {ids}")
         if self.flush_interval <= 0:
             raise ConfigurationError("flush_interval must be positive")
+        if type(self.max_clients) is not int or self.max_clients < 1:
+            raise ConfigurationError(
+                f"max_clients must be a positive integer, got {self.max_clients!r}"
+            )
         exposed = [
             f"{name} = {address}"
             for name in ("peer", "resp", "http", "native")
@@ -251,6 +266,7 @@ class NodeSettings:
             flush_interval=float(node.get("flush_interval", 0.2)),
             join=bool(node.get("join", False)),
             unauthenticated_network=bool(node.get("unauthenticated_network", False)),
+            max_clients=node.get("max_clients", DEFAULT_MAX_CLIENTS),
         )
 
     @classmethod

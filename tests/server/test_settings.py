@@ -41,3 +41,10 @@ def test_a_port_beyond_loopback_is_refused_unless_asked_for(name: str, address: 
         NodeSettings.from_dict(_node(**{name: address}))
     settings = NodeSettings.from_dict(_node(**{name: address}, unauthenticated_network=True))
     assert settings.unauthenticated_network
+
+
+def test_max_clients_is_a_positive_integer() -> None:
+    assert NodeSettings.from_dict(_node()).max_clients == 10_000
+    assert NodeSettings.from_dict(_node(max_clients=2)).max_clients == 2
+    with pytest.raises(ConfigurationError, match="max_clients must be a positive integer"):
+        NodeSettings.from_dict(_node(max_clients=0))

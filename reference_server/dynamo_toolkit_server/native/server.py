@@ -44,6 +44,7 @@ import attrs
 
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.values import Key
+from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.native.protocol import (
@@ -336,6 +337,14 @@ class NativeConnection(asyncio.Protocol):
         """Register with the server (closing at once if the server is closing)."""
         # uvloop's transports are not asyncio.Transport subclasses: cast, don't check.
         self._transport = cast(asyncio.Transport, transport)
+        limit = self._server.client_limit
+        if limit is not None and not limit.admit():
+            info = {"type": "TooManyClients", "message": limit.message}
+            self._transport.write(encode_error(PROTOCOL_ERROR_ID, info))
+            self._closing = True
+            self.lost.set_result(None)  # never counted: nothing to undo when it closes
+            self._transport.close()
+            return
         self._server._connections.add(self)
         self._server.handler.connections += 1
         if self._server.closing:
@@ -348,6 +357,8 @@ class NativeConnection(asyncio.Protocol):
         if not self.lost.done():
             self._server._connections.discard(self)
             self._server.handler.connections -= 1
+            if self._server.client_limit is not None:
+                self._server.client_limit.release()
             self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
@@ -448,9 +459,16 @@ class NativeConnection(asyncio.Protocol):
 class NativeServer(ListeningServer):
     """A listening native-protocol server; stop it with :meth:`close`."""
 
-    def __init__(self, handler: RequestHandler, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(
+        self,
+        handler: RequestHandler,
+        *,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        client_limit: ClientLimit | None = None,
+    ) -> None:
         self.handler = handler
         self.max_frame_bytes = max_frame_bytes
+        self.client_limit = client_limit
         self.closing = False
         self._server: asyncio.Server | None = None
         self._connections: set[NativeConnection] = set()
@@ -501,11 +519,16 @@ async def start_native_server(
     *,
     metrics: NodeMetrics | None = None,
     max_frame_bytes: int = MAX_FRAME_BYTES,
+    client_limit: ClientLimit | None = None,
 ) -> NativeServer:
     """Serve ``service`` over the native protocol on ``host:port`` (port 0: any free one).
 
     ``metrics`` counts every request under protocol ``native``.
     """
-    server = NativeServer(RequestHandler(service, metrics), max_frame_bytes=max_frame_bytes)
+    server = NativeServer(
+        RequestHandler(service, metrics),
+        max_frame_bytes=max_frame_bytes,
+        client_limit=client_limit,
+    )
     await server._listen(host, port)
     return server

@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any, cast
 
 from dynamo_toolkit.eager_start import start_eagerly
+from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.resp.protocol import (
@@ -54,10 +55,17 @@ _MAX_PENDING_REPLIES = 256  # replies held for batching before writing anyway
 class _Registry:
     """The live connections of one server, and whether it is closing."""
 
-    def __init__(self, context: ServerContext, max_bulk: int, max_array: int) -> None:
+    def __init__(
+        self,
+        context: ServerContext,
+        max_bulk: int,
+        max_array: int,
+        client_limit: ClientLimit | None = None,
+    ) -> None:
         self.context = context
         self.max_bulk = max_bulk
         self.max_array = max_array
+        self.client_limit = client_limit
         self.connections: set[_Connection] = set()
         self.closing = False
 
@@ -67,6 +75,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, registry: _Registry) -> None:
         self._registry = registry
+        self._admitted = False  # holds a place under the client limit
         self._ctx = registry.context
         self._parser = RespParser(max_bulk=registry.max_bulk, max_array=registry.max_array)
         # Commands to run, or the reply of one already started (see data_received).
@@ -100,6 +109,14 @@ class _Connection(asyncio.Protocol):
             self._lost = True
             self._transport.close()
             return
+        limit = self._registry.client_limit
+        if limit is not None:
+            if not limit.admit():
+                self._lost = True
+                self._transport.write(b"-ERR " + limit.message.encode() + b"\r\n")
+                self._transport.close()
+                return
+            self._admitted = True
         self._registry.connections.add(self)
         self._ctx.sessions[self._session.client_id] = self._session
         self._ctx.total_connections += 1
@@ -158,6 +175,11 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the client; commands already received still run (unanswered)."""
+        if self._admitted:
+            self._admitted = False
+            limit = self._registry.client_limit
+            assert limit is not None
+            limit.release()
         self._lost = True
         self._out.clear()
         self._registry.connections.discard(self)
@@ -377,15 +399,18 @@ async def start_resp_server(
     password: str | None = None,
     max_bulk: int = DEFAULT_MAX_BULK,
     max_array: int = DEFAULT_MAX_ARRAY,
+    client_limit: ClientLimit | None = None,
 ) -> RespServer:
     """Listen on ``host``:``port`` (0: any free port) and answer RESP clients.
 
     ``password``: clients must AUTH (or HELLO ... AUTH) first. ``max_bulk`` and
     ``max_array`` bound what one request may declare; more is a protocol error.
-    Each command is recorded in ``metrics`` under protocol ``resp``.
+    Each command is recorded in ``metrics`` under protocol ``resp``. A client
+    past ``client_limit`` is told ``-ERR max number of clients reached`` and
+    disconnected.
     """
     context = ServerContext(service, password=password, metrics=metrics)
-    registry = _Registry(context, max_bulk, max_array)
+    registry = _Registry(context, max_bulk, max_array, client_limit)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Connection(registry), host, port)
     resp_server = RespServer(server, registry)
