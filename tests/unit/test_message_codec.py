@@ -6,6 +6,8 @@ import typing
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dynamo_toolkit.message_codec import WireFormatError, decode_message, encode_message
 from dynamo_toolkit.messages import (
@@ -82,3 +84,37 @@ def test_the_samples_cover_every_message_and_reply() -> None:
 def test_malformed_messages_are_refused(data: object) -> None:
     with pytest.raises(WireFormatError):
         decode_message(data)
+
+
+# What a peer might send: any msgpack value, tagged like a message or not.
+_WIRE_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=True)
+    | st.binary(max_size=20)
+    | st.text(max_size=8)
+)
+_WIRE_VALUES = st.recursive(
+    _WIRE_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+_TAGS = st.sampled_from(sorted({encode_message(m)[0] for m in MESSAGES}))
+
+
+@given(
+    st.one_of(
+        _WIRE_VALUES,
+        st.tuples(_TAGS, st.lists(_WIRE_VALUES, max_size=8)).map(lambda pair: [pair[0], *pair[1]]),
+    )
+)
+def test_a_peer_can_send_nothing_that_breaks_the_decoder(data: object) -> None:
+    """Anything a peer sends decodes to a message or raises WireFormatError, nothing else."""
+    try:
+        decoded = decode_message(data)
+    except WireFormatError:
+        return
+    assert encode_message(decoded)[0] == data[0]  # type: ignore[index]
