@@ -379,7 +379,9 @@ def test_a_sole_replica_answers_itself_and_its_failure_is_a_quorum_failure(nodes
 
 
 async def test_a_duplicated_forwarded_write_is_coordinated_once() -> None:
-    async with await Cluster.start(3, N3, transport="memory") as cluster:
+    # Under dvv a second coordination would be a sibling of the first.
+    config = {**N3, "conflict_resolver": "dvv"}
+    async with await Cluster.start(3, config, transport="memory") as cluster:
         replica = cluster.node(cluster.replicas("k")[0])
         forwarded = ForwardedWrite(b"k", encode_value("v"), None, None, None, "n9/1")
         first = await replica.handle("n9", forwarded)
@@ -389,3 +391,16 @@ async def test_a_duplicated_forwarded_write_is_coordinated_once() -> None:
         # Another id is another write: without a context, a sibling.
         await replica.handle("n9", attrs.evolve(forwarded, write_id="n9/2"))
         assert (await cluster.get("k", r=3)).values == ("v", "v")
+
+
+async def test_dvv_keeps_both_writes_of_two_clients_through_one_coordinator() -> None:
+    """Two clients, one context, one coordinator: under dvv both writes survive."""
+    config = {**N3, "conflict_resolver": "dvv"}
+    async with await Cluster.start(3, config, transport="memory") as cluster:
+        via = cluster.replicas("cart:shared")[0]
+        await cluster.put("cart:shared", ["milk"], via=via)
+        seen = await cluster.get("cart:shared", via=via)
+        await cluster.put("cart:shared", ["milk", "eggs"], seen.context, via=via)
+        await cluster.put("cart:shared", ["milk", "bread"], seen.context, via=via)
+        both = await cluster.get("cart:shared", r=3, via=via)
+        assert sorted(both.values) == [["milk", "bread"], ["milk", "eggs"]]

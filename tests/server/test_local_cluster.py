@@ -86,23 +86,6 @@ def test_redis_cli_talks_to_a_node(cluster_dir: tuple[Path, list[Any]]) -> None:
     assert "unknown command" in unknown.stdout
 
 
-def test_default_settings_keep_concurrent_writes_through_one_node(
-    cluster_dir: tuple[Path, list[Any]],
-) -> None:
-    """Two clients, one context, one coordinator: both writes survive as siblings."""
-    from dynamo_toolkit_server.client import Client
-
-    _, nodes = cluster_dir
-    with Client([nodes[0]["native"]]) as alice, Client([nodes[0]["native"]]) as bob:
-        alice.put("cart:shared", ["milk"])
-        seen = alice.get("cart:shared")
-        assert bob.get("cart:shared").context == seen.context
-        alice.put("cart:shared", ["milk", "eggs"], seen.context)
-        bob.put("cart:shared", ["milk", "bread"], seen.context)
-        both = alice.get("cart:shared", r=3)
-    assert sorted(both.values) == [["milk", "bread"], ["milk", "eggs"]]
-
-
 def test_dtk_get_put_del(cluster_dir: tuple[Path, list[Any]]) -> None:
     directory, _ = cluster_dir
     assert dtk("put", "shell-key", "shell value", "--dir", str(directory)).stdout.strip() == "OK"
