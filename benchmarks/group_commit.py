@@ -44,7 +44,7 @@ async def _run(engine: str, mode: str, writes: int, writers: int, data_dir: Path
         began = time.perf_counter()
         await asyncio.gather(*(writer(i) for i in range(writers)))
         seconds = time.perf_counter() - began
-        commits = node._commits
+        commits = node.group_commit
         return {
             "engine": engine,
             "durability": mode,

@@ -121,9 +121,11 @@ class Node:
         self.hints: HintStore = components.hints
         # Engines that make a write durable only at their next flush get group
         # commit: a write is acknowledged after the flush that covers it.
-        self._commits = GroupCommit(self.engine.flush) if self.engine.buffers_writes else None
-        hint_engine = self.hints.engine
-        self._hint_commits = GroupCommit(hint_engine.flush) if hint_engine.buffers_writes else None
+        #: Group commit of the data engine and of the hint engine (``None`` when
+        #: the engine makes each write durable in ``put``); its counts show sharing.
+        self.group_commit = GroupCommit(self.engine.flush) if self.engine.buffers_writes else None
+        hints = self.hints.engine
+        self.hint_group_commit = GroupCommit(hints.flush) if hints.buffers_writes else None
         self.membership = MembershipManager(self, members, joining=joining, seeds=seeds)
         self.members: dict[str, NodeInfo] = self.membership.live_members()
         # A view restored from disk may name members the static config did not.
@@ -376,7 +378,8 @@ class Node:
         if not isinstance(message, ReplicaWrite):
             return None
         owner = message.hint_for
-        commits = self._hint_commits if owner not in (None, self.node_id) else self._commits
+        hinted = owner not in (None, self.node_id)
+        commits = self.hint_group_commit if hinted else self.group_commit
         return None if commits is None else commits.after_flush()
 
     def handle_replica_message(self, message: ReplicaMessage) -> Reply:

@@ -50,7 +50,7 @@ async def test_a_node_acknowledges_a_buffered_write_after_its_flush(tmp_path: Pa
         with sqlite3.connect(database) as reader:
             (count,) = reader.execute("SELECT COUNT(*) FROM records").fetchone()
         assert count == 20
-        commits = node._commits
+        commits = node.group_commit
         assert commits is not None
         assert commits.writes == 20
         assert commits.flushes < 20  # shared
