@@ -7,7 +7,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -150,6 +150,26 @@ class NodeMetrics:
             name: Gauge(f"dtk_{name}", text, registry=self.registry)
             for name, text in gauges.items()
         }
+        self._auth_failures = Counter(
+            "dtk_auth_failures",
+            "Client logins refused (unknown user or wrong password), by protocol.",
+            ["protocol"],
+            registry=self.registry,
+        )
+        self._denied = Counter(
+            "dtk_permission_denied",
+            "Requests refused because the user's role does not allow them, by protocol.",
+            ["protocol"],
+            registry=self.registry,
+        )
+
+    def auth_failed(self, protocol: str) -> None:
+        """Count a refused login on ``protocol``."""
+        self._auth_failures.labels(protocol).inc()
+
+    def denied(self, protocol: str) -> None:
+        """Count a request refused for want of a role on ``protocol``."""
+        self._denied.labels(protocol).inc()
 
     @contextmanager
     def track(self, protocol: str, command: str) -> Iterator[None]:

@@ -22,6 +22,7 @@ from dynamo_toolkit.components import build_components
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit_plugins.transport.tcp import parse_address
+from dynamo_toolkit_server.auth import Authenticator
 from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.service import StoreService
@@ -50,6 +51,8 @@ class NodeProcess:
         self.metrics: NodeMetrics | None = None
         #: One cap on client connections for all the node's front-ends.
         self.client_limit = ClientLimit(settings.max_clients)
+        #: Who may log in on the client ports (nobody needs to, without users).
+        self.authenticator = Authenticator(settings.security.users)
         self.frontends: dict[str, _Closable] = {}
         self.bound: dict[str, str] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -97,14 +100,19 @@ class NodeProcess:
 
     def _starters(self) -> dict[str, Callable[[str, int], Awaitable[Any]]]:
         assert self.service is not None
-        service, metrics, password = self.service, self.metrics, self.settings.password or None
+        service, metrics, authenticator = self.service, self.metrics, self.authenticator
         limit = self.client_limit
 
         async def resp(host: str, port: int) -> Any:
             from dynamo_toolkit_server.resp.server import start_resp_server
 
             return await start_resp_server(
-                service, host, port, metrics=metrics, password=password, client_limit=limit
+                service,
+                host,
+                port,
+                metrics=metrics,
+                authenticator=authenticator,
+                client_limit=limit,
             )
 
         async def http(host: str, port: int) -> Any:

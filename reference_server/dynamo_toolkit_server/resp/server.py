@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from typing import Any, cast
 
 from dynamo_toolkit.eager_start import start_eagerly
+from dynamo_toolkit_server.auth import Authenticator
 from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
@@ -275,6 +277,8 @@ class _Connection(asyncio.Protocol):
         if rejected is not None:
             if metrics is not None:
                 metrics.observe(_PROTOCOL, spec.name, 0.0, False)
+                if rejected.startswith(b"-NOPERM"):
+                    metrics.denied(_PROTOCOL)
             return rejected
         return spec
 
@@ -396,23 +400,25 @@ async def start_resp_server(
     port: int,
     *,
     metrics: NodeMetrics | None = None,
-    password: str | None = None,
+    authenticator: Authenticator | None = None,
     max_bulk: int = DEFAULT_MAX_BULK,
     max_array: int = DEFAULT_MAX_ARRAY,
     client_limit: ClientLimit | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> RespServer:
     """Listen on ``host``:``port`` (0: any free port) and answer RESP clients.
 
-    ``password``: clients must AUTH (or HELLO ... AUTH) first. ``max_bulk`` and
+    With users in ``authenticator``, clients must AUTH (or HELLO ... AUTH)
+    first; with ``tls``, they speak TLS only. ``max_bulk`` and
     ``max_array`` bound what one request may declare; more is a protocol error.
     Each command is recorded in ``metrics`` under protocol ``resp``. A client
     past ``client_limit`` is told ``-ERR max number of clients reached`` and
     disconnected.
     """
-    context = ServerContext(service, password=password, metrics=metrics)
+    context = ServerContext(service, authenticator=authenticator, metrics=metrics)
     registry = _Registry(context, max_bulk, max_array, client_limit)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(registry), host, port)
+    server = await loop.create_server(lambda: _Connection(registry), host, port, ssl=tls)
     resp_server = RespServer(server, registry)
     context.port = resp_server.port
     return resp_server
