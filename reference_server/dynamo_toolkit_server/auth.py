@@ -30,6 +30,8 @@ import attrs
 from dynamo_toolkit.errors import ConfigurationError
 
 __all__ = [
+    "ANYONE",
+    "LOCKED",
     "Authenticator",
     "Role",
     "User",
@@ -111,7 +113,12 @@ def _parse_hash(encoded: str) -> tuple[int, int, int, bytes, bytes]:
 
 
 def verify_password(password: bytes, encoded: str) -> bool:
-    """Whether ``password`` matches the hash ``encoded`` (constant-time compare)."""
+    """Whether ``password`` matches the hash ``encoded`` (constant-time compare).
+
+    ``encoded`` may be :data:`LOCKED`, which no password matches.
+    """
+    if encoded == LOCKED:
+        return False
     log2_n, r, p, salt, digest = _parse_hash(encoded)
     candidate = hashlib.scrypt(
         password, salt=salt, n=1 << log2_n, r=r, p=p, dklen=len(digest), maxmem=1 << 28
@@ -138,7 +145,14 @@ class User:
     def __attrs_post_init__(self) -> None:
         if not self.name or not self.name.isprintable() or " " in self.name:
             raise ConfigurationError(f"bad user name {self.name!r}: printable, no spaces")
-        _parse_hash(self.password_hash)
+        if self.password_hash != LOCKED:
+            _parse_hash(self.password_hash)
+
+
+#: A password hash no password matches (a user who cannot log in).
+LOCKED = "!"
+#: Who every client is when a node has no users: ``default``, with every right.
+ANYONE = User("default", Role.ADMIN, LOCKED)
 
 
 class Authenticator:

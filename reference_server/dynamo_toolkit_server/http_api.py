@@ -19,9 +19,18 @@ Routes:
     the server reads first and deletes every sibling it finds. Query ``?r=``, ``?w=``.
 ``GET /health``
     ``200 {"status": "ok", "node": ..., ...}``; ``503`` with status
-    ``"stopped"`` when the node is not running.
+    ``"stopped"`` when the node is not running. With users configured, a
+    request without credentials gets only ``{"status": ...}`` (enough for a
+    liveness probe, nothing about the cluster).
 ``GET /metrics``
     Prometheus text format.
+
+Authentication: with users configured (``[[users]]``), every request but a
+bare ``/health`` sends HTTP Basic credentials (``Authorization: Basic
+base64(user:password)``, as ``curl -u user:pass`` does); without them, or with
+wrong ones, the answer is ``401`` with ``WWW-Authenticate: Basic``. Reads and
+``/metrics`` need the ``read`` role, ``PUT`` and ``DELETE`` ``readwrite``;
+beyond the user's role the answer is ``403``.
 
 Keys are the rest of the path after ``/kv/``, percent-decoded to bytes
 (``/kv/a%2Fb`` and ``/kv/a/b`` are both the key ``a/b``).
@@ -33,7 +42,8 @@ that are not strings are written as strings (bytes keys as base64).
 
 Errors have a JSON body ``{"error": <name>, "message": ..., ...}``: ``400``
 malformed request, bad query, context or JSON; ``404`` unknown path; ``405``
-wrong method (with ``Allow``); ``413`` body over 1 MiB, or key and value over
+wrong method (with ``Allow``); ``401`` no or wrong credentials; ``403``
+beyond the user's role; ``413`` body over 1 MiB, or key and value over
 the store's pair limit (with ``key_bytes``, ``value_bytes``, ``limit``); ``431``
 request head over 16 KiB; ``503`` quorum not reached (with ``answered`` and
 ``required``) or node stopped; ``500`` anything unexpected. A malformed request
@@ -49,6 +59,7 @@ import contextlib
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -57,6 +68,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 import attrs
 
+from dynamo_toolkit_server.auth import ANYONE, Authenticator, Role, User
 from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.errors import ErrorKind, describe
 from dynamo_toolkit_server.listening import ListeningServer
@@ -255,6 +267,8 @@ _STATUS = {
     ErrorKind.TOO_LARGE: 413,
     ErrorKind.INVALID: 400,
     ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.AUTH: 401,
+    ErrorKind.PERMISSION: 403,
     ErrorKind.WRONG_TYPE: 500,  # no HTTP route reads lists; kept as it always was
     ErrorKind.STORE: 500,
     ErrorKind.INTERNAL: 500,
@@ -267,6 +281,15 @@ def _service_error(exc: Exception) -> HttpError:
     if details.kind is ErrorKind.INTERNAL:
         log.exception("HTTP request failed unexpectedly", exc_info=exc)
     return HttpError(_STATUS[details.kind], details.message, name=details.name, **details.fields)
+
+
+_PROTOCOL = "http"
+
+
+def _unauthorized(message: str) -> HttpError:
+    return HttpError(
+        401, message, name="Unauthorized", headers={"WWW-Authenticate": 'Basic realm="dtk"'}
+    )
 
 
 class _Connection:
@@ -292,24 +315,30 @@ class HttpServer(ListeningServer):
         *,
         idle_timeout: float = 60.0,
         client_limit: ClientLimit | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.service = service
         self.metrics = metrics
+        self.authenticator = authenticator or Authenticator()
         self.idle_timeout = idle_timeout
         self.client_limit = client_limit
         self.closing = False
+        self.scheme = "http"
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def _listen(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD_BYTES)
+    async def _listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, host, port, limit=MAX_HEAD_BYTES, ssl=tls
+        )
+        self.scheme = "https" if tls is not None else "http"
         self._remember_address(self._server)
 
     @property
     def url(self) -> str:
-        """``http://host:port``."""
-        return f"http://{self.address}"
+        """``http://host:port`` (``https`` with TLS)."""
+        return f"{self.scheme}://{self.address}"
 
     async def close(self) -> None:
         """Stop accepting, let requests being handled finish, close every connection."""
@@ -520,19 +549,69 @@ class HttpServer(ListeningServer):
 
     async def _respond(self, request: Request) -> _Response:
         try:
+            user = await self._user(request)
             if request.path.startswith("/kv/"):
+                needed = Role.READ if request.method == "GET" else Role.READWRITE
+                self._permit(user, needed, request)
                 return await self._kv(request)
             if request.path == "/health":
                 self._only(request, "GET")
+                if user is None:
+                    return self._bare_health()
                 return self._health()
             if request.path == "/metrics":
                 self._only(request, "GET")
+                self._permit(user, Role.READ, request)
                 return _Response(200, self.metrics.render(), _METRICS_TYPE)
             raise HttpError(404, f"no resource at {request.path}")
         except HttpError as error:
             return _error_response(error)
         except Exception as exc:  # one bad request must not take the connection down
             return _error_response(_service_error(exc))
+
+    async def _user(self, request: Request) -> User | None:
+        """Who sends ``request``: ``None`` only for a credential-less bare ``/health``.
+
+        Without users every request acts as an admin.
+        """
+        if not self.authenticator.enabled:
+            return ANYONE
+        header = request.headers.get("authorization")
+        if header is None:
+            if request.path == "/health":
+                return None
+            raise _unauthorized("this node asks for credentials (HTTP Basic auth)")
+        scheme, _, encoded = header.partition(" ")
+        try:
+            if scheme.lower() != "basic":
+                raise ValueError
+            name, sep, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+            if not sep:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise _unauthorized("Authorization must be Basic base64(user:password)") from None
+        user = await self.authenticator.authenticate(name.decode("utf-8", "replace"), password)
+        if user is None:
+            self.metrics.auth_failed(_PROTOCOL)
+            raise _unauthorized("invalid username-password pair")
+        return user
+
+    def _permit(self, user: User | None, needed: Role, request: Request) -> None:
+        if user is None:
+            raise _unauthorized("this node asks for credentials (HTTP Basic auth)")
+        if user.role < needed:
+            self.metrics.denied(_PROTOCOL)
+            raise HttpError(
+                403,
+                f"user {user.name} ({user.role.label}) may not {request.method} "
+                f"{request.path.split('/')[1]}: that needs {needed.label}",
+                name="Forbidden",
+            )
+
+    def _bare_health(self) -> _Response:
+        running = self.service.status().running
+        document = {"status": "ok" if running else "stopped"}
+        return _Response(200 if running else 503, _json_body(document), "application/json")
 
     @staticmethod
     def _only(request: Request, *methods: str) -> None:
@@ -656,17 +735,21 @@ async def start_http_server(
     metrics: NodeMetrics | None = None,
     idle_timeout: float = 60.0,
     client_limit: ClientLimit | None = None,
+    authenticator: Authenticator | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> HttpServer:
     """Serve ``service`` over HTTP on ``host:port`` (port 0: any free one).
 
     ``metrics`` counts requests under protocol ``http`` and is what ``/metrics``
-    shows; without it the server keeps its own for the node.
+    shows; without it the server keeps its own for the node. With users in
+    ``authenticator`` requests need Basic credentials; with ``tls``, HTTPS only.
     """
     server = HttpServer(
         service,
         metrics or NodeMetrics(service.node),
         idle_timeout=idle_timeout,
         client_limit=client_limit,
+        authenticator=authenticator,
     )
-    await server._listen(host, port)
+    await server._listen(host, port, tls)
     return server

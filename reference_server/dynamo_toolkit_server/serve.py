@@ -118,13 +118,25 @@ class NodeProcess:
         async def http(host: str, port: int) -> Any:
             from dynamo_toolkit_server.http_api import start_http_server
 
-            return await start_http_server(service, host, port, metrics=metrics, client_limit=limit)
+            return await start_http_server(
+                service,
+                host,
+                port,
+                metrics=metrics,
+                client_limit=limit,
+                authenticator=authenticator,
+            )
 
         async def native(host: str, port: int) -> Any:
             from dynamo_toolkit_server.native.server import start_native_server
 
             return await start_native_server(
-                service, host, port, metrics=metrics, client_limit=limit
+                service,
+                host,
+                port,
+                metrics=metrics,
+                client_limit=limit,
+                authenticator=authenticator,
             )
 
         return {"resp": resp, "http": http, "native": native}

@@ -20,6 +20,15 @@ Admin operations (``dtk cluster ...`` and ``dtk repair`` send them):
 ``repair``, ``cluster_state``, ``cluster_stage`` (node, action
 leave|remove|keep), ``cluster_plan``, ``cluster_commit``.
 
+Authentication: with users configured, a connection's first request is
+``auth`` (user, password), answered ``{"user": ..., "role": ...}``; a client
+waits for that answer before sending anything else (requests on a connection
+run concurrently). Until then every request but ``ping`` fails with
+``AuthenticationFailedError``. Reads (``get``, ``lrange``, ``llen``, ``info``,
+``cluster_state``, ``cluster_plan``) need the ``read`` role, writes
+``readwrite``, and ``repair``, ``cluster_stage`` and ``cluster_commit``
+``admin``; beyond the role a request fails with ``PermissionDeniedError``.
+
 Each operation is one :class:`StoreService` call: this module only checks the
 arguments and shapes the answer.
 
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -44,7 +54,9 @@ import attrs
 
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.values import Key
+from dynamo_toolkit_server.auth import ANYONE, Authenticator, Role, User
 from dynamo_toolkit_server.client_limit import ClientLimit
+from dynamo_toolkit_server.errors import AuthenticationFailedError, PermissionDeniedError
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.native.protocol import (
@@ -158,23 +170,88 @@ def _operation(name: str) -> Callable[[_Operation], _Operation]:
     return register
 
 
-class RequestHandler:
-    """Runs decoded requests against a service; independent of any connection."""
+#: The least role each operation needs; anything else (admin operations) needs admin.
+_ROLES = {
+    "ping": Role.READ,
+    "get": Role.READ,
+    "lrange": Role.READ,
+    "llen": Role.READ,
+    "info": Role.READ,
+    "cluster_state": Role.READ,
+    "cluster_plan": Role.READ,
+    "put": Role.READWRITE,
+    "delete": Role.READWRITE,
+    "lpush": Role.READWRITE,
+    "rpush": Role.READWRITE,
+    "lpop": Role.READWRITE,
+    "rpop": Role.READWRITE,
+}
 
-    def __init__(self, service: StoreService, metrics: NodeMetrics | None = None) -> None:
+
+class RequestHandler:
+    """Runs decoded requests against a service; independent of any connection.
+
+    The connection says who sends each request (``user``); ``None`` is a
+    client that has not logged in where users are configured.
+    """
+
+    def __init__(
+        self,
+        service: StoreService,
+        metrics: NodeMetrics | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.service = service
         self.metrics = metrics
+        self.authenticator = authenticator or Authenticator()
         self.connections = 0
 
-    async def handle(self, request: Request) -> bytes:
-        """Run ``request`` and return its encoded reply frame; never raises."""
+    def _permit(self, op: str, user: User | None) -> None:
+        if user is None:
+            if op == "ping":
+                return
+            raise AuthenticationFailedError(
+                "authentication required: send auth (user, password) first"
+            )
+        needed = _ROLES.get(op, Role.ADMIN)
+        if user.role < needed:
+            if self.metrics is not None:
+                self.metrics.denied("native")
+            raise PermissionDeniedError(
+                f"user {user.name} ({user.role.label}) may not run {op}: it needs {needed.label}"
+            )
+
+    async def log_in(self, request: Request) -> tuple[bytes, User | None]:
+        """Answer an ``auth`` request: the reply frame, and the user if it logged in."""
+        args = _Args(request.op, request.args)
+        name, password = args.raw("user"), args.raw("password")
+        args.check_all_used()
+        if not isinstance(name, str) or not isinstance(password, str | bytes):
+            error = InvalidRequestError("auth needs user (str) and password (str or bytes)")
+            return encode_error(request.request_id, error_info(error)), None
+        if not self.authenticator.enabled:
+            # No users: everyone is the all-powerful default, whatever they send.
+            return encode_reply(request.request_id, {"user": "default", "role": "admin"}), ANYONE
+        secret = password.encode() if isinstance(password, str) else password
+        user = await self.authenticator.authenticate(name, secret)
+        if user is None:
+            if self.metrics is not None:
+                self.metrics.auth_failed("native")
+            failure = AuthenticationFailedError("invalid username-password pair")
+            return encode_error(request.request_id, error_info(failure)), None
+        reply = {"user": user.name, "role": user.role.label}
+        return encode_reply(request.request_id, reply), user
+
+    async def handle(self, request: Request, user: User | None = ANYONE) -> bytes:
+        """Run ``request`` as ``user``; return its encoded reply frame; never raises."""
         start = time.perf_counter()
         operation = OPERATIONS.get(request.op)
         ok = False
         try:
             if operation is None:
-                known = ", ".join(sorted(OPERATIONS))
+                known = ", ".join(sorted([*OPERATIONS, "auth"]))
                 raise InvalidRequestError(f"unknown op {request.op!r}; known: {known}")
+            self._permit(request.op, user)
             result = await operation(self, _Args(request.op, request.args))
             frame = encode_reply(request.request_id, result)
             ok = True
@@ -329,6 +406,8 @@ class NativeConnection(asyncio.Protocol):
         self._writing_paused = False
         self._reading_paused = False
         self._stopped = False
+        #: Who sends this connection's requests (``None``: not logged in yet).
+        self.user: User | None = None if server.handler.authenticator.enabled else ANYONE
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio.Protocol --------------------------------------------------------
@@ -391,7 +470,14 @@ class NativeConnection(asyncio.Protocol):
         self._update_reading()
 
     async def _run(self, request: Request) -> None:
-        self._send(await self._server.handler.handle(request))
+        handler = self._server.handler
+        if request.op == "auth":
+            frame, user = await handler.log_in(request)
+            if user is not None:
+                self.user = user
+            self._send(frame)
+            return
+        self._send(await handler.handle(request, self.user))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -474,9 +560,9 @@ class NativeServer(ListeningServer):
         self._connections: set[NativeConnection] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    async def _listen(self, host: str, port: int) -> None:
+    async def _listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: NativeConnection(self), host, port)
+        self._server = await loop.create_server(lambda: NativeConnection(self), host, port, ssl=tls)
         self._remember_address(self._server)
 
     async def wait_idle(self) -> None:
@@ -520,15 +606,18 @@ async def start_native_server(
     metrics: NodeMetrics | None = None,
     max_frame_bytes: int = MAX_FRAME_BYTES,
     client_limit: ClientLimit | None = None,
+    authenticator: Authenticator | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> NativeServer:
     """Serve ``service`` over the native protocol on ``host:port`` (port 0: any free one).
 
-    ``metrics`` counts every request under protocol ``native``.
+    ``metrics`` counts every request under protocol ``native``. With users in
+    ``authenticator`` each connection logs in first; with ``tls``, TLS only.
     """
     server = NativeServer(
-        RequestHandler(service, metrics),
+        RequestHandler(service, metrics, authenticator),
         max_frame_bytes=max_frame_bytes,
         client_limit=client_limit,
     )
-    await server._listen(host, port)
+    await server._listen(host, port, tls)
     return server

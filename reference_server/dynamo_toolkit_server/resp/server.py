@@ -289,7 +289,7 @@ class _Connection(asyncio.Protocol):
             return run_sync(spec, self._session, args)
         start = time.perf_counter()
         reply = run_sync(spec, self._session, args)
-        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
+        _record(metrics, spec, reply, time.perf_counter() - start)
         return reply
 
     async def _timed(self, spec: CommandSpec, args: Command) -> bytes:
@@ -299,7 +299,7 @@ class _Connection(asyncio.Protocol):
             return await run_async(spec, self._session, args)
         start = time.perf_counter()
         reply = await run_async(spec, self._session, args)
-        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
+        _record(metrics, spec, reply, time.perf_counter() - start)
         return reply
 
     async def _run(self, args: Command) -> bytes:
@@ -341,6 +341,13 @@ class _Connection(asyncio.Protocol):
         if not self._read_paused and not self._lost:
             self._read_paused = True
             self._transport.pause_reading()
+
+
+def _record(metrics: NodeMetrics, spec: CommandSpec, reply: bytes, seconds: float) -> None:
+    ok = reply[0] != 45  # "-": an error reply
+    metrics.observe(_PROTOCOL, spec.name, seconds, ok)
+    if not ok and reply.startswith(b"-NOPERM"):
+        metrics.denied(_PROTOCOL)
 
 
 def _address(info: Any) -> str:
