@@ -296,6 +296,8 @@ def up(directory: Path, as_json: bool, **options: Any) -> None:
     except (DynamoError, OSError) as exc:
         raise _fail(exc) from exc
     _print_nodes(rows, as_json)
+    if not as_json:
+        _print_login(directory, rows[0])
 
 
 @cluster.command()
@@ -336,8 +338,11 @@ def run(directory: Path, **options: Any) -> None:
     first = rows[0]
     host, port = first["resp"].rsplit(":", 1)
     addresses = ", ".join(repr(row["native"]) for row in rows)
-    click.echo(
-        f"""
+    if _print_login(directory, first):
+        click.echo("Ctrl-C stops every node.")
+    else:
+        click.echo(
+            f"""
 Connect with:
   redis-cli -h {host} -p {port}
   curl -X PUT --data hello http://{first["http"]}/kv/greeting; curl http://{first["http"]}/kv/greeting
@@ -346,7 +351,7 @@ c = Client([{addresses}]); c.put('k', ['a', 'b']); print(c.get('k').values)"
   {_dtk_command()} get k --dir {directory}
 Status: {_dtk_command()} cluster status --dir {directory}     Ctrl-C stops every node.
 """
-    )
+        )
     # Blocked signals are queued for sigwait instead of raising mid-print.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
@@ -354,6 +359,32 @@ Status: {_dtk_command()} cluster status --dir {directory}     Ctrl-C stops every
     finally:
         stopped = stop_cluster(directory)
         click.echo(f"\nstopped: {', '.join(stopped)}")
+
+
+def _print_login(directory: Path, first: dict[str, Any]) -> bool:
+    """How to log in to a cluster with credentials; whether it has any."""
+    from dynamo_toolkit_server.credentials import CREDENTIALS_FILE
+
+    path = directory / CREDENTIALS_FILE
+    if not path.exists():
+        return False
+    creds = _credentials(directory)
+    if creds.password is None:
+        return False
+    host, port = first["resp"].rsplit(":", 1)
+    # The password stays in the file: these lines read it from there.
+    secret = f"$(sed -n 's/^password = \"\\(.*\\)\"$/\\1/p' {path})"
+    click.echo(
+        f"""
+Clients log in. User {creds.user!r}; its password is in {path} (mode 0600):
+  export DTK_PASSWORD={secret}
+  redis-cli -h {host} -p {port} --user {creds.user} --pass "$DTK_PASSWORD"
+  curl -u "{creds.user}:$DTK_PASSWORD" http://{first["http"]}/kv/greeting
+  {_dtk_command()} get greeting --dir {directory}      (reads {CREDENTIALS_FILE})
+Python: Client([...], user={creds.user!r}, password=os.environ["DTK_PASSWORD"])
+Status: {_dtk_command()} cluster status --dir {directory}"""
+    )
+    return True
 
 
 def _client(directory: Path, node: tuple[str, ...]) -> Any:

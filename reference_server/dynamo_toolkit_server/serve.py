@@ -97,6 +97,16 @@ class NodeProcess:
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
         self._write_ready()
         log.info("node %s ready: %s", s.node_id, self.bound)
+        if not self.authenticator.enabled:
+            log.warning(
+                "no [[users]]: client ports do not authenticate, so they stay on loopback "
+                "(see the security docs)"
+            )
+        if not s.security.peers_authenticated:
+            log.warning(
+                "no cluster secret or peer TLS: any process that reaches the peer port is "
+                "trusted as a node, so it stays on loopback (see the security docs)"
+            )
 
     def _starters(self) -> dict[str, Callable[[str, int], Awaitable[Any]]]:
         assert self.service is not None
