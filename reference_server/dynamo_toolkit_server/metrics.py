@@ -7,7 +7,13 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -15,6 +21,10 @@ from dynamo_toolkit.node import Node
 from dynamo_toolkit_server.client_limit import ClientLimit
 
 __all__ = ["NodeMetrics"]
+
+# A counter's "_created" timestamp series doubles what /metrics shows and tells
+# an operator nothing a restart does not; no metric of a node carries one.
+disable_created_metrics()
 
 # Buckets in seconds, dense below 5 ms where a healthy node answers.
 _LATENCY_BUCKETS = (
