@@ -239,7 +239,9 @@ def test_a_client_that_never_reads_is_dropped_and_others_are_served() -> None:
 
             _, native_flooder = await unread_connection(node.native.port)
             native_flooder.write(native_frame(1, "put", key="big", value=b"v" * 8000))
-            native_flooder.write(b"".join(native_frame(i, "get", key="big") for i in range(2, 1500)))
+            native_flooder.write(
+                b"".join(native_frame(i, "get", key="big") for i in range(2, 1500))
+            )
             await eventually(lambda: node.closed("native", "slow") == 1, timeout=10)
             native_flooder.transport.abort()
             await resp_ping_works(node)
