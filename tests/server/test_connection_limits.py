@@ -17,10 +17,12 @@ from typing import Any
 import attrs
 import msgpack
 import pytest
+import redis.asyncio as aioredis
 
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.values import Key
+from dynamo_toolkit_server.client import AsyncClient
 from dynamo_toolkit_server.client_limit import ClientLimit, ConnectionLimits
 from dynamo_toolkit_server.http_api import HttpServer, start_http_server
 from dynamo_toolkit_server.metrics import NodeMetrics
@@ -411,3 +413,24 @@ def test_limit_settings_defaults_and_validation() -> None:
     ]:
         with pytest.raises(ConfigurationError, match=message):
             NodeSettings.from_dict(_node(**{setting: value}))
+
+
+def test_pooled_clients_reconnect_after_an_idle_close() -> None:
+    async def scenario() -> None:
+        async with serving(idle_timeout=SHORT) as node:
+            pool = aioredis.Redis(host=HOST, port=node.resp.port, protocol=2)
+            python = AsyncClient([node.native.address], timeout=5)
+            try:
+                assert await pool.ping()
+                await python.put("k", b"v")
+                await eventually(
+                    lambda: node.closed("resp", "idle") == node.closed("native", "idle") == 1
+                )
+                # Both notice the closed connection and open a fresh one.
+                assert await pool.ping()
+                assert (await python.get("k")).values == (b"v",)
+            finally:
+                await pool.aclose()
+                await python.close()
+
+    run(scenario)
