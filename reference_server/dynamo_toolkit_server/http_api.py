@@ -43,11 +43,19 @@ that are not strings are written as strings (bytes keys as base64).
 Errors have a JSON body ``{"error": <name>, "message": ..., ...}``: ``400``
 malformed request, bad query, context or JSON; ``404`` unknown path; ``405``
 wrong method (with ``Allow``); ``401`` no or wrong credentials; ``403``
-beyond the user's role; ``413`` body over 1 MiB, or key and value over
-the store's pair limit (with ``key_bytes``, ``value_bytes``, ``limit``); ``431``
-request head over 16 KiB; ``503`` quorum not reached (with ``answered`` and
-``required``) or node stopped; ``500`` anything unexpected. A malformed request
-closes its connection after the answer; other errors keep it open.
+beyond the user's role; ``408`` a request begun but not finished within
+``slow_client_timeout``; ``413`` body over ``max_request_bytes`` (16 MiB),
+or key and value over the store's pair limit (with ``key_bytes``,
+``value_bytes``, ``limit``); ``431`` request head over 16 KiB; ``503`` quorum
+not reached (with ``answered`` and ``required``) or node stopped; ``500``
+anything unexpected. A malformed request closes its connection after the
+answer; other errors keep it open.
+
+A keep-alive connection that sends nothing for ``idle_timeout`` is closed
+without an answer; one that does not take its answer within
+``slow_client_timeout`` is dropped. 408, 413 and 431 answers and those
+closes are counted in ``dtk_clients_closed_total`` (reasons ``slow``,
+``too_large``, ``idle``).
 """
 
 from __future__ import annotations
@@ -69,7 +77,11 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 import attrs
 
 from dynamo_toolkit_server.auth import ANYONE, Authenticator, Role, User
-from dynamo_toolkit_server.client_limit import ClientLimit
+from dynamo_toolkit_server.client_limit import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    ClientLimit,
+    ConnectionLimits,
+)
 from dynamo_toolkit_server.errors import ErrorKind, describe
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
@@ -92,8 +104,8 @@ log = logging.getLogger(__name__)
 
 #: Largest request line plus headers (and chunked-encoding line) accepted.
 MAX_HEAD_BYTES = 16 * 1024
-#: Largest request body accepted.
-MAX_BODY_BYTES = 1024 * 1024
+#: Largest request body accepted by default (``max_request_bytes``).
+MAX_BODY_BYTES = DEFAULT_MAX_REQUEST_BYTES
 #: The header carrying a base64 context in both directions.
 CONTEXT_HEADER = "X-Dtk-Context"
 #: Key of the JSON object standing for a bytes value.
@@ -101,13 +113,16 @@ BASE64_MARKER = "$base64"
 
 #: How long, and how much, a refused client may still send before the close.
 _LINGER_SECONDS = 1.0
-_LINGER_BYTES = 4 * MAX_BODY_BYTES
+_LINGER_BYTES = 4 * 1024 * 1024
 
 _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 _QUERY_NAMES = {"GET": {"r"}, "PUT": {"w"}, "DELETE": {"r", "w"}}
+_PROTOCOL = "http"  # the metrics label of this front-end
+#: The statuses of a refusal that ``dtk_clients_closed_total`` counts, by reason.
+_CLOSE_REASON = {408: "slow", 413: "too_large", 431: "too_large"}
 
 
 class HttpError(Exception):
@@ -304,8 +319,10 @@ class HttpServer(ListeningServer):
     """A listening HTTP server of one node; stop it with :meth:`close`.
 
     ``idle_timeout`` closes keep-alive connections that send nothing for that
-    many seconds, and bounds how long a request head, and then its body, may
-    take to arrive.
+    many seconds (0: never); ``slow_client_timeout`` bounds how long the rest
+    of a request head, then its body, may take to arrive (``408``), and how
+    long a client may take to accept its answer. Both come from ``limits``
+    (default: ``client_limit``'s, else the defaults) unless given.
     """
 
     def __init__(
@@ -313,15 +330,21 @@ class HttpServer(ListeningServer):
         service: StoreService,
         metrics: NodeMetrics,
         *,
-        idle_timeout: float = 60.0,
+        idle_timeout: float | None = None,
         client_limit: ClientLimit | None = None,
         authenticator: Authenticator | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.service = service
         self.metrics = metrics
         self.authenticator = authenticator or Authenticator()
-        self.idle_timeout = idle_timeout
         self.client_limit = client_limit
+        #: Counts closures (a private one when no limit is shared).
+        self.counts = client_limit if client_limit is not None else ClientLimit()
+        self.limits = limits if limits is not None else self.counts.limits
+        self.idle_timeout = self.limits.idle_timeout if idle_timeout is None else idle_timeout
+        self.slow_timeout = self.limits.slow_client_timeout
+        self.max_body = self.limits.max_request_bytes
         self.closing = False
         self.scheme = "http"
         self._server: asyncio.Server | None = None
@@ -407,11 +430,20 @@ class HttpServer(ListeningServer):
 
     async def _serve_requests(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         writer = connection.writer
+        idle, slow = self.idle_timeout or None, self.slow_timeout or None  # 0: never
+        too_slow = HttpError(408, f"request not received within {slow} s", close=True)
         while not self.closing:
             connection.idle = True
             try:
-                async with asyncio.timeout(self.idle_timeout):
-                    head = await reader.readuntil(b"\r\n\r\n")
+                async with asyncio.timeout(idle):  # keep-alive: waiting for a request
+                    first = await reader.readexactly(1)
+            except TimeoutError:
+                log.debug("closing HTTP client: idle for %s s", idle)
+                self.counts.count_closed(_PROTOCOL, "idle")
+                return
+            try:
+                async with asyncio.timeout(slow):  # begun: the rest must come in time
+                    head = first + await reader.readuntil(b"\r\n\r\n")
             except asyncio.LimitOverrunError:
                 await self._refuse(
                     reader,
@@ -419,14 +451,20 @@ class HttpServer(ListeningServer):
                     HttpError(431, f"request head over {MAX_HEAD_BYTES} bytes", close=True),
                 )
                 return
+            except TimeoutError:
+                await self._refuse(reader, writer, too_slow)
+                return
             connection.idle = False
             head = head.lstrip(b"\r\n")  # tolerate stray CRLFs between requests
             if not head:
                 continue
             try:
                 request = parse_head(head)
-                async with asyncio.timeout(self.idle_timeout):  # a trickled body is cut off too
-                    body = await self._read_body(reader, writer, request)
+                try:
+                    async with asyncio.timeout(slow):  # a trickled body is cut off too
+                        body = await self._read_body(reader, writer, request)
+                except TimeoutError:
+                    raise too_slow from None
                 request = attrs.evolve(request, body=body)
             except HttpError as error:
                 connection.idle = True  # closable while lingering
@@ -435,7 +473,14 @@ class HttpServer(ListeningServer):
             response = await self._respond(request)
             keep = request.keep_alive and not response.close and not self.closing
             writer.write(self._render(response, keep))
-            await writer.drain()
+            try:
+                async with asyncio.timeout(slow):  # a client must take its answer
+                    await writer.drain()
+            except TimeoutError:
+                log.info("dropping HTTP client: answer not taken within %s s", slow)
+                self.counts.count_closed(_PROTOCOL, "slow")
+                writer.transport.abort()
+                return
             if not keep:
                 return
 
@@ -443,6 +488,9 @@ class HttpServer(ListeningServer):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, error: HttpError
     ) -> None:
         """Answer an unreadable request and close: its framing can no longer be trusted."""
+        reason = _CLOSE_REASON.get(error.status)
+        if reason is not None:
+            self.counts.count_closed(_PROTOCOL, reason)
         writer.write(self._render(_error_response(error), keep_alive=False))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
@@ -474,14 +522,14 @@ class HttpServer(ListeningServer):
         if not length_text.isdigit() or not length_text.isascii():
             raise HttpError(400, "malformed Content-Length", close=True)
         length = int(length_text)
-        if length > MAX_BODY_BYTES:
+        if length > self.max_body:
             raise HttpError(
                 413,
-                f"body of {length} bytes exceeds {MAX_BODY_BYTES}",
+                f"body of {length} bytes exceeds {self.max_body}",
                 name="BodyTooLarge",
                 close=True,
                 body_bytes=length,
-                limit=MAX_BODY_BYTES,
+                limit=self.max_body,
             )
         if length == 0:
             return b""
@@ -508,13 +556,13 @@ class HttpServer(ListeningServer):
                 raise HttpError(400, "malformed chunk size", close=True)
             if size == 0:
                 break
-            if len(body) + size > MAX_BODY_BYTES:
+            if len(body) + size > self.max_body:
                 raise HttpError(
                     413,
-                    f"body exceeds {MAX_BODY_BYTES} bytes",
+                    f"body exceeds {self.max_body} bytes",
                     name="BodyTooLarge",
                     close=True,
-                    limit=MAX_BODY_BYTES,
+                    limit=self.max_body,
                 )
             body += await reader.readexactly(size)
             if await reader.readexactly(2) != b"\r\n":
@@ -733,23 +781,27 @@ async def start_http_server(
     port: int,
     *,
     metrics: NodeMetrics | None = None,
-    idle_timeout: float = 60.0,
+    idle_timeout: float | None = None,
     client_limit: ClientLimit | None = None,
     authenticator: Authenticator | None = None,
     tls: ssl.SSLContext | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> HttpServer:
     """Serve ``service`` over HTTP on ``host:port`` (port 0: any free one).
 
     ``metrics`` counts requests under protocol ``http`` and is what ``/metrics``
     shows; without it the server keeps its own for the node. With users in
     ``authenticator`` requests need Basic credentials; with ``tls``, HTTPS only.
+    ``limits`` (default: ``client_limit``'s) are the timeouts and body size;
+    ``idle_timeout`` overrides theirs.
     """
     server = HttpServer(
         service,
-        metrics or NodeMetrics(service.node),
+        metrics or NodeMetrics(service.node, client_limit),
         idle_timeout=idle_timeout,
         client_limit=client_limit,
         authenticator=authenticator,
+        limits=limits,
     )
     await server._listen(host, port, tls)
     return server

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from dynamo_toolkit.node import Node
-from dynamo_toolkit_server.client_limit import ClientLimit
+from dynamo_toolkit_server.client_limit import CLOSE_REASONS, ClientLimit
 
 __all__ = ["NodeMetrics"]
 
@@ -102,6 +102,47 @@ class _NodeCounterCollector(Collector):
                 yield CounterMetricFamily(f"dtk_{name}", text, value=value)
 
 
+class _ClientLimitCollector(Collector):
+    """Exposes what the client limits cost clients, by protocol and reason.
+
+    ``dtk_clients_closed_total`` counts connections the node closed (idle,
+    slow, too large a request); ``dtk_requests_refused_total`` requests it
+    refused on a connection it kept (past ``max_pipelined``). Every known
+    series is shown from zero, so ``rate()`` works before the first event.
+    """
+
+    def __init__(self, client_limit: ClientLimit | None) -> None:
+        self._limit = client_limit
+
+    def collect(self) -> Iterator[Metric]:
+        """Both families, read from the shared :class:`ClientLimit`."""
+        closed = CounterMetricFamily(
+            "dtk_clients_closed",
+            "Client connections the node closed for a limit, by protocol and reason "
+            "(idle, slow, too_large).",
+            labels=["protocol", "reason"],
+        )
+        refused = CounterMetricFamily(
+            "dtk_requests_refused",
+            "Client requests refused for a limit on a connection kept open, by protocol "
+            "and reason (pipeline).",
+            labels=["protocol", "reason"],
+        )
+        counts = dict.fromkeys(
+            ((p, r) for p in ("resp", "http", "native") for r in CLOSE_REASONS), 0
+        )
+        refusals = dict.fromkeys(((p, "pipeline") for p in ("resp", "native")), 0)
+        if self._limit is not None:
+            counts.update(self._limit.closed)
+            refusals.update(self._limit.requests_refused)
+        for (protocol, reason), value in sorted(counts.items()):
+            closed.add_metric([protocol, reason], value)
+        for (protocol, reason), value in sorted(refusals.items()):
+            refused.add_metric([protocol, reason], value)
+        yield closed
+        yield refused
+
+
 def _bucket_label(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
@@ -116,6 +157,7 @@ class NodeMetrics:
         #: Per ``(protocol, command)`` counts and latency buckets.
         self.commands: dict[tuple[str, str], _CommandStats] = {}
         self.registry.register(_RequestCollector(self.commands))
+        self.registry.register(_ClientLimitCollector(client_limit))
         counters = {
             "quorum_failures": "Requests that did not reach their R or W quorum.",
             "read_repairs": "Stale replicas repaired after reads coordinated here.",

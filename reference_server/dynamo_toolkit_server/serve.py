@@ -49,8 +49,9 @@ class NodeProcess:
         self.node: Node | None = None
         self.service: StoreService | None = None
         self.metrics: NodeMetrics | None = None
-        #: One cap on client connections for all the node's front-ends.
-        self.client_limit = ClientLimit(settings.max_clients)
+        #: One cap on client connections for all the node's front-ends, with
+        #: the per-connection limits (timeouts, sizes) each of them applies.
+        self.client_limit = ClientLimit(settings.max_clients, settings.limits)
         #: Who may log in on the client ports (nobody needs to, without users).
         self.authenticator = Authenticator(settings.security.users)
         self.frontends: dict[str, _Closable] = {}

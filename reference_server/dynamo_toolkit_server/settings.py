@@ -12,6 +12,7 @@ From a TOML file (what ``dtk cluster up`` writes for each node)::
     flush_interval = 0.2         # seconds between storage flushes (group commit)
     join = false                 # true: join a running cluster through [[members]] as seeds
     unauthenticated_network = false  # true: allow ports beyond loopback without authentication
+    idle_timeout = 300           # client limits: see the NodeSettings fields
 
     [security]                    # optional: see SecuritySettings
     cluster_secret_file = "cluster.secret"
@@ -47,7 +48,15 @@ from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit_plugins.transport.tcp import parse_address
 from dynamo_toolkit_server.auth import Role, User
-from dynamo_toolkit_server.client_limit import DEFAULT_MAX_CLIENTS
+from dynamo_toolkit_server.client_limit import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_PIPELINED,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_SLOW_CLIENT_TIMEOUT,
+    ConnectionLimits,
+)
 
 __all__ = ["DEFAULT_STORAGE_ENGINE", "NodeSettings", "SecuritySettings"]
 
@@ -81,6 +90,12 @@ _NODE_KEYS = {
     "join",
     "unauthenticated_network",
     "max_clients",
+    # client limits (one block; see ConnectionLimits)
+    "idle_timeout",
+    "slow_client_timeout",
+    "max_output_bytes",
+    "max_request_bytes",
+    "max_pipelined",
 }
 
 
@@ -333,6 +348,61 @@ class NodeSettings:
             "disconnected; ``dtk_clients_refused_total`` counts them.",
         },
     )
+    # -- client limits: checked together by ConnectionLimits (see limits below) --
+    idle_timeout: float = attrs.field(
+        default=DEFAULT_IDLE_TIMEOUT,
+        metadata={
+            "unit": "seconds",
+            "doc": "A client connection with no request in flight that sends nothing for "
+            "this long is closed (Redis's ``timeout``; HTTP's keep-alive). ``0``: never. "
+            "RESP and HTTP close silently, as Redis does; connection pools reconnect. "
+            'Counted in ``dtk_clients_closed_total{reason="idle"}``.',
+        },
+    )
+    slow_client_timeout: float = attrs.field(
+        default=DEFAULT_SLOW_CLIENT_TIMEOUT,
+        metadata={
+            "unit": "seconds",
+            "doc": "A client that leaves its replies unread (the node holds more than the "
+            "socket's 64 KiB high-water mark for it and stopped running its commands) for "
+            "this long is disconnected; so is an HTTP client that takes longer to send a "
+            "request it has begun, or to take its answer. ``0``: never. Counted in "
+            '``dtk_clients_closed_total{reason="slow"}``.',
+        },
+    )
+    max_output_bytes: int = attrs.field(
+        default=DEFAULT_MAX_OUTPUT_BYTES,
+        metadata={
+            "unit": "bytes",
+            "doc": "Replies one RESP or native connection may have waiting to be sent "
+            "(Redis's ``client-output-buffer-limit`` hard limit). A client that is not "
+            "reading and goes past it is disconnected at once, its replies dropped; "
+            '``0``: no limit. Counted in ``dtk_clients_closed_total{reason="slow"}``.',
+        },
+    )
+    max_request_bytes: int = attrs.field(
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metadata={
+            "unit": "bytes",
+            "doc": "Largest request: a RESP command and each of its bulk strings "
+            "(Redis's ``proto-max-bulk-len``), a native frame, an HTTP body (``413``). "
+            "The client is told why and disconnected, since the rest of its stream can "
+            'no longer be framed; counted in ``dtk_clients_closed_total{reason="too_large"}``. '
+            "Stored pairs are further limited by ``max_pair_bytes``.",
+        },
+    )
+    max_pipelined: int = attrs.field(
+        default=DEFAULT_MAX_PIPELINED,
+        metadata={
+            "doc": "Requests one RESP or native connection may have read and not yet "
+            "answered. The node stops reading a connection at 4096 queued RESP commands "
+            "(256 native requests), or at ``max_pipelined`` if lower, until it catches "
+            "up; requests that already arrived past the cap are each refused "
+            "(``-ERR max pipelined requests reached (N)``, a native ``TooManyRequests`` "
+            'error) and counted in ``dtk_requests_refused_total{reason="pipeline"}``; '
+            "the connection stays open.",
+        },
+    )
     unauthenticated_network: bool = attrs.field(
         default=False,
         metadata={
@@ -357,6 +427,7 @@ class NodeSettings:
             raise ConfigurationError(
                 f"max_clients must be a positive integer, got {self.max_clients!r}"
             )
+        self.limits  # noqa: B018 - checks the client limits, with their errors
         if not self.unauthenticated_network:
             self._refuse_open_ports()
 
@@ -379,6 +450,17 @@ class NodeSettings:
                 "true in [node] (dtk serve: --unauthenticated-network) on a network you "
                 "trust"
             )
+
+    @property
+    def limits(self) -> ConnectionLimits:
+        """The per-connection client limits every front-end applies."""
+        return ConnectionLimits(
+            idle_timeout=self.idle_timeout,
+            slow_client_timeout=self.slow_client_timeout,
+            max_output_bytes=self.max_output_bytes,
+            max_request_bytes=self.max_request_bytes,
+            max_pipelined=self.max_pipelined,
+        )
 
     @property
     def info(self) -> NodeInfo:
@@ -448,6 +530,11 @@ class NodeSettings:
             join=bool(node.get("join", False)),
             unauthenticated_network=bool(node.get("unauthenticated_network", False)),
             max_clients=node.get("max_clients", DEFAULT_MAX_CLIENTS),
+            idle_timeout=node.get("idle_timeout", DEFAULT_IDLE_TIMEOUT),
+            slow_client_timeout=node.get("slow_client_timeout", DEFAULT_SLOW_CLIENT_TIMEOUT),
+            max_output_bytes=node.get("max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES),
+            max_request_bytes=node.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES),
+            max_pipelined=node.get("max_pipelined", DEFAULT_MAX_PIPELINED),
         )
 
     @classmethod
