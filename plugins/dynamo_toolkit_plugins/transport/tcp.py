@@ -363,9 +363,7 @@ class _Connection(asyncio.Protocol):
                 future.exception()
         self.pending.clear()
         if self.ready is not None and not self.ready.done():
-            self.ready.set_exception(
-                TransportError(f"{self.dest!r} refused the connection: {reason}")
-            )
+            self.ready.set_exception(TransportError(f"handshake failed: {reason}"))
             self.ready.exception()
 
     def connection_lost(self, exc: Exception | None) -> None:
