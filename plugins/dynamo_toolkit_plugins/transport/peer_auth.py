@@ -17,7 +17,16 @@ import hmac
 import os
 from collections.abc import Sequence
 
-__all__ = ["NONCE_BYTES", "PROOF_BYTES", "Role", "new_nonce", "proof", "verify"]
+__all__ = [
+    "CONNECTOR",
+    "LISTENER",
+    "NONCE_BYTES",
+    "PROOF_BYTES",
+    "Role",
+    "new_nonce",
+    "proof",
+    "verify",
+]
 
 #: Bytes of each side's fresh random challenge.
 NONCE_BYTES = 16
