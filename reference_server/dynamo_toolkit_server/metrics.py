@@ -170,6 +170,8 @@ class NodeMetrics:
             "hints_refused": "Hinted writes refused because the hint store was full.",
             "hints_expired": "Hints dropped because they outlived hint_max_age.",
             "clients_refused": "Client connections turned away at max_clients.",
+            "peer_auth_failures": "Peer connections refused: no or wrong cluster secret "
+            "or certificate.",
             "hinted_requests": "Requests coordinated here that used stand-ins.",
             "anti_entropy_partitions": "Partition exchanges run by anti-entropy from this node.",
             "anti_entropy_keys_repaired": "Keys anti-entropy found different and reconciled.",
@@ -275,6 +277,8 @@ class NodeMetrics:
                 "handoff_ranges_done": self.node.membership.progress.ranges_done,
                 "handoff_keys_received": self.node.membership.progress.keys_received,
                 "stored_keys": len(self.node.engine),
+                # Transports that authenticate peers (tcp) count refusals.
+                "peer_auth_failures": getattr(self.node.transport, "auth_failures", 0),
                 "store_lookups": self.node.store.lookups,
                 "store_decoded_hits": self.node.store.decoded_hits,
                 "store_decoded_bytes": self.node.store.decoded_bytes,

@@ -27,6 +27,7 @@ from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.service import StoreService
 from dynamo_toolkit_server.settings import NodeSettings
+from dynamo_toolkit_server.tls import peer_contexts, read_cluster_secrets
 
 __all__ = ["READY_FILE", "NodeProcess", "run_node", "tune_garbage_collector"]
 
@@ -66,6 +67,7 @@ class NodeProcess:
         params = dict(choice.params)
         # This node listens on its [node] peer address whatever else is said.
         params["addresses"] = {**params.get("addresses", {}), s.node_id: s.peer}
+        params.update(self._peer_security())
         network = self.host.registry.create(
             "transport", choice.name, seed=0, members=s.members, **params
         )
@@ -108,6 +110,22 @@ class NodeProcess:
                 "no cluster secret or peer TLS: any process that reaches the peer port is "
                 "trusted as a node, so it stays on loopback (see the security docs)"
             )
+
+    def _peer_security(self) -> dict[str, Any]:
+        """The peer transport's cluster secrets and TLS contexts, from ``[security]``."""
+        security = self.settings.security
+        options: dict[str, Any] = {}
+        if security.cluster_secret_file is not None:
+            options["cluster_secret"] = read_cluster_secrets(security.cluster_secret_file)
+        if security.tls and security.peer_tls:
+            assert security.tls_cert is not None
+            assert security.tls_key is not None
+            assert security.tls_ca is not None  # SecuritySettings checks it
+            server_tls, client_tls = peer_contexts(
+                security.tls_cert, security.tls_key, security.tls_ca
+            )
+            options.update(server_tls=server_tls, client_tls=client_tls)
+        return options
 
     def _starters(self) -> dict[str, Callable[[str, int], Awaitable[Any]]]:
         assert self.service is not None
