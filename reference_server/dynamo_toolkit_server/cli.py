@@ -184,6 +184,7 @@ def _start(
     storage: str | None,
     durability: str | None,
     auth: bool,
+    tls: bool,
 ) -> list[dict[str, Any]]:
     from dynamo_toolkit_server.local_cluster import (
         PLAN_FILE,
@@ -225,6 +226,7 @@ def _start(
         storage=storage,
         durability=durability,
         auth=auth,
+        tls=tls,
     )
     return start_cluster(directory, plan)
 
@@ -252,6 +254,13 @@ def _cluster_options(function: Any) -> Any:
             default=False,
             help="Clients log in: make an admin user, its password saved 0600 in "
             "DIR/credentials.toml (dtk commands with --dir use it).",
+        ),
+        click.option(
+            "--tls",
+            is_flag=True,
+            default=False,
+            help="Client and peer ports speak TLS: make a local CA and node certificates "
+            "in DIR/tls.",
         ),
     ]
     for option in reversed(options):
@@ -362,26 +371,43 @@ Status: {_dtk_command()} cluster status --dir {directory}     Ctrl-C stops every
 
 
 def _print_login(directory: Path, first: dict[str, Any]) -> bool:
-    """How to log in to a cluster with credentials; whether it has any."""
+    """How to connect to a cluster with credentials or TLS; whether it has either."""
     from dynamo_toolkit_server.credentials import CREDENTIALS_FILE
 
     path = directory / CREDENTIALS_FILE
     if not path.exists():
         return False
     creds = _credentials(directory)
-    if creds.password is None:
-        return False
     host, port = first["resp"].rsplit(":", 1)
-    # The password stays in the file: these lines read it from there.
-    secret = f"$(sed -n 's/^password = \"\\(.*\\)\"$/\\1/p' {path})"
+    redis_cli = f"redis-cli -h {host} -p {port}"
+    curl = "curl"
+    redis_py = f"redis.Redis({host!r}, {port}"
+    client = "Client([...]"
+    lines = []
+    if creds.tls:
+        lines.append(f"Ports speak TLS; the nodes' CA certificate is {creds.ca}")
+        redis_cli += f" --tls --cacert {creds.ca}"
+        curl += f" --cacert {creds.ca}"
+        redis_py += f", ssl=True, ssl_ca_certs={str(creds.ca)!r}"
+        client += f", tls=ssl.create_default_context(cafile={str(creds.ca)!r})"
+    if creds.password is not None:
+        # The password stays in the file: these lines read it from there.
+        secret = f"$(sed -n 's/^password = \"\\(.*\\)\"$/\\1/p' {path})"
+        lines.append(f"Clients log in as {creds.user!r}; the password is in {path} (mode 0600):")
+        lines.append(f"  export DTK_PASSWORD={secret}")
+        redis_cli += f' --user {creds.user} --pass "$DTK_PASSWORD"'
+        curl += f' -u "{creds.user}:$DTK_PASSWORD"'
+        redis_py += f', username={creds.user!r}, password=os.environ["DTK_PASSWORD"]'
+        client += f', user={creds.user!r}, password=os.environ["DTK_PASSWORD"]'
     click.echo(
-        f"""
-Clients log in. User {creds.user!r}; its password is in {path} (mode 0600):
-  export DTK_PASSWORD={secret}
-  redis-cli -h {host} -p {port} --user {creds.user} --pass "$DTK_PASSWORD"
-  curl -u "{creds.user}:$DTK_PASSWORD" http://{first["http"]}/kv/greeting
+        "\n"
+        + "\n".join(lines)
+        + f"""
+Connect with:
+  {redis_cli}
+  {curl} {creds.scheme}://{first["http"]}/kv/greeting
   {_dtk_command()} get greeting --dir {directory}      (reads {CREDENTIALS_FILE})
-Python: Client([...], user={creds.user!r}, password=os.environ["DTK_PASSWORD"])
+Python: {redis_py})   {client})
 Status: {_dtk_command()} cluster status --dir {directory}"""
     )
     return True

@@ -33,6 +33,7 @@ from dynamo_toolkit_server.credentials import (
 )
 from dynamo_toolkit_server.serve import READY_FILE
 from dynamo_toolkit_server.settings import DEFAULT_STORAGE_ENGINE
+from dynamo_toolkit_server.tls import make_local_pki, write_cluster_secret
 
 __all__ = [
     "ClusterPlan",
@@ -68,6 +69,10 @@ class ClusterPlan:
     #: Clients log in: the ``[[users]]`` of every node (name, role, password_hash).
     auth: bool = False
     users: tuple[Mapping[str, str], ...] = ()
+    #: Client and peer ports speak TLS, with certificates of a CA in ``DIR/tls``.
+    tls: bool = False
+    #: Peers prove ``DIR/cluster.secret`` (clusters made before it existed: no).
+    cluster_secret: bool = True
     #: Nodes that left or were removed: never restarted.
     gone: tuple[str, ...] = ()
     #: Nodes started after the first ``up``: they join through the others.
@@ -80,6 +85,8 @@ class ClusterPlan:
             "store": dict(self.store),
             "auth": self.auth,
             "users": [dict(user) for user in self.users],
+            "tls": self.tls,
+            "cluster_secret": self.cluster_secret,
             "gone": list(self.gone),
             "joined": list(self.joined),
         }
@@ -92,6 +99,8 @@ class ClusterPlan:
             data["store"],
             bool(data.get("auth", False)),
             tuple(data.get("users", ())),
+            bool(data.get("tls", False)),
+            bool(data.get("cluster_secret", False)),
             tuple(data.get("gone", ())),
             tuple(data.get("joined", ())),
         )
@@ -115,6 +124,7 @@ def plan_cluster(
     storage: str | None = None,
     durability: str | None = None,
     auth: bool = False,
+    tls: bool = False,
     host: str = "127.0.0.1",
 ) -> ClusterPlan:
     """Choose ports and store settings; N, R, W default to 3, 2, 2 capped by the node count."""
@@ -163,7 +173,7 @@ def plan_cluster(
                 f"{host}:{port + 3}",
             )
         )
-    return ClusterPlan(tuple(plans), store, auth)
+    return ClusterPlan(tuple(plans), store, auth, tls=tls)
 
 
 # -- files ---------------------------------------------------------------------
@@ -183,6 +193,23 @@ def _toml_value(value: Any) -> str:
     raise ConfigurationError(f"cannot write {type(value).__name__} to TOML")
 
 
+SECRET_FILE = "cluster.secret"
+TLS_DIR = "tls"
+
+
+def _security_section(plan: ClusterPlan, node: NodePlan, directory: Path) -> dict[str, str]:
+    """``[security]`` of ``node``: the cluster secret and TLS files under ``directory``."""
+    section = {}
+    if plan.cluster_secret:
+        section["cluster_secret_file"] = str(directory / SECRET_FILE)
+    if plan.tls:
+        tls = directory / TLS_DIR
+        section["tls_cert"] = str(tls / f"{node.name}.crt")
+        section["tls_key"] = str(tls / f"{node.name}.key")
+        section["tls_ca"] = str(tls / "ca.crt")
+    return section
+
+
 def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
     """The ``node.toml`` of ``node``."""
     lines = ["[node]"]
@@ -196,6 +223,10 @@ def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
         "join": node.name in plan.joined,
     }
     lines += [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    security = _security_section(plan, node, data_dir.parent)
+    if security:
+        lines += ["", "[security]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in security.items()]
     for user in plan.users:
         lines += ["", "[[users]]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in user.items()]
@@ -219,8 +250,17 @@ def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
 
 
 def write_plan(directory: Path, plan: ClusterPlan) -> None:
-    """Create ``directory`` with ``cluster.json`` and every node's ``node.toml``."""
+    """Create ``directory`` with ``cluster.json`` and every node's ``node.toml``.
+
+    The cluster secret and the nodes' certificates are made when missing
+    (never replaced: a node that joins later gets its certificate from the
+    same CA).
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    if plan.cluster_secret:
+        write_cluster_secret(directory / SECRET_FILE)
+    if plan.tls:
+        make_local_pki(directory / TLS_DIR, [node.name for node in plan.nodes])
     (directory / PLAN_FILE).write_text(json.dumps(plan.to_json(), indent=2))
     for node in plan.nodes:
         node_dir = directory / node.name
@@ -250,6 +290,7 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
         "storage": engine if isinstance(engine, str) else engine.get("name"),
         "durability": None if isinstance(engine, str) else engine.get("durability"),
         "auth": plan.auth,
+        "tls": plan.tls,
     }
     conflicts = []
     for name, value in given.items():
@@ -375,15 +416,20 @@ def _with_credentials(directory: Path, plan: ClusterPlan) -> ClusterPlan:
 
     The nodes keep only the password's hash; the password itself goes to the
     cluster directory's ``credentials.toml``, which ``dtk`` commands given
-    ``--dir`` read.
+    ``--dir`` read. With ``tls`` the file also says where the CA is.
     """
-    if not plan.auth or plan.users:
-        return plan
-    password = generate_password()
-    user = {"name": "admin", "role": "admin", "password_hash": hash_password(password)}
-    directory.mkdir(parents=True, exist_ok=True)
-    write_credentials(directory / CREDENTIALS_FILE, {"user": "admin", "password": password})
-    return attrs.evolve(plan, users=(user,))
+    values: dict[str, Any] = {}
+    if plan.tls:
+        values |= {"tls": True, "ca": f"{TLS_DIR}/ca.crt"}
+    if plan.auth and not plan.users:
+        password = generate_password()
+        user = {"name": "admin", "role": "admin", "password_hash": hash_password(password)}
+        values |= {"user": "admin", "password": password}
+        plan = attrs.evolve(plan, users=(user,))
+    if values:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_credentials(directory / CREDENTIALS_FILE, values)
+    return plan
 
 
 def start_cluster(

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.service import StoreService
 from dynamo_toolkit_server.settings import NodeSettings
-from dynamo_toolkit_server.tls import peer_contexts, read_cluster_secrets
+from dynamo_toolkit_server.tls import peer_contexts, read_cluster_secrets, server_context
 
 __all__ = ["READY_FILE", "NodeProcess", "run_node", "tune_garbage_collector"]
 
@@ -127,10 +128,22 @@ class NodeProcess:
             options.update(server_tls=server_tls, client_tls=client_tls)
         return options
 
+    def _client_tls(self) -> ssl.SSLContext | None:
+        """The client ports' TLS context, from ``[security]`` (``None``: plain TCP)."""
+        security = self.settings.security
+        if not security.tls:
+            return None
+        assert security.tls_cert is not None
+        assert security.tls_key is not None
+        return server_context(
+            security.tls_cert, security.tls_key, security.tls_ca, security.tls_client_certs
+        )
+
     def _starters(self) -> dict[str, Callable[[str, int], Awaitable[Any]]]:
         assert self.service is not None
         service, metrics, authenticator = self.service, self.metrics, self.authenticator
         limit = self.client_limit
+        tls = self._client_tls()
 
         async def resp(host: str, port: int) -> Any:
             from dynamo_toolkit_server.resp.server import start_resp_server
@@ -142,6 +155,7 @@ class NodeProcess:
                 metrics=metrics,
                 authenticator=authenticator,
                 client_limit=limit,
+                tls=tls,
             )
 
         async def http(host: str, port: int) -> Any:
@@ -154,6 +168,7 @@ class NodeProcess:
                 metrics=metrics,
                 client_limit=limit,
                 authenticator=authenticator,
+                tls=tls,
             )
 
         async def native(host: str, port: int) -> Any:
@@ -166,6 +181,7 @@ class NodeProcess:
                 metrics=metrics,
                 client_limit=limit,
                 authenticator=authenticator,
+                tls=tls,
             )
 
         return {"resp": resp, "http": http, "native": native}
