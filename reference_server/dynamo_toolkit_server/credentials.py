@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 
 from dynamo_toolkit.errors import ConfigurationError
+from dynamo_toolkit_server.tls import client_context
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -74,15 +75,7 @@ class Credentials:
         """The client TLS context (checking the nodes against ``ca``), or ``None``."""
         if not self.tls:
             return None
-        try:
-            context = ssl.create_default_context(cafile=self.ca)
-            if self.cert is not None:
-                context.load_cert_chain(self.cert, self.key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(
-                f"cannot load the TLS files of the credentials: {exc}"
-            ) from exc
-        return context
+        return client_context(self.ca, self.cert, self.key)
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~dynamo_toolkit_server.client.Client`."""

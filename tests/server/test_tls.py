@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import ssl
 import stat
 from pathlib import Path
@@ -12,8 +14,12 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from dynamo_toolkit.errors import ConfigurationError
+from dynamo_toolkit.in_process_cluster import Cluster
+from dynamo_toolkit_server.resp.server import start_resp_server
+from dynamo_toolkit_server.service import StoreService
 from dynamo_toolkit_server.tls import (
     client_context,
+    issue_certificate,
     make_local_pki,
     peer_contexts,
     read_cluster_secret,
@@ -136,3 +142,61 @@ def test_cluster_secret_refusals(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(ConfigurationError, match=r"readable by others.*chmod 600"):
         read_cluster_secret(path)
+
+
+def test_client_ports_refuse_missing_expired_and_foreign_client_certificates(
+    tmp_path: Path,
+) -> None:
+    """With tls_client_certs = "required", only a valid certificate of the CA gets in."""
+    pki = make_local_pki(tmp_path / "pki", ["n1"])
+    cert, key = pki.nodes["n1"]
+    expired = (tmp_path / "expired.crt", tmp_path / "expired.key")
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
+    issue_certificate(
+        *expired,
+        "old-client",
+        ca_cert=pki.ca_cert,
+        ca_key=pki.ca_key,
+        not_before=past - datetime.timedelta(days=1),
+        not_after=past,
+    )
+    foreign = make_local_pki(tmp_path / "foreign", [])
+
+    async def scenario() -> None:
+        async with await Cluster.start(1, {"store": {"n": 1, "r": 1, "w": 1}}) as cluster:
+            server = await start_resp_server(
+                StoreService(cluster.node("n1")),
+                "127.0.0.1",
+                0,
+                tls=server_context(cert, key, pki.ca_cert, "required"),
+            )
+            try:
+
+                async def ping(client_cert: tuple[Path, Path] | None) -> bytes:
+                    context = client_context(pki.ca_cert, *(client_cert or (None, None)))
+                    reader, writer = await asyncio.open_connection(
+                        "127.0.0.1", server.port, ssl=context, server_hostname="127.0.0.1"
+                    )
+                    try:
+                        writer.write(b"PING\r\n")
+                        return await asyncio.wait_for(reader.readline(), 10)
+                    finally:
+                        writer.close()
+                        with contextlib.suppress(OSError, ssl.SSLError):
+                            await writer.wait_closed()
+
+                async def refused(client_cert: tuple[Path, Path] | None) -> bool:
+                    # TLS 1.3 tells the client after the handshake: its first read
+                    # fails, or the connection closes without an answer.
+                    try:
+                        return await ping(client_cert) == b""
+                    except (ssl.SSLError, ConnectionError):
+                        return True
+
+                assert await ping(pki.client) == b"+PONG\r\n"
+                for client_cert in (None, expired, foreign.client):
+                    assert await refused(client_cert), client_cert
+            finally:
+                await server.close()
+
+    asyncio.run(scenario())
