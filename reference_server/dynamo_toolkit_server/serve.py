@@ -103,13 +103,14 @@ class NodeProcess:
         log.info("node %s ready: %s", s.node_id, self.bound)
         if not self.authenticator.enabled:
             log.warning(
-                "no [[users]]: client ports do not authenticate, so they stay on loopback "
-                "(see the security docs)"
+                "no [[users]]: client ports do not authenticate anyone (the security docs "
+                "say how; off loopback only with unauthenticated_network)"
             )
         if not s.security.peers_authenticated:
             log.warning(
                 "no cluster secret or peer TLS: any process that reaches the peer port is "
-                "trusted as a node, so it stays on loopback (see the security docs)"
+                "trusted as a node (the security docs say how; off loopback only with "
+                "unauthenticated_network)"
             )
 
     def _peer_security(self) -> dict[str, Any]:
