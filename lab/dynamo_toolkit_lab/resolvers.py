@@ -48,13 +48,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 import msgpack
 
+from dynamo_toolkit.interfaces import ConflictResolver
+from dynamo_toolkit.values import decode_value
+from dynamo_toolkit.versioning import VectorClock, Version
 from dynamo_toolkit_lab.output import emit, progress, suite_options
 
 __all__ = ["ROUTES", "STRATEGIES", "command", "run_strategy", "run_suite", "strategy_component"]
@@ -112,7 +115,7 @@ class _Truth:
         return mask, read_mask
 
 
-class _HeldRecorder:
+class _HeldRecorder(ConflictResolver):
     """A node's resolver, unchanged, that tells ``truth`` what each blind write's coordinator held.
 
     The coordinator calls ``new_version`` with the versions it holds for the
@@ -120,21 +123,27 @@ class _HeldRecorder:
     exactly the set a superseding blind write replaces.
     """
 
-    def __init__(self, inner: Any, truth: _Truth) -> None:
+    def __init__(self, inner: ConflictResolver, truth: _Truth) -> None:
         self.inner = inner
         self.truth = truth
 
-    def blind_write_context(self, local: Sequence[Any]) -> Any:
+    def blind_write_context(self, local: Sequence[Version]) -> VectorClock:
+        """The wrapped resolver's answer."""
         return self.inner.blind_write_context(local)
 
-    def reconcile(self, versions: Any) -> Any:
+    def reconcile(self, versions: Iterable[Version]) -> tuple[Version, ...]:
+        """The wrapped resolver's answer."""
         return self.inner.reconcile(versions)
 
     def new_version(
-        self, context: Any, actor: str, value: bytes | None, timestamp: float, local: Any = ()
-    ) -> Any:
-        from dynamo_toolkit.values import decode_value
-
+        self,
+        context: VectorClock,
+        actor: str,
+        value: bytes | None,
+        timestamp: float,
+        local: Sequence[Version] = (),
+    ) -> Version:
+        """The wrapped resolver's version; first credits a blind write with what it replaces."""
         write_id = decode_value(value) if value is not None else None
         if write_id in self.truth.blind:
             # Credit what the resolver declares a blind write to have read
