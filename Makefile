@@ -23,10 +23,11 @@ run: venv
 demo: venv
 	$(BIN)/dtk demo
 
-## bench: the reference server against Redis (needs redis-server; writes docs/benchmarks)
+## bench: the reference server against Redis, plain and TLS (needs redis-server; writes docs/benchmarks)
 bench: venv
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/reference_server.py
+	$(BIN)/python benchmarks/tls_cost.py
 
 ## test: lint and types, then the whole suite (unit, conformance, scenarios, docs build)
 test: venv

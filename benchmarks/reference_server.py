@@ -79,11 +79,19 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def _benchmark_command(
-    port: int, tests: str, requests: int, clients: int, pipeline: int = 1
+    port: int,
+    tests: str,
+    requests: int,
+    clients: int,
+    pipeline: int = 1,
+    options: tuple[str, ...] = (),
 ) -> list[str]:
-    """The ``redis-benchmark`` command line (random keys out of 10,000, CSV output)."""
+    """The ``redis-benchmark`` command line (random keys out of 10,000, CSV output).
+
+    ``options`` go before the others, e.g. ``("--tls", "--cacert", "ca.crt")``.
+    """
     return [
-        "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+        "redis-benchmark", *options, "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
         "-n", str(requests), "-r", "10000", "-P", str(pipeline), "-t", tests, "--csv",
     ]  # fmt: skip
 
@@ -100,7 +108,13 @@ def _figures(row: dict[str, str]) -> dict[str, float | None]:
 
 
 def redis_benchmark(
-    port: int, tests: str, requests: int, clients: int, pipeline: int, pids: list[int]
+    port: int,
+    tests: str,
+    requests: int,
+    clients: int,
+    pipeline: int,
+    pids: list[int],
+    options: tuple[str, ...] = (),
 ) -> dict[str, dict[str, float]]:
     """Run redis-benchmark; ``{TEST: {"rps", "p50_ms", "p99_ms", "cpu_us"}}``.
 
@@ -109,7 +123,7 @@ def redis_benchmark(
     not depend on what else the machine runs at the same time.
     """
     before = cpu_seconds(pids)
-    command = _benchmark_command(port, tests, requests, clients, pipeline)
+    command = _benchmark_command(port, tests, requests, clients, pipeline, options)
     out = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True).stdout
     results: dict[str, dict[str, Any]] = {
         row["test"].split(" ")[0]: _figures(row) for row in csv.DictReader(io.StringIO(out))

@@ -108,15 +108,69 @@ def cluster() -> None:
     """Run a local cluster of node processes in one directory."""
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"dtk_{param.name}"] = value
+    return value
+
+
 def _dir_option(function: Any) -> Any:
-    return click.option(
-        "--dir",
-        "directory",
-        default=DEFAULT_DIR,
-        show_default=True,
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Cluster directory.",
-    )(function)
+    """``--dir``, and the credentials of the commands that talk to its nodes."""
+    options = [
+        click.option(
+            "--dir",
+            "directory",
+            default=DEFAULT_DIR,
+            show_default=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Cluster directory.",
+        ),
+        click.option(
+            "--user",
+            expose_value=False,
+            callback=_remember,
+            help="Log in as USER (default: $DTK_USER, else the credentials file).",
+        ),
+        click.option(
+            "--password",
+            expose_value=False,
+            callback=_remember,
+            help="USER's password; '-' reads it from stdin (default: $DTK_PASSWORD, else "
+            "the credentials file).",
+        ),
+        click.option(
+            "--credentials",
+            expose_value=False,
+            callback=_remember,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Credentials file (default: $DTK_CREDENTIALS, else DIR/credentials.toml).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _credentials(directory: Path) -> Any:
+    """The credentials this command was given (flags, environment, file)."""
+    from dynamo_toolkit_server.credentials import resolve_credentials
+
+    meta = click.get_current_context().meta
+    password: str | None = meta.get("dtk_password")
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        return resolve_credentials(
+            meta.get("dtk_user"), password, meta.get("dtk_credentials"), directory
+        )
+    except DynamoError as exc:
+        raise _fail(exc) from exc
+
+
+def _connect(directory: Path, addresses: list[str], timeout: float = 2.0) -> Any:
+    """A client of ``addresses`` logged in with this command's credentials."""
+    from dynamo_toolkit_server.client import Client
+
+    return Client(addresses, timeout=timeout, **_credentials(directory).client_options())
 
 
 def _start(
@@ -129,7 +183,8 @@ def _start(
     config_path: str | None,
     storage: str | None,
     durability: str | None,
-    password: str,
+    auth: bool,
+    tls: bool,
 ) -> list[dict[str, Any]]:
     from dynamo_toolkit_server.local_cluster import (
         PLAN_FILE,
@@ -170,7 +225,8 @@ def _start(
         config=config,
         storage=storage,
         durability=durability,
-        password=password,
+        auth=auth,
+        tls=tls,
     )
     return start_cluster(directory, plan)
 
@@ -192,7 +248,20 @@ def _cluster_options(function: Any) -> Any:
             default=None,
             help="Durability mode of the engine (engines that have modes: sqlite, lmdb, rocksdb).",
         ),
-        click.option("--password", default="", help="RESP AUTH password (default: none)."),
+        click.option(
+            "--auth",
+            is_flag=True,
+            default=False,
+            help="Clients log in: make an admin user, its password saved 0600 in "
+            "DIR/credentials.toml (dtk commands with --dir use it).",
+        ),
+        click.option(
+            "--tls",
+            is_flag=True,
+            default=False,
+            help="Client and peer ports speak TLS: make a local CA and node certificates "
+            "in DIR/tls.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -236,6 +305,8 @@ def up(directory: Path, as_json: bool, **options: Any) -> None:
     except (DynamoError, OSError) as exc:
         raise _fail(exc) from exc
     _print_nodes(rows, as_json)
+    if not as_json:
+        _print_login(directory, rows[0])
 
 
 @cluster.command()
@@ -243,10 +314,8 @@ def up(directory: Path, as_json: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the nodes as JSON.")
 def status(directory: Path, as_json: bool) -> None:
     """Show each node: running, healthy, addresses."""
-    from dynamo_toolkit_server.local_cluster import cluster_status
-
     try:
-        _print_nodes(cluster_status(directory), as_json)
+        _print_nodes(_status(directory), as_json)
     except DynamoError as exc:
         raise _fail(exc) from exc
 
@@ -278,8 +347,11 @@ def run(directory: Path, **options: Any) -> None:
     first = rows[0]
     host, port = first["resp"].rsplit(":", 1)
     addresses = ", ".join(repr(row["native"]) for row in rows)
-    click.echo(
-        f"""
+    if _print_login(directory, first):
+        click.echo("Ctrl-C stops every node.")
+    else:
+        click.echo(
+            f"""
 Connect with:
   redis-cli -h {host} -p {port}
   curl -X PUT --data hello http://{first["http"]}/kv/greeting; curl http://{first["http"]}/kv/greeting
@@ -288,7 +360,7 @@ c = Client([{addresses}]); c.put('k', ['a', 'b']); print(c.get('k').values)"
   {_dtk_command()} get k --dir {directory}
 Status: {_dtk_command()} cluster status --dir {directory}     Ctrl-C stops every node.
 """
-    )
+        )
     # Blocked signals are queued for sigwait instead of raising mid-print.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
@@ -298,12 +370,54 @@ Status: {_dtk_command()} cluster status --dir {directory}     Ctrl-C stops every
         click.echo(f"\nstopped: {', '.join(stopped)}")
 
 
+def _print_login(directory: Path, first: dict[str, Any]) -> bool:
+    """How to connect to a cluster with credentials or TLS; whether it has either."""
+    from dynamo_toolkit_server.credentials import CREDENTIALS_FILE
+
+    path = directory / CREDENTIALS_FILE
+    if not path.exists():
+        return False
+    creds = _credentials(directory)
+    host, port = first["resp"].rsplit(":", 1)
+    redis_cli = f"redis-cli -h {host} -p {port}"
+    curl = "curl"
+    redis_py = f"redis.Redis({host!r}, {port}"
+    client = "Client([...]"
+    lines = []
+    if creds.tls:
+        lines.append(f"Ports speak TLS; the nodes' CA certificate is {creds.ca}")
+        redis_cli += f" --tls --cacert {creds.ca}"
+        curl += f" --cacert {creds.ca}"
+        redis_py += f", ssl=True, ssl_ca_certs={str(creds.ca)!r}"
+        client += f", tls=ssl.create_default_context(cafile={str(creds.ca)!r})"
+    if creds.password is not None:
+        # The password stays in the file: these lines read it from there.
+        secret = f"$(sed -n 's/^password = \"\\(.*\\)\"$/\\1/p' {path})"
+        lines.append(f"Clients log in as {creds.user!r}; the password is in {path} (mode 0600):")
+        lines.append(f"  export DTK_PASSWORD={secret}")
+        redis_cli += f' --user {creds.user} --pass "$DTK_PASSWORD"'
+        curl += f' -u "{creds.user}:$DTK_PASSWORD"'
+        redis_py += f', username={creds.user!r}, password=os.environ["DTK_PASSWORD"]'
+        client += f', user={creds.user!r}, password=os.environ["DTK_PASSWORD"]'
+    click.echo(
+        "\n"
+        + "\n".join(lines)
+        + f"""
+Connect with:
+  {redis_cli}
+  {curl} {creds.scheme}://{first["http"]}/kv/greeting
+  {_dtk_command()} get greeting --dir {directory}      (reads {CREDENTIALS_FILE})
+Python: {redis_py})   {client})
+Status: {_dtk_command()} cluster status --dir {directory}"""
+    )
+    return True
+
+
 def _client(directory: Path, node: tuple[str, ...]) -> Any:
-    from dynamo_toolkit_server.client import Client
     from dynamo_toolkit_server.local_cluster import read_plan
 
     addresses = list(node) or [n.native for n in read_plan(directory).nodes]
-    return Client(addresses)
+    return _connect(directory, addresses)
 
 
 def _key_command(function: Any) -> Any:
@@ -370,13 +484,16 @@ def del_command(key: str, w: int | None, directory: Path, node: tuple[str, ...])
 
 def _admin_client(directory: Path, avoid: tuple[str, ...] = ()) -> Any:
     """A client of the running nodes of ``directory`` (not those in ``avoid``)."""
-    from dynamo_toolkit_server.client import Client
-    from dynamo_toolkit_server.local_cluster import cluster_status
-
-    rows = [r for r in cluster_status(directory) if r["running"] and r["name"] not in avoid]
+    rows = [r for r in _status(directory) if r["running"] and r["name"] not in avoid]
     if not rows:
         raise click.ClickException(f"no running node in {directory}")
-    return Client([row["native"] for row in rows], timeout=30.0)
+    return _connect(directory, [row["native"] for row in rows], timeout=30.0)
+
+
+def _status(directory: Path) -> list[dict[str, Any]]:
+    from dynamo_toolkit_server.local_cluster import cluster_status
+
+    return cluster_status(directory, _credentials(directory))
 
 
 def _print_plan(plan: dict[str, Any], keys_per_node: dict[str, int]) -> None:
@@ -396,21 +513,20 @@ def _print_plan(plan: dict[str, Any], keys_per_node: dict[str, int]) -> None:
 
 
 def _stored_keys(directory: Path) -> dict[str, int]:
-    import urllib.request
+    from dynamo_toolkit_server.credentials import http_get
 
-    from dynamo_toolkit_server.local_cluster import cluster_status
-
+    credentials = _credentials(directory)
     counts = {}
-    for row in cluster_status(directory):
+    for row in _status(directory):
         if not row["running"]:
             continue
         try:
-            with urllib.request.urlopen(f"http://{row['http']}/metrics", timeout=2) as reply:
-                for line in reply.read().decode().splitlines():
-                    if line.startswith("dtk_stored_keys "):
-                        counts[row["name"]] = int(float(line.split()[1]))
+            metrics = http_get(row["http"], "/metrics", credentials)
         except OSError:
             continue
+        for line in metrics.decode().splitlines():
+            if line.startswith("dtk_stored_keys "):
+                counts[row["name"]] = int(float(line.split()[1]))
     return counts
 
 
@@ -437,14 +553,13 @@ def join_command(directory: Path, count: int, names: tuple[str, ...]) -> None:
 
 def _wait_known(directory: Path, names: list[str], timeout: float = 30.0) -> None:
     """Wait until every running node's view lists ``names`` (gossip takes a few rounds)."""
-    from dynamo_toolkit_server.local_cluster import cluster_status
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         views = []
-        for row in cluster_status(directory):
+        for row in _status(directory):
             if row["running"]:
-                with contextlib.suppress(Exception), _admin_client_for(row) as client:
+                with contextlib.suppress(Exception), _admin_client_for(directory, row) as client:
                     views.append(set(client.admin("cluster_state")["proposed_owners"]))
         if views and all(set(names) <= view for view in views):
             return
@@ -528,7 +643,7 @@ def commit_command(directory: Path, wait: bool, timeout: float) -> None:
     """Commit the staged changes; follow the data handoff with a progress bar."""
     from rich.progress import Progress
 
-    from dynamo_toolkit_server.local_cluster import cluster_status, mark_gone, stop_cluster
+    from dynamo_toolkit_server.local_cluster import mark_gone, stop_cluster
 
     try:
         with _admin_client(directory) as client:
@@ -543,9 +658,12 @@ def commit_command(directory: Path, wait: bool, timeout: float) -> None:
         bar = progress.add_task("handoff", total=None)
         while True:
             reports = []
-            for row in cluster_status(directory):
+            for row in _status(directory):
                 if row["running"]:
-                    with contextlib.suppress(Exception), _admin_client_for(row) as client:
+                    with (
+                        contextlib.suppress(Exception),
+                        _admin_client_for(directory, row) as client,
+                    ):
                         reports.append(client.admin("cluster_state"))
             total = sum(r["handoff"]["ranges_total"] for r in reports)
             done = sum(r["handoff"]["ranges_done"] for r in reports)
@@ -564,10 +682,8 @@ def commit_command(directory: Path, wait: bool, timeout: float) -> None:
     click.echo(f"handoff done in {time.monotonic() - started:.1f} s")
 
 
-def _admin_client_for(row: dict[str, Any]) -> Any:
-    from dynamo_toolkit_server.client import Client
-
-    return Client([row["native"]], timeout=10.0)
+def _admin_client_for(directory: Path, row: dict[str, Any]) -> Any:
+    return _connect(directory, [row["native"]], timeout=10.0)
 
 
 @click.command("repair")
@@ -575,17 +691,14 @@ def _admin_client_for(row: dict[str, Any]) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 def repair_command(directory: Path, as_json: bool) -> None:
     """Run a full anti-entropy pass on every running node; report what it did."""
-    from dynamo_toolkit_server.client import Client
-    from dynamo_toolkit_server.local_cluster import cluster_status
-
     try:
-        rows = [row for row in cluster_status(directory) if row["running"]]
+        rows = [row for row in _status(directory) if row["running"]]
     except DynamoError as exc:
         raise _fail(exc) from exc
     reports = {}
     for row in rows:
         try:
-            with Client([row["native"]], timeout=600.0) as client:
+            with _connect(directory, [row["native"]], timeout=600.0) as client:
                 reports[row["name"]] = client.repair()
         except Exception as exc:
             raise _fail(exc) from exc
@@ -601,8 +714,75 @@ def repair_command(directory: Path, as_json: bool) -> None:
         )
 
 
+def _new_password(from_stdin: bool) -> tuple[str, bool]:
+    """A password from stdin, or a generated one; and whether it was generated."""
+    from dynamo_toolkit_server.auth import generate_password
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+        return password, False
+    return generate_password(), True
+
+
+@click.group("user")
+def user_group() -> None:
+    """Users of the client ports: hash a password for a node's [[users]]."""
+
+
+@user_group.command("hash")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def hash_command(password_stdin: bool) -> None:
+    """Print the password_hash of a password (prompted for, or from stdin)."""
+    from dynamo_toolkit_server.auth import hash_password
+
+    if password_stdin:
+        password, _ = _new_password(True)
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    click.echo(hash_password(password))
+
+
+@cluster.group("user")
+def cluster_user() -> None:
+    """Users of a local cluster's client ports."""
+
+
+@cluster_user.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["read", "readwrite", "admin"]),
+    required=True,
+    help="What the user may do.",
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (else one is made)."
+)
+@_dir_option
+def user_add_command(name: str, role: str, password_stdin: bool, directory: Path) -> None:
+    """Add user NAME to every node's config (nodes read it when they restart)."""
+    from dynamo_toolkit_server.auth import hash_password
+    from dynamo_toolkit_server.local_cluster import add_user
+
+    password, generated = _new_password(password_stdin)
+    try:
+        add_user(directory, name, role, hash_password(password))
+    except DynamoError as exc:
+        raise _fail(exc) from exc
+    if generated:
+        # Shown once, never stored: the nodes keep only its hash.
+        click.echo(f"password of {name}: {password}")
+    click.echo(
+        f"added {name} ({role}); restart the nodes to apply: dtk cluster down --dir "
+        f"{directory} && dtk cluster up --dir {directory}"
+    )
+
+
 @hookimpl
 def dtk_cli_commands(cli: click.Group) -> None:
     """Add the reference server's commands to ``dtk``."""
-    for command in (serve, cluster, get_command, put_command, del_command, repair_command):
+    commands = (serve, cluster, user_group, get_command, put_command, del_command, repair_command)
+    for command in commands:
         cli.add_command(command)

@@ -20,6 +20,13 @@ tried last, so a request still succeeds if one of them has come back. When
 every address fails the request raises :class:`ConnectionFailed`, which lists
 each address and why.
 
+With ``user`` and ``password`` each connection logs in first (a node with
+users configured refuses anything else); with ``tls`` (an
+:class:`ssl.SSLContext`, e.g. ``ssl.create_default_context(cafile="ca.crt")``)
+connections speak TLS and check the node's certificate. A wrong password
+raises :class:`AuthenticationFailed` at once (every node has the same users:
+no failover), an operation beyond the user's role :class:`PermissionDenied`.
+
 A write whose connection failed after it was sent may still have been applied;
 the retry on the next node is then a second write. With contexts this is safe
 (the retry carries the same context); a context-less retry may leave a sibling.
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 import threading
 import time
 import weakref
@@ -54,11 +62,13 @@ from dynamo_toolkit_server.native.protocol import (
 
 __all__ = [
     "AsyncClient",
+    "AuthenticationFailed",
     "Client",
     "ClientError",
     "ConnectionFailed",
     "InvalidRequest",
     "PairTooLarge",
+    "PermissionDenied",
     "QuorumError",
     "ReadResult",
     "ServerError",
@@ -137,6 +147,14 @@ class SiblingsError(ClientError, ValueError):
     """:attr:`ReadResult.value` was asked for while concurrent siblings exist."""
 
 
+class AuthenticationFailed(ClientError, PermissionError):
+    """The node asks for credentials and got none, or wrong ones."""
+
+
+class PermissionDenied(ClientError, PermissionError):
+    """The user's role does not allow the operation."""
+
+
 class ConnectionFailed(ClientError, ConnectionError):
     """No address could serve the request; ``attempts`` lists ``(address, reason)``."""
 
@@ -179,6 +197,10 @@ def _error_from(info: Mapping[str, Any]) -> ClientError:
         return ServerError(f"{kind}: {message}", **common)
     if kind == "WrongTypeError":
         return WrongType(message, **common)
+    if kind == "AuthenticationFailedError":
+        return AuthenticationFailed(message, **common)
+    if kind == "PermissionDeniedError":
+        return PermissionDenied(message, **common)
     if kind in _INVALID:
         return InvalidRequest(message, **common)
     return ServerError(f"{kind}: {message}", **common)
@@ -354,7 +376,12 @@ class AsyncClient(AsyncClosing):
         timeout: float = 2.0,
         retry_after: float = 5.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        user: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        if (user is None) != (password is None):
+            raise ValueError("user and password go together")
         if isinstance(addresses, str):
             addresses = [addresses]  # a lone "host:port" would split into characters
         if not addresses:
@@ -367,6 +394,9 @@ class AsyncClient(AsyncClosing):
         self.timeout = timeout
         self.retry_after = retry_after
         self.max_frame_bytes = max_frame_bytes
+        self.user = user
+        self._password = password
+        self.tls = tls
         self._connections: dict[str, _Connection] = {}
         self._connecting: dict[str, asyncio.Lock] = {}
         self._down: dict[str, _Down] = {}
@@ -395,12 +425,28 @@ class AsyncClient(AsyncClosing):
             host, port = parse_address(address)
             try:
                 async with asyncio.timeout(self.timeout):
-                    reader, writer = await asyncio.open_connection(host, port)
+                    reader, writer = await asyncio.open_connection(
+                        host, port, ssl=self.tls, server_hostname=host if self.tls else None
+                    )
             except (OSError, TimeoutError) as exc:
                 raise _Unreachable(_describe(exc)) from exc
             connection = _Connection(reader, writer, self.max_frame_bytes)
+            if self.user is not None:
+                await self._log_in(connection)
             self._connections[address] = connection
             return connection
+
+    async def _log_in(self, connection: _Connection) -> None:
+        """Send ``auth`` and wait for its answer before anything else is sent."""
+        credentials = pack_args({"user": self.user, "password": self._password})
+        try:
+            reply = await connection.request("auth", credentials, self.timeout)
+        except BaseException:
+            await connection.close()
+            raise
+        if not reply.ok:
+            await connection.close()
+            raise _error_from(reply.result)
 
     async def _mark_down(self, address: str, reason: str, connection: _Connection | None) -> None:
         self._down[address] = _Down(time.monotonic() + self.retry_after, reason)
@@ -589,6 +635,9 @@ class Client:
         timeout: float = 2.0,
         retry_after: float = 5.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        user: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._async = AsyncClient(
             addresses,
@@ -597,6 +646,9 @@ class Client:
             timeout=timeout,
             retry_after=retry_after,
             max_frame_bytes=max_frame_bytes,
+            user=user,
+            password=password,
+            tls=tls,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

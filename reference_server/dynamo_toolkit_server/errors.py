@@ -28,7 +28,15 @@ from dynamo_toolkit.errors import (
     UnsupportedValueTypeError,
 )
 
-__all__ = ["INTERNAL_ERROR", "ErrorDetails", "ErrorKind", "WrongTypeError", "describe"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "AuthenticationFailedError",
+    "ErrorDetails",
+    "ErrorKind",
+    "PermissionDeniedError",
+    "WrongTypeError",
+    "describe",
+]
 
 #: The name reported for exceptions outside :class:`DynamoError` (server bugs).
 INTERNAL_ERROR = "InternalError"
@@ -54,6 +62,14 @@ class WrongTypeError(DynamoError, TypeError):
         self.foreign = foreign
 
 
+class AuthenticationFailedError(DynamoError):
+    """No credentials where the node asks for them, or wrong ones."""
+
+
+class PermissionDeniedError(DynamoError):
+    """The user's role does not allow the operation."""
+
+
 class ErrorKind(enum.Enum):
     """What went wrong, as far as a client's next move is concerned."""
 
@@ -67,6 +83,10 @@ class ErrorKind(enum.Enum):
     INVALID = "invalid"
     #: The node could not reach, or is not, a running replica.
     UNAVAILABLE = "unavailable"
+    #: The client has not logged in, or gave wrong credentials.
+    AUTH = "auth"
+    #: The user's role does not allow the operation.
+    PERMISSION = "permission"
     #: Any other store error.
     STORE = "store"
     #: Not a store error: a bug or surprise on the server.
@@ -99,6 +119,8 @@ _KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Error
         ErrorKind.INVALID,
     ),
     (TransportError, ErrorKind.UNAVAILABLE),
+    (AuthenticationFailedError, ErrorKind.AUTH),
+    (PermissionDeniedError, ErrorKind.PERMISSION),
     (DynamoError, ErrorKind.STORE),
 )
 

@@ -19,9 +19,18 @@ Routes:
     the server reads first and deletes every sibling it finds. Query ``?r=``, ``?w=``.
 ``GET /health``
     ``200 {"status": "ok", "node": ..., ...}``; ``503`` with status
-    ``"stopped"`` when the node is not running.
+    ``"stopped"`` when the node is not running. With users configured, a
+    request without credentials gets only ``{"status": ...}`` (enough for a
+    liveness probe, nothing about the cluster).
 ``GET /metrics``
     Prometheus text format.
+
+Authentication: with users configured (``[[users]]``), every request but a
+bare ``/health`` sends HTTP Basic credentials (``Authorization: Basic
+base64(user:password)``, as ``curl -u user:pass`` does); without them, or with
+wrong ones, the answer is ``401`` with ``WWW-Authenticate: Basic``. Reads and
+``/metrics`` need the ``read`` role, ``PUT`` and ``DELETE`` ``readwrite``;
+beyond the user's role the answer is ``403``.
 
 Keys are the rest of the path after ``/kv/``, percent-decoded to bytes
 (``/kv/a%2Fb`` and ``/kv/a/b`` are both the key ``a/b``).
@@ -33,11 +42,20 @@ that are not strings are written as strings (bytes keys as base64).
 
 Errors have a JSON body ``{"error": <name>, "message": ..., ...}``: ``400``
 malformed request, bad query, context or JSON; ``404`` unknown path; ``405``
-wrong method (with ``Allow``); ``413`` body over 1 MiB, or key and value over
-the store's pair limit (with ``key_bytes``, ``value_bytes``, ``limit``); ``431``
-request head over 16 KiB; ``503`` quorum not reached (with ``answered`` and
-``required``) or node stopped; ``500`` anything unexpected. A malformed request
-closes its connection after the answer; other errors keep it open.
+wrong method (with ``Allow``); ``401`` no or wrong credentials; ``403``
+beyond the user's role; ``408`` a request begun but not finished within
+``slow_client_timeout``; ``413`` body over ``max_request_bytes`` (16 MiB),
+or key and value over the store's pair limit (with ``key_bytes``,
+``value_bytes``, ``limit``); ``431`` request head over 16 KiB; ``503`` quorum
+not reached (with ``answered`` and ``required``) or node stopped; ``500``
+anything unexpected. A malformed request closes its connection after the
+answer; other errors keep it open.
+
+A keep-alive connection that sends nothing for ``idle_timeout`` is closed
+without an answer; one that does not take its answer within
+``slow_client_timeout`` is dropped. 408, 413 and 431 answers and those
+closes are counted in ``dtk_clients_closed_total`` (reasons ``slow``,
+``too_large``, ``idle``).
 """
 
 from __future__ import annotations
@@ -49,6 +67,7 @@ import contextlib
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -57,7 +76,12 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 import attrs
 
-from dynamo_toolkit_server.client_limit import ClientLimit
+from dynamo_toolkit_server.auth import ANYONE, Authenticator, Role, User
+from dynamo_toolkit_server.client_limit import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    ClientLimit,
+    ConnectionLimits,
+)
 from dynamo_toolkit_server.errors import ErrorKind, describe
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
@@ -80,8 +104,8 @@ log = logging.getLogger(__name__)
 
 #: Largest request line plus headers (and chunked-encoding line) accepted.
 MAX_HEAD_BYTES = 16 * 1024
-#: Largest request body accepted.
-MAX_BODY_BYTES = 1024 * 1024
+#: Largest request body accepted by default (``max_request_bytes``).
+MAX_BODY_BYTES = DEFAULT_MAX_REQUEST_BYTES
 #: The header carrying a base64 context in both directions.
 CONTEXT_HEADER = "X-Dtk-Context"
 #: Key of the JSON object standing for a bytes value.
@@ -89,13 +113,16 @@ BASE64_MARKER = "$base64"
 
 #: How long, and how much, a refused client may still send before the close.
 _LINGER_SECONDS = 1.0
-_LINGER_BYTES = 4 * MAX_BODY_BYTES
+_LINGER_BYTES = 4 * 1024 * 1024
 
 _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
 _QUERY_NAMES = {"GET": {"r"}, "PUT": {"w"}, "DELETE": {"r", "w"}}
+_PROTOCOL = "http"  # the metrics label of this front-end
+#: The statuses of a refusal that ``dtk_clients_closed_total`` counts, by reason.
+_CLOSE_REASON = {408: "slow", 413: "too_large", 431: "too_large"}
 
 
 class HttpError(Exception):
@@ -255,6 +282,8 @@ _STATUS = {
     ErrorKind.TOO_LARGE: 413,
     ErrorKind.INVALID: 400,
     ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.AUTH: 401,
+    ErrorKind.PERMISSION: 403,
     ErrorKind.WRONG_TYPE: 500,  # no HTTP route reads lists; kept as it always was
     ErrorKind.STORE: 500,
     ErrorKind.INTERNAL: 500,
@@ -269,6 +298,15 @@ def _service_error(exc: Exception) -> HttpError:
     return HttpError(_STATUS[details.kind], details.message, name=details.name, **details.fields)
 
 
+_PROTOCOL = "http"
+
+
+def _unauthorized(message: str) -> HttpError:
+    return HttpError(
+        401, message, name="Unauthorized", headers={"WWW-Authenticate": 'Basic realm="dtk"'}
+    )
+
+
 class _Connection:
     """Book-keeping for one client connection."""
 
@@ -281,8 +319,10 @@ class HttpServer(ListeningServer):
     """A listening HTTP server of one node; stop it with :meth:`close`.
 
     ``idle_timeout`` closes keep-alive connections that send nothing for that
-    many seconds, and bounds how long a request head, and then its body, may
-    take to arrive.
+    many seconds (0: never); ``slow_client_timeout`` bounds how long the rest
+    of a request head, then its body, may take to arrive (``408``), and how
+    long a client may take to accept its answer. Both come from ``limits``
+    (default: ``client_limit``'s, else the defaults) unless given.
     """
 
     def __init__(
@@ -290,26 +330,38 @@ class HttpServer(ListeningServer):
         service: StoreService,
         metrics: NodeMetrics,
         *,
-        idle_timeout: float = 60.0,
+        idle_timeout: float | None = None,
         client_limit: ClientLimit | None = None,
+        authenticator: Authenticator | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.service = service
         self.metrics = metrics
-        self.idle_timeout = idle_timeout
+        self.authenticator = authenticator or Authenticator()
         self.client_limit = client_limit
+        #: Counts closures (a private one when no limit is shared).
+        self.counts = client_limit if client_limit is not None else ClientLimit()
+        self.limits = limits if limits is not None else self.counts.limits
+        self.idle_timeout = self.limits.idle_timeout if idle_timeout is None else idle_timeout
+        self.slow_timeout = self.limits.slow_client_timeout
+        self.max_body = self.limits.max_request_bytes
         self.closing = False
+        self.scheme = "http"
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def _listen(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD_BYTES)
+    async def _listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, host, port, limit=MAX_HEAD_BYTES, ssl=tls
+        )
+        self.scheme = "https" if tls is not None else "http"
         self._remember_address(self._server)
 
     @property
     def url(self) -> str:
-        """``http://host:port``."""
-        return f"http://{self.address}"
+        """``http://host:port`` (``https`` with TLS)."""
+        return f"{self.scheme}://{self.address}"
 
     async def close(self) -> None:
         """Stop accepting, let requests being handled finish, close every connection."""
@@ -378,11 +430,20 @@ class HttpServer(ListeningServer):
 
     async def _serve_requests(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         writer = connection.writer
+        idle, slow = self.idle_timeout or None, self.slow_timeout or None  # 0: never
+        too_slow = HttpError(408, f"request not received within {slow} s", close=True)
         while not self.closing:
             connection.idle = True
             try:
-                async with asyncio.timeout(self.idle_timeout):
-                    head = await reader.readuntil(b"\r\n\r\n")
+                async with asyncio.timeout(idle):  # keep-alive: waiting for a request
+                    first = await reader.readexactly(1)
+            except TimeoutError:
+                log.debug("closing HTTP client: idle for %s s", idle)
+                self.counts.count_closed(_PROTOCOL, "idle")
+                return
+            try:
+                async with asyncio.timeout(slow):  # begun: the rest must come in time
+                    head = first + await reader.readuntil(b"\r\n\r\n")
             except asyncio.LimitOverrunError:
                 await self._refuse(
                     reader,
@@ -390,14 +451,20 @@ class HttpServer(ListeningServer):
                     HttpError(431, f"request head over {MAX_HEAD_BYTES} bytes", close=True),
                 )
                 return
+            except TimeoutError:
+                await self._refuse(reader, writer, too_slow)
+                return
             connection.idle = False
             head = head.lstrip(b"\r\n")  # tolerate stray CRLFs between requests
             if not head:
                 continue
             try:
                 request = parse_head(head)
-                async with asyncio.timeout(self.idle_timeout):  # a trickled body is cut off too
-                    body = await self._read_body(reader, writer, request)
+                try:
+                    async with asyncio.timeout(slow):  # a trickled body is cut off too
+                        body = await self._read_body(reader, writer, request)
+                except TimeoutError:
+                    raise too_slow from None
                 request = attrs.evolve(request, body=body)
             except HttpError as error:
                 connection.idle = True  # closable while lingering
@@ -406,7 +473,14 @@ class HttpServer(ListeningServer):
             response = await self._respond(request)
             keep = request.keep_alive and not response.close and not self.closing
             writer.write(self._render(response, keep))
-            await writer.drain()
+            try:
+                async with asyncio.timeout(slow):  # a client must take its answer
+                    await writer.drain()
+            except TimeoutError:
+                log.info("dropping HTTP client: answer not taken within %s s", slow)
+                self.counts.count_closed(_PROTOCOL, "slow")
+                writer.transport.abort()
+                return
             if not keep:
                 return
 
@@ -414,6 +488,9 @@ class HttpServer(ListeningServer):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, error: HttpError
     ) -> None:
         """Answer an unreadable request and close: its framing can no longer be trusted."""
+        reason = _CLOSE_REASON.get(error.status)
+        if reason is not None:
+            self.counts.count_closed(_PROTOCOL, reason)
         writer.write(self._render(_error_response(error), keep_alive=False))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
@@ -445,14 +522,14 @@ class HttpServer(ListeningServer):
         if not length_text.isdigit() or not length_text.isascii():
             raise HttpError(400, "malformed Content-Length", close=True)
         length = int(length_text)
-        if length > MAX_BODY_BYTES:
+        if length > self.max_body:
             raise HttpError(
                 413,
-                f"body of {length} bytes exceeds {MAX_BODY_BYTES}",
+                f"body of {length} bytes exceeds {self.max_body}",
                 name="BodyTooLarge",
                 close=True,
                 body_bytes=length,
-                limit=MAX_BODY_BYTES,
+                limit=self.max_body,
             )
         if length == 0:
             return b""
@@ -479,13 +556,13 @@ class HttpServer(ListeningServer):
                 raise HttpError(400, "malformed chunk size", close=True)
             if size == 0:
                 break
-            if len(body) + size > MAX_BODY_BYTES:
+            if len(body) + size > self.max_body:
                 raise HttpError(
                     413,
-                    f"body exceeds {MAX_BODY_BYTES} bytes",
+                    f"body exceeds {self.max_body} bytes",
                     name="BodyTooLarge",
                     close=True,
-                    limit=MAX_BODY_BYTES,
+                    limit=self.max_body,
                 )
             body += await reader.readexactly(size)
             if await reader.readexactly(2) != b"\r\n":
@@ -520,19 +597,69 @@ class HttpServer(ListeningServer):
 
     async def _respond(self, request: Request) -> _Response:
         try:
+            user = await self._user(request)
             if request.path.startswith("/kv/"):
+                needed = Role.READ if request.method == "GET" else Role.READWRITE
+                self._permit(user, needed, request)
                 return await self._kv(request)
             if request.path == "/health":
                 self._only(request, "GET")
+                if user is None:
+                    return self._bare_health()
                 return self._health()
             if request.path == "/metrics":
                 self._only(request, "GET")
+                self._permit(user, Role.READ, request)
                 return _Response(200, self.metrics.render(), _METRICS_TYPE)
             raise HttpError(404, f"no resource at {request.path}")
         except HttpError as error:
             return _error_response(error)
         except Exception as exc:  # one bad request must not take the connection down
             return _error_response(_service_error(exc))
+
+    async def _user(self, request: Request) -> User | None:
+        """Who sends ``request``: ``None`` only for a credential-less bare ``/health``.
+
+        Without users every request acts as an admin.
+        """
+        if not self.authenticator.enabled:
+            return ANYONE
+        header = request.headers.get("authorization")
+        if header is None:
+            if request.path == "/health":
+                return None
+            raise _unauthorized("this node asks for credentials (HTTP Basic auth)")
+        scheme, _, encoded = header.partition(" ")
+        try:
+            if scheme.lower() != "basic":
+                raise ValueError
+            name, sep, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+            if not sep:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise _unauthorized("Authorization must be Basic base64(user:password)") from None
+        user = await self.authenticator.authenticate(name.decode("utf-8", "replace"), password)
+        if user is None:
+            self.metrics.auth_failed(_PROTOCOL)
+            raise _unauthorized("invalid username-password pair")
+        return user
+
+    def _permit(self, user: User | None, needed: Role, request: Request) -> None:
+        if user is None:
+            raise _unauthorized("this node asks for credentials (HTTP Basic auth)")
+        if user.role < needed:
+            self.metrics.denied(_PROTOCOL)
+            raise HttpError(
+                403,
+                f"user {user.name} ({user.role.label}) may not {request.method} "
+                f"{request.path.split('/')[1]}: that needs {needed.label}",
+                name="Forbidden",
+            )
+
+    def _bare_health(self) -> _Response:
+        running = self.service.status().running
+        document = {"status": "ok" if running else "stopped"}
+        return _Response(200 if running else 503, _json_body(document), "application/json")
 
     @staticmethod
     def _only(request: Request, *methods: str) -> None:
@@ -654,19 +781,27 @@ async def start_http_server(
     port: int,
     *,
     metrics: NodeMetrics | None = None,
-    idle_timeout: float = 60.0,
+    idle_timeout: float | None = None,
     client_limit: ClientLimit | None = None,
+    authenticator: Authenticator | None = None,
+    tls: ssl.SSLContext | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> HttpServer:
     """Serve ``service`` over HTTP on ``host:port`` (port 0: any free one).
 
     ``metrics`` counts requests under protocol ``http`` and is what ``/metrics``
-    shows; without it the server keeps its own for the node.
+    shows; without it the server keeps its own for the node. With users in
+    ``authenticator`` requests need Basic credentials; with ``tls``, HTTPS only.
+    ``limits`` (default: ``client_limit``'s) are the timeouts and body size;
+    ``idle_timeout`` overrides theirs.
     """
     server = HttpServer(
         service,
-        metrics or NodeMetrics(service.node),
+        metrics or NodeMetrics(service.node, client_limit),
         idle_timeout=idle_timeout,
         client_limit=client_limit,
+        authenticator=authenticator,
+        limits=limits,
     )
-    await server._listen(host, port)
+    await server._listen(host, port, tls)
     return server

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,17 @@ import attrs
 
 from dynamo_toolkit.config import StoreConfig
 from dynamo_toolkit.errors import ConfigurationError, DynamoError
+from dynamo_toolkit_server.auth import generate_password, hash_password
+from dynamo_toolkit_server.credentials import (
+    CREDENTIALS_FILE,
+    Credentials,
+    http_get,
+    resolve_credentials,
+    write_credentials,
+)
 from dynamo_toolkit_server.serve import READY_FILE
 from dynamo_toolkit_server.settings import DEFAULT_STORAGE_ENGINE
+from dynamo_toolkit_server.tls import make_local_pki, write_cluster_secret
 
 __all__ = [
     "ClusterPlan",
@@ -58,7 +66,13 @@ class ClusterPlan:
 
     nodes: tuple[NodePlan, ...]
     store: Mapping[str, Any]
-    password: str = ""
+    #: Clients log in: the ``[[users]]`` of every node (name, role, password_hash).
+    auth: bool = False
+    users: tuple[Mapping[str, str], ...] = ()
+    #: Client and peer ports speak TLS, with certificates of a CA in ``DIR/tls``.
+    tls: bool = False
+    #: Peers prove ``DIR/cluster.secret`` (clusters made before it existed: no).
+    cluster_secret: bool = True
     #: Nodes that left or were removed: never restarted.
     gone: tuple[str, ...] = ()
     #: Nodes started after the first ``up``: they join through the others.
@@ -69,7 +83,10 @@ class ClusterPlan:
         return {
             "nodes": [attrs.asdict(node) for node in self.nodes],
             "store": dict(self.store),
-            "password": self.password,
+            "auth": self.auth,
+            "users": [dict(user) for user in self.users],
+            "tls": self.tls,
+            "cluster_secret": self.cluster_secret,
             "gone": list(self.gone),
             "joined": list(self.joined),
         }
@@ -80,7 +97,10 @@ class ClusterPlan:
         return cls(
             tuple(NodePlan(**node) for node in data["nodes"]),
             data["store"],
-            data.get("password", ""),
+            bool(data.get("auth", False)),
+            tuple(data.get("users", ())),
+            bool(data.get("tls", False)),
+            bool(data.get("cluster_secret", False)),
             tuple(data.get("gone", ())),
             tuple(data.get("joined", ())),
         )
@@ -103,7 +123,8 @@ def plan_cluster(
     config: Mapping[str, Any] | None = None,
     storage: str | None = None,
     durability: str | None = None,
-    password: str = "",
+    auth: bool = False,
+    tls: bool = False,
     host: str = "127.0.0.1",
 ) -> ClusterPlan:
     """Choose ports and store settings; N, R, W default to 3, 2, 2 capped by the node count."""
@@ -152,7 +173,7 @@ def plan_cluster(
                 f"{host}:{port + 3}",
             )
         )
-    return ClusterPlan(tuple(plans), store, password)
+    return ClusterPlan(tuple(plans), store, auth, tls=tls)
 
 
 # -- files ---------------------------------------------------------------------
@@ -172,6 +193,23 @@ def _toml_value(value: Any) -> str:
     raise ConfigurationError(f"cannot write {type(value).__name__} to TOML")
 
 
+SECRET_FILE = "cluster.secret"
+TLS_DIR = "tls"
+
+
+def _security_section(plan: ClusterPlan, node: NodePlan, directory: Path) -> dict[str, str]:
+    """``[security]`` of ``node``: the cluster secret and TLS files under ``directory``."""
+    section = {}
+    if plan.cluster_secret:
+        section["cluster_secret_file"] = str(directory / SECRET_FILE)
+    if plan.tls:
+        tls = directory / TLS_DIR
+        section["tls_cert"] = str(tls / f"{node.name}.crt")
+        section["tls_key"] = str(tls / f"{node.name}.key")
+        section["tls_ca"] = str(tls / "ca.crt")
+    return section
+
+
 def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
     """The ``node.toml`` of ``node``."""
     lines = ["[node]"]
@@ -182,10 +220,16 @@ def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
         "resp": node.resp,
         "http": node.http,
         "native": node.native,
-        "password": plan.password,
         "join": node.name in plan.joined,
     }
     lines += [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    security = _security_section(plan, node, data_dir.parent)
+    if security:
+        lines += ["", "[security]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in security.items()]
+    for user in plan.users:
+        lines += ["", "[[users]]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in user.items()]
     # The first nodes list each other (their starting membership); a node that
     # joined later lists them as its seeds. After a change, each node restarts
     # from the view it saved (cluster_state.json), not from this list.
@@ -206,8 +250,17 @@ def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
 
 
 def write_plan(directory: Path, plan: ClusterPlan) -> None:
-    """Create ``directory`` with ``cluster.json`` and every node's ``node.toml``."""
+    """Create ``directory`` with ``cluster.json`` and every node's ``node.toml``.
+
+    The cluster secret and the nodes' certificates are made when missing
+    (never replaced: a node that joins later gets its certificate from the
+    same CA).
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    if plan.cluster_secret:
+        write_cluster_secret(directory / SECRET_FILE)
+    if plan.tls:
+        make_local_pki(directory / TLS_DIR, [node.name for node in plan.nodes])
     (directory / PLAN_FILE).write_text(json.dumps(plan.to_json(), indent=2))
     for node in plan.nodes:
         node_dir = directory / node.name
@@ -220,7 +273,7 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
 
     ``given`` holds what ``dtk cluster up`` was told on the command line, by
     its parameter names (``nodes``, ``base_port``, ``n``, ``r``, ``w``,
-    ``storage``, ``durability``, ``password``, ``config_path``). Repeating a
+    ``storage``, ``durability``, ``auth``, ``config_path``). Repeating a
     cluster's own settings is no conflict, so the command that created a
     cluster also restarts it. A settings file always conflicts: an existing
     cluster keeps the settings it was made with.
@@ -236,7 +289,8 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
         "w": section.get("w"),
         "storage": engine if isinstance(engine, str) else engine.get("name"),
         "durability": None if isinstance(engine, str) else engine.get("durability"),
-        "password": plan.password,
+        "auth": plan.auth,
+        "tls": plan.tls,
     }
     conflicts = []
     for name, value in given.items():
@@ -244,8 +298,9 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
         if name not in current:
             conflicts.append(flag)
         elif value != current[name]:
-            if name == "password":
-                conflicts.append(f"{flag} (not the cluster's password)")
+            if isinstance(value, bool):
+                made = "without" if value else "with"
+                conflicts.append(f"{flag} (the cluster was made {made} it)")
             else:
                 conflicts.append(f"{flag} {value} (the cluster has {current[name]})")
     return conflicts
@@ -356,6 +411,27 @@ def _wait_ready(directory: Path, names: Sequence[str], timeout: float) -> None:
             time.sleep(0.05)  # polling another process's start-up: nothing to await here
 
 
+def _with_credentials(directory: Path, plan: ClusterPlan) -> ClusterPlan:
+    """Make an ``admin`` user for a new cluster with ``auth``; save its password 0600.
+
+    The nodes keep only the password's hash; the password itself goes to the
+    cluster directory's ``credentials.toml``, which ``dtk`` commands given
+    ``--dir`` read. With ``tls`` the file also says where the CA is.
+    """
+    values: dict[str, Any] = {}
+    if plan.tls:
+        values |= {"tls": True, "ca": f"{TLS_DIR}/ca.crt"}
+    if plan.auth and not plan.users:
+        password = generate_password()
+        user = {"name": "admin", "role": "admin", "password_hash": hash_password(password)}
+        values |= {"user": "admin", "password": password}
+        plan = attrs.evolve(plan, users=(user,))
+    if values:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_credentials(directory / CREDENTIALS_FILE, values)
+    return plan
+
+
 def start_cluster(
     directory: Path, plan: ClusterPlan | None = None, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
@@ -366,6 +442,7 @@ def start_cluster(
     fresh = plan is not None and not (directory / PLAN_FILE).exists()
     if fresh:
         assert plan is not None
+        plan = _with_credentials(directory, plan)
         write_plan(directory, plan)
     current = read_plan(directory)
     if plan is not None and not fresh and plan != current:
@@ -391,21 +468,24 @@ def start_cluster(
     return cluster_status(directory)
 
 
-def _health(address: str) -> dict[str, Any] | None:
+def _health(address: str, credentials: Credentials) -> dict[str, Any] | None:
     try:
-        with urllib.request.urlopen(f"http://{address}/health", timeout=1.0) as reply:
-            return json.loads(reply.read())  # type: ignore[no-any-return]
+        return json.loads(http_get(address, "/health", credentials, timeout=1.0))  # type: ignore[no-any-return]
     except (OSError, ValueError):
         return None
 
 
-def cluster_status(directory: Path) -> list[dict[str, Any]]:
-    """One dict per node: name, pid, running, healthy, addresses."""
+def cluster_status(directory: Path, credentials: Credentials | None = None) -> list[dict[str, Any]]:
+    """One dict per node: name, pid, running, healthy, addresses.
+
+    ``credentials`` default to those of the cluster directory, if any.
+    """
     plan = read_plan(directory)
+    creds = credentials or resolve_credentials(directory=directory)
     rows = []
     for node in plan.nodes:
         pid = _pid_of(directory / node.name)
-        health = _health(node.http) if pid is not None else None
+        health = _health(node.http, creds) if pid is not None else None
         rows.append(
             {
                 "name": node.name,
@@ -483,6 +563,17 @@ def add_nodes(directory: Path, names: list[str], timeout: float = 30.0) -> list[
     return names
 
 
+def add_user(directory: Path, name: str, role: str, password_hash: str) -> None:
+    """Add (or replace) a user in every node's config; nodes read it when they restart."""
+    from dynamo_toolkit_server.auth import Role, User
+
+    User(name, Role.parse(role), password_hash)  # check before writing anything
+    plan = read_plan(directory)
+    users = [user for user in plan.users if user["name"] != name]
+    users.append({"name": name, "role": Role.parse(role).label, "password_hash": password_hash})
+    write_plan(directory, attrs.evolve(plan, auth=True, users=tuple(users)))
+
+
 def mark_gone(directory: Path, names: list[str]) -> None:
     """Record that ``names`` left the cluster: ``up`` will not restart them."""
     plan = read_plan(directory)
@@ -499,4 +590,4 @@ def next_names(directory: Path, count: int) -> list[str]:
     return [f"n{start + i}" for i in range(count)]
 
 
-__all__ += ["add_nodes", "free_base_port", "mark_gone", "next_names"]
+__all__ += ["add_nodes", "add_user", "free_base_port", "mark_gone", "next_names"]

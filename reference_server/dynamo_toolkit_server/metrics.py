@@ -7,14 +7,24 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dynamo_toolkit.node import Node
-from dynamo_toolkit_server.client_limit import ClientLimit
+from dynamo_toolkit_server.client_limit import CLOSE_REASONS, ClientLimit
 
 __all__ = ["NodeMetrics"]
+
+# A counter's "_created" timestamp series doubles what /metrics shows and tells
+# an operator nothing a restart does not; no metric of a node carries one.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Buckets in seconds, dense below 5 ms where a healthy node answers.
 _LATENCY_BUCKETS = (
@@ -92,6 +102,47 @@ class _NodeCounterCollector(Collector):
                 yield CounterMetricFamily(f"dtk_{name}", text, value=value)
 
 
+class _ClientLimitCollector(Collector):
+    """Exposes what the client limits cost clients, by protocol and reason.
+
+    ``dtk_clients_closed_total`` counts connections the node closed (idle,
+    slow, too large a request); ``dtk_requests_refused_total`` requests it
+    refused on a connection it kept (past ``max_pipelined``). Every known
+    series is shown from zero, so ``rate()`` works before the first event.
+    """
+
+    def __init__(self, client_limit: ClientLimit | None) -> None:
+        self._limit = client_limit
+
+    def collect(self) -> Iterator[Metric]:
+        """Both families, read from the shared :class:`ClientLimit`."""
+        closed = CounterMetricFamily(
+            "dtk_clients_closed",
+            "Client connections the node closed for a limit, by protocol and reason "
+            "(idle, slow, too_large).",
+            labels=["protocol", "reason"],
+        )
+        refused = CounterMetricFamily(
+            "dtk_requests_refused",
+            "Client requests refused for a limit on a connection kept open, by protocol "
+            "and reason (pipeline).",
+            labels=["protocol", "reason"],
+        )
+        counts = dict.fromkeys(
+            ((p, r) for p in ("resp", "http", "native") for r in CLOSE_REASONS), 0
+        )
+        refusals = dict.fromkeys(((p, "pipeline") for p in ("resp", "native")), 0)
+        if self._limit is not None:
+            counts.update(self._limit.closed)
+            refusals.update(self._limit.requests_refused)
+        for (protocol, reason), value in sorted(counts.items()):
+            closed.add_metric([protocol, reason], value)
+        for (protocol, reason), value in sorted(refusals.items()):
+            refused.add_metric([protocol, reason], value)
+        yield closed
+        yield refused
+
+
 def _bucket_label(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
@@ -106,6 +157,7 @@ class NodeMetrics:
         #: Per ``(protocol, command)`` counts and latency buckets.
         self.commands: dict[tuple[str, str], _CommandStats] = {}
         self.registry.register(_RequestCollector(self.commands))
+        self.registry.register(_ClientLimitCollector(client_limit))
         counters = {
             "quorum_failures": "Requests that did not reach their R or W quorum.",
             "read_repairs": "Stale replicas repaired after reads coordinated here.",
@@ -118,6 +170,8 @@ class NodeMetrics:
             "hints_refused": "Hinted writes refused because the hint store was full.",
             "hints_expired": "Hints dropped because they outlived hint_max_age.",
             "clients_refused": "Client connections turned away at max_clients.",
+            "peer_auth_failures": "Peer connections refused: no or wrong cluster secret "
+            "or certificate.",
             "hinted_requests": "Requests coordinated here that used stand-ins.",
             "anti_entropy_partitions": "Partition exchanges run by anti-entropy from this node.",
             "anti_entropy_keys_repaired": "Keys anti-entropy found different and reconciled.",
@@ -150,6 +204,26 @@ class NodeMetrics:
             name: Gauge(f"dtk_{name}", text, registry=self.registry)
             for name, text in gauges.items()
         }
+        self._auth_failures = Counter(
+            "dtk_auth_failures",
+            "Client logins refused (unknown user or wrong password), by protocol.",
+            ["protocol"],
+            registry=self.registry,
+        )
+        self._denied = Counter(
+            "dtk_permission_denied",
+            "Requests refused because the user's role does not allow them, by protocol.",
+            ["protocol"],
+            registry=self.registry,
+        )
+
+    def auth_failed(self, protocol: str) -> None:
+        """Count a refused login on ``protocol``."""
+        self._auth_failures.labels(protocol).inc()
+
+    def denied(self, protocol: str) -> None:
+        """Count a request refused for want of a role on ``protocol``."""
+        self._denied.labels(protocol).inc()
 
     @contextmanager
     def track(self, protocol: str, command: str) -> Iterator[None]:
@@ -203,6 +277,8 @@ class NodeMetrics:
                 "handoff_ranges_done": self.node.membership.progress.ranges_done,
                 "handoff_keys_received": self.node.membership.progress.keys_received,
                 "stored_keys": len(self.node.engine),
+                # Transports that authenticate peers (tcp) count refusals.
+                "peer_auth_failures": getattr(self.node.transport, "auth_failures", 0),
                 "store_lookups": self.node.store.lookups,
                 "store_decoded_hits": self.node.store.decoded_hits,
                 "store_decoded_bytes": self.node.store.decoded_bytes,

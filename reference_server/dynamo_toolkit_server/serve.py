@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,10 +23,12 @@ from dynamo_toolkit.components import build_components
 from dynamo_toolkit.node import Node
 from dynamo_toolkit.plugin_host import PluginHost, load_plugins
 from dynamo_toolkit_plugins.transport.tcp import parse_address
+from dynamo_toolkit_server.auth import Authenticator
 from dynamo_toolkit_server.client_limit import ClientLimit
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.service import StoreService
 from dynamo_toolkit_server.settings import NodeSettings
+from dynamo_toolkit_server.tls import peer_contexts, read_cluster_secrets, server_context
 
 __all__ = ["READY_FILE", "NodeProcess", "run_node", "tune_garbage_collector"]
 
@@ -48,8 +51,11 @@ class NodeProcess:
         self.node: Node | None = None
         self.service: StoreService | None = None
         self.metrics: NodeMetrics | None = None
-        #: One cap on client connections for all the node's front-ends.
-        self.client_limit = ClientLimit(settings.max_clients)
+        #: One cap on client connections for all the node's front-ends, with
+        #: the per-connection limits (timeouts, sizes) each of them applies.
+        self.client_limit = ClientLimit(settings.max_clients, settings.limits)
+        #: Who may log in on the client ports (nobody needs to, without users).
+        self.authenticator = Authenticator(settings.security.users)
         self.frontends: dict[str, _Closable] = {}
         self.bound: dict[str, str] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -62,6 +68,7 @@ class NodeProcess:
         params = dict(choice.params)
         # This node listens on its [node] peer address whatever else is said.
         params["addresses"] = {**params.get("addresses", {}), s.node_id: s.peer}
+        params.update(self._peer_security())
         network = self.host.registry.create(
             "transport", choice.name, seed=0, members=s.members, **params
         )
@@ -94,29 +101,87 @@ class NodeProcess:
         self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
         self._write_ready()
         log.info("node %s ready: %s", s.node_id, self.bound)
+        if not self.authenticator.enabled:
+            log.warning(
+                "no [[users]]: client ports do not authenticate, so they stay on loopback "
+                "(see the security docs)"
+            )
+        if not s.security.peers_authenticated:
+            log.warning(
+                "no cluster secret or peer TLS: any process that reaches the peer port is "
+                "trusted as a node, so it stays on loopback (see the security docs)"
+            )
+
+    def _peer_security(self) -> dict[str, Any]:
+        """The peer transport's cluster secrets and TLS contexts, from ``[security]``."""
+        security = self.settings.security
+        options: dict[str, Any] = {}
+        if security.cluster_secret_file is not None:
+            options["cluster_secret"] = read_cluster_secrets(security.cluster_secret_file)
+        if security.tls and security.peer_tls:
+            assert security.tls_cert is not None
+            assert security.tls_key is not None
+            assert security.tls_ca is not None  # SecuritySettings checks it
+            server_tls, client_tls = peer_contexts(
+                security.tls_cert, security.tls_key, security.tls_ca
+            )
+            options.update(server_tls=server_tls, client_tls=client_tls)
+        return options
+
+    def _client_tls(self) -> ssl.SSLContext | None:
+        """The client ports' TLS context, from ``[security]`` (``None``: plain TCP)."""
+        security = self.settings.security
+        if not security.tls:
+            return None
+        assert security.tls_cert is not None
+        assert security.tls_key is not None
+        return server_context(
+            security.tls_cert, security.tls_key, security.tls_ca, security.tls_client_certs
+        )
 
     def _starters(self) -> dict[str, Callable[[str, int], Awaitable[Any]]]:
         assert self.service is not None
-        service, metrics, password = self.service, self.metrics, self.settings.password or None
+        service, metrics, authenticator = self.service, self.metrics, self.authenticator
         limit = self.client_limit
+        tls = self._client_tls()
 
         async def resp(host: str, port: int) -> Any:
             from dynamo_toolkit_server.resp.server import start_resp_server
 
             return await start_resp_server(
-                service, host, port, metrics=metrics, password=password, client_limit=limit
+                service,
+                host,
+                port,
+                metrics=metrics,
+                authenticator=authenticator,
+                client_limit=limit,
+                tls=tls,
             )
 
         async def http(host: str, port: int) -> Any:
             from dynamo_toolkit_server.http_api import start_http_server
 
-            return await start_http_server(service, host, port, metrics=metrics, client_limit=limit)
+            return await start_http_server(
+                service,
+                host,
+                port,
+                metrics=metrics,
+                client_limit=limit,
+                authenticator=authenticator,
+                tls=tls,
+            )
 
         async def native(host: str, port: int) -> Any:
             from dynamo_toolkit_server.native.server import start_native_server
 
             return await start_native_server(
-                service, host, port, metrics=metrics, client_limit=limit
+                service,
+                host,
+                port,
+                metrics=metrics,
+                client_limit=limit,
+                authenticator=authenticator,
+                tls=tls,
             )
 
         return {"resp": resp, "http": http, "native": native}

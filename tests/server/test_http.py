@@ -227,7 +227,7 @@ def test_errors() -> None:
                 "value_bytes": 20_003,
                 "limit": 10_240,
             }
-            # A body at the HTTP limit is read whole, then refused by the store's pair limit.
+            # A large body (under max_request_bytes) is read whole, then refused by the pair limit.
             at_limit = await request("PUT", "/kv/big", b"x" * (1024 * 1024))
             assert at_limit.status == 413
             assert at_limit.json()["error"] == "PairTooLargeError"
@@ -296,7 +296,7 @@ def test_malformed_requests_get_400_and_the_server_keeps_serving() -> None:
 
             huge_head = b"GET /kv/k HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
             assert (await raw_exchange(server, huge_head)).startswith(b"HTTP/1.1 431 ")
-            huge_body = b"PUT /kv/k HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n"
+            huge_body = b"PUT /kv/k HTTP/1.1\r\nContent-Length: 20000000\r\n\r\n"
             answer = await raw_exchange(server, huge_body)
             assert answer.startswith(b"HTTP/1.1 413 ")
             assert b"BodyTooLarge" in answer

@@ -12,9 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from dynamo_toolkit.in_process_cluster import Cluster
+from dynamo_toolkit_server.auth import Authenticator, Role, User, hash_password
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.resp.server import RespServer, start_resp_server
 from dynamo_toolkit_server.service import ReadOne, StoreService
@@ -35,9 +36,17 @@ class Env:
     metrics: NodeMetrics
 
 
+#: Users of the auth tests, hashed once (scrypt costs tens of ms on purpose).
+USERS = (
+    User("default", Role.ADMIN, hash_password("s3cret")),
+    User("reader", Role.READ, hash_password("r-pass")),
+    User("writer", Role.READWRITE, hash_password("w-pass")),
+)
+
+
 @contextlib.asynccontextmanager
 async def running(
-    password: str | None = None, service_type: type[StoreService] = StoreService
+    users: tuple[User, ...] = (), service_type: type[StoreService] = StoreService
 ) -> AsyncIterator[Env]:
     """Start everything; close everything, whatever the test did."""
     cluster = await Cluster.start(3, N3, transport="memory")
@@ -50,7 +59,7 @@ async def running(
                 services[node_id],
                 HOST,
                 0,
-                password=password,
+                authenticator=Authenticator(users),
                 metrics=metrics if node_id == "n1" else None,
             )
             servers.append(server)
@@ -234,10 +243,10 @@ def test_hello_3_and_resp3_replies() -> None:
 
 def test_auth() -> None:
     async def scenario() -> None:
-        async with running(password="s3cret") as env, client(env.first) as anonymous:
+        async with running(USERS) as env, client(env.first) as anonymous:
             with pytest.raises(AuthenticationError, match="Authentication required"):
                 await anonymous.get("k")
-        async with running(password="s3cret") as env:
+        async with running(USERS) as env:
             async with client(env.first, password="wrong") as bad:
                 with pytest.raises(AuthenticationError):
                     await bad.ping()
@@ -260,6 +269,41 @@ def test_auth() -> None:
         async with running() as env, client(env.first) as a:
             with pytest.raises(AuthenticationError, match="without any password configured"):
                 await a.execute_command("AUTH", "pw")
+            assert await a.execute_command("ACL", "WHOAMI") == b"default"
+
+    run(scenario)
+
+
+def test_roles() -> None:
+    """A read user cannot write, a readwrite user cannot list clients; each is counted."""
+
+    async def scenario() -> None:
+        async with running(USERS) as env:
+            async with client(env.first, username="writer", password="w-pass") as writer:
+                assert await writer.set("k", "v")
+                assert await writer.execute_command("ACL", "WHOAMI") == b"writer"
+                with pytest.raises(NoPermissionError, match=r"User writer .* 'client\|list'"):
+                    await writer.client_list()
+                with pytest.raises(NoPermissionError, match="acl"):
+                    await writer.execute_command("ACL", "USERS")
+            async with client(
+                env.first, username="reader", password="r-pass", protocol=3
+            ) as reader:
+                assert await reader.get("k") == b"v"
+                for write in (reader.set("k", "x"), reader.delete("k"), reader.lpush("l", "a")):
+                    with pytest.raises(NoPermissionError, match="User reader has no"):
+                        await write
+                assert await reader.get("k") == b"v"
+            async with client(env.first, username="default", password="s3cret") as admin:
+                users = await admin.execute_command("ACL", "USERS")
+                assert users == [b"default", b"reader", b"writer"]
+                assert b"user=default" in (await admin.execute_command("CLIENT", "INFO"))
+            async with client(env.first, username="reader", password="w-pass") as wrong:
+                with pytest.raises(AuthenticationError):
+                    await wrong.ping()
+            text = env.metrics.render().decode()
+            assert 'dtk_permission_denied_total{protocol="resp"} 5.0' in text
+            assert 'dtk_auth_failures_total{protocol="resp"} 1.0' in text
 
     run(scenario)
 
@@ -468,7 +512,9 @@ def test_malformed_input_closes_only_that_connection() -> None:
             reply = await raw(env.first, b"PING\r\nGET k\r\n*1\r\n$abc\r\nPING\r\n")
             assert reply == b"+PONG\r\n$1\r\nv\r\n-ERR Protocol error: invalid bulk length\r\n"
             reply = await raw(env.first, b"*1\r\n$99999999999\r\n")
-            assert reply == b"-ERR Protocol error: invalid bulk length\r\n"
+            assert reply == (
+                b"-ERR Protocol error: invalid bulk length (99999999999 bytes, limit 16777216)\r\n"
+            )
             reply = await raw(env.first, b"*3\r\n$3\r\nSET\r\n:1\r\n")
             assert reply.startswith(b"-ERR Protocol error: expected '$'")
             assert await other.get("k") == b"v"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.message_codec import encode_message
 from dynamo_toolkit.messages import Ping
-from dynamo_toolkit_plugins.transport.tcp import HELLO, TcpTransport, _Connection
+from dynamo_toolkit_plugins.transport.tcp import HELLO, TcpNetwork, TcpTransport, _Connection
 
 _LEAVES = (
     st.none()
@@ -121,4 +121,49 @@ def test_nothing_a_peer_sends_escapes_the_connection_or_stops_the_node() -> None
         assert encode_message(Ping())  # the codec still works
     finally:
         loop.run_until_complete(cluster.close())
+        loop.close()
+
+
+def test_with_a_cluster_secret_nothing_unproven_is_delivered() -> None:
+    """Garbage before, inside and after a handshake that never proves anything.
+
+    The node's handler must see none of it, nothing may escape the
+    connection, and each refusal is counted.
+    """
+    loop = asyncio.new_event_loop()
+    network = TcpNetwork(addresses={"n1": f"127.0.0.1:{_free_port()}"}, cluster_secret=b"s")
+    endpoint = network.endpoint("n1")
+    delivered: list[object] = []
+
+    async def handler(source: str, message: object) -> object:
+        delivered.append(message)
+        return None
+
+    def feed(data: bytes) -> None:
+        async def run() -> None:
+            connection = _Connection(endpoint, None)
+            connection.connection_made(_FakeSocket())  # type: ignore[arg-type]
+            connection.data_received(data)  # must never raise
+            connection.data_received(msgpack.packb([0, 1, encode_message(Ping())]))
+            await asyncio.sleep(0)  # let anything started by the frames run
+            connection.connection_lost(None)
+
+        loop.run_until_complete(run())
+
+    challenge = msgpack.packb([HELLO, 0, ["rogue", b"n" * 16]], use_bin_type=True)
+    openings = st.sampled_from([b"", msgpack.packb([HELLO, 0, "rogue"]), challenge])
+
+    @settings(max_examples=150, deadline=None)
+    @given(openings, _FRAMES, st.binary(max_size=64))
+    def attempts(opening: bytes, batch: list[list[Any]], tail: bytes) -> None:
+        frames = b"".join(msgpack.packb(frame, use_bin_type=True) for frame in batch)
+        feed(opening + frames + tail)
+
+    try:
+        loop.run_until_complete(endpoint.start(handler))
+        attempts()
+        assert delivered == []
+        assert endpoint.auth_failures > 0
+    finally:
+        loop.run_until_complete(endpoint.stop())
         loop.close()

@@ -7,16 +7,39 @@ it at once; the next message reconnects, after an exponential backoff.
 
 Every frame is a msgpack array ``[kind, request_id, body]``; the first frame on
 a connection is ``[HELLO, 0, sender_id]`` so the receiver knows who speaks.
+
+Peers may have to prove they belong to the cluster, in two ways that combine:
+
+* ``cluster_secret``: a mutual challenge-response before any other frame.
+  The connecting end sends ``[HELLO, 0, [sender_id, nonce_c]]``; the
+  listener answers ``[AUTH, 0, [listener_id, nonce_s, proof_l]]``; the
+  connector checks ``proof_l`` and answers ``[AUTH, 0, proof_c]``. Each proof
+  is an HMAC-SHA256 keyed by the secret over both ids and both nonces, with a
+  label naming the end that made it (:mod:`.peer_auth`), so neither can be
+  replayed as the other and the secret never crosses the wire. The listener
+  delivers nothing before ``proof_c`` checks out; the connector sends nothing
+  but the handshake before ``proof_l`` does. A wrong or missing proof, or no
+  handshake within ``connect_timeout``, closes the connection (the listener
+  first says why in ``[ERROR, 0, reason]``).
+* ``server_tls`` / ``client_tls``: TLS on the peer port; with a server
+  context that requires client certificates, mutual TLS.
+
+:attr:`TcpTransport.auth_failures` counts the connections refused either way
+(see its docstring for exactly which). Without a secret or TLS the wire
+format and the hot path are as they always were.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import random
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
+import attrs
 import msgpack
 
 from dynamo_toolkit.eager_start import start_eagerly
@@ -26,10 +49,13 @@ from dynamo_toolkit.interfaces import Handler, Network, Transport
 from dynamo_toolkit.message_codec import WireFormatError, decode_message, encode_message
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit_plugins.transport import peer_auth
 
 __all__ = ["TcpNetwork", "TcpTransport", "parse_address"]
 
-REQUEST, REPLY, ERROR, ONE_WAY, HELLO = range(5)
+log = logging.getLogger(__name__)
+
+REQUEST, REPLY, ERROR, ONE_WAY, HELLO, AUTH = range(6)
 #: Largest frame accepted; a pair is at most a few tens of KiB, a repair a few of them.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
@@ -42,12 +68,46 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _Refused(Exception):
+    """A peer failed to prove it belongs to the cluster; the text says how."""
+
+
+@attrs.define
+class _Handshake:
+    """What one connection's cluster-secret handshake has seen so far."""
+
+    connector: str
+    connector_nonce: bytes
+    listener: str = ""
+    listener_nonce: bytes = b""
+
+
+class _Buffer(asyncio.Protocol):
+    """Holds what arrives on a TLS connection until its real protocol takes over."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.lost = False
+        self.exc: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost, self.exc = True, exc
+
+
 class _Connection(asyncio.Protocol):
     """One TCP connection, inbound or outbound, with batched writes."""
 
     def __init__(self, owner: TcpTransport, peer: str | None) -> None:
         self.owner = owner
-        self.peer = peer  # known for outbound; learnt from HELLO for inbound
+        #: Whom we dialled (outbound), or None (inbound).
+        self.dest = peer
+        secrets = owner.network.secrets
+        # The peer, once it may be delivered to: known for outbound, learnt
+        # from HELLO for inbound; with a cluster secret, only once proven.
+        self.peer = peer if not secrets else None
         self.transport: asyncio.Transport | None = None
         self.unpacker = msgpack.Unpacker(
             raw=False, max_buffer_size=MAX_FRAME_BYTES, strict_map_key=False
@@ -56,11 +116,71 @@ class _Connection(asyncio.Protocol):
         self.flush_scheduled = False
         self.pending: dict[int, asyncio.Future[object]] = {}
         self.closed = asyncio.get_running_loop().create_future()
+        #: False until the peer has proven what the network asks (secret, TLS).
+        self.authenticated = not secrets and (peer is not None or owner.network.server_tls is None)
+        self.handshake: _Handshake | None = None
+        self.ready: asyncio.Future[None] | None = None  # outbound: the handshake's end
+        self.refused = False  # set once refused: nothing more is read
+        self.counted = False  # this connection's failure is counted already
+        self.refusal: str | None = None  # why the peer refused us, if it said
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def name(self) -> str:
+        """Who is at the other end, for messages."""
+        return repr(self.peer or self.dest or (self.handshake and self.handshake.connector))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: cast, not check.
         self.transport = cast(asyncio.Transport, transport)
         self.owner.connections.add(self)
+        if self.authenticated or self.dest is not None:
+            return
+        network = self.owner.network
+        loop = asyncio.get_running_loop()
+        if network.secrets:
+            self._timer = loop.call_later(network.connect_timeout, self._handshake_expired)
+        if network.server_tls is not None:
+            # The TLS handshake is ours to run (not create_server's), so that
+            # a peer failing it is seen and counted. It starts now, eagerly:
+            # the TLS protocol must receive the very first bytes (uvloop reads
+            # them before a task could start).
+            self.owner.start_handshake(self._start_tls(network.server_tls))
+
+    async def _start_tls(self, context: ssl.SSLContext) -> None:
+        raw = self.transport
+        assert raw is not None
+        loop = asyncio.get_running_loop()
+        # Until this coroutine resumes, what TLS decrypts waits in a buffer:
+        # the TLS transport to answer on is known only then.
+        early = _Buffer()
+        try:
+            tls = await loop.start_tls(
+                raw,
+                early,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.owner.network.connect_timeout,
+            )
+        except asyncio.CancelledError:
+            raw.abort()
+            self.connection_lost(None)
+            raise
+        except Exception as exc:  # SSL errors, resets, timeouts: all refusals
+            self.count_failure(f"TLS handshake failed: {exc}")
+            raw.abort()
+            self.connection_lost(exc)
+            return
+        if tls is None or self.refused:  # closed meanwhile
+            return
+        self.transport = tls
+        if not self.owner.network.secrets:
+            self.authenticated = True
+        tls.set_protocol(self)
+        for chunk in early.chunks:
+            self.data_received(chunk)
+        if early.lost:
+            self.connection_lost(early.exc)
 
     def write(self, frame: list[Any]) -> None:
         """Queue a frame; every frame queued in this loop turn is written at once."""
@@ -76,20 +196,30 @@ class _Connection(asyncio.Protocol):
         self.outbox.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         try:
             self.unpacker.feed(data)
             for frame in self.unpacker:
                 self._dispatch(frame)
+        except _Refused as exc:
+            self.refuse(str(exc))
         except (msgpack.BufferFull, ValueError, TypeError, WireFormatError) as exc:
             # A peer speaking garbage loses its connection, never the node.
             self.owner.protocol_errors += 1
-            self.abort(f"protocol error: {exc}")
+            if not self.authenticated:
+                self.refuse(f"protocol error during the handshake: {exc}")
+            else:
+                self.abort(f"protocol error: {exc}")
 
     def _dispatch(self, frame: object) -> None:
         if not isinstance(frame, list) or len(frame) != 3 or type(frame[1]) is not int:
             raise WireFormatError("a frame is [kind, request_id, body]")
         kind, request_id, body = frame
         if kind == HELLO:
+            if not self.authenticated:
+                self._challenged(body)
+                return
             if not isinstance(body, str):
                 raise WireFormatError("HELLO carries the sender id")
             self.peer = body
@@ -98,16 +228,124 @@ class _Connection(asyncio.Protocol):
             return
         if kind in (REPLY, ERROR):
             future = self.pending.pop(request_id, None)
-            if future is not None and not future.done():
-                if kind == REPLY:
-                    future.set_result(decode_message(body))
-                else:
-                    future.set_exception(TransportError(f"{self.peer!r} failed: {body}"))
+            if future is not None:
+                if not future.done():
+                    if kind == REPLY:
+                        future.set_result(decode_message(body))
+                    else:
+                        future.set_exception(TransportError(f"{self.name} failed: {body}"))
+            elif kind == ERROR and request_id == 0:
+                # The peer refused this connection and says why before closing.
+                self.refusal = str(body)
             return
         if self.peer is None:
+            if not self.authenticated:
+                if kind == AUTH:
+                    self._proven(body)
+                    return
+                raise _Refused("a message before the cluster-secret handshake completed")
             raise WireFormatError("message before HELLO")
         message = decode_message(body)
         self.owner.deliver(self, kind, request_id, message)
+
+    # -- the cluster-secret handshake (cold path: once per connection) ----------
+
+    async def authenticate(self) -> None:
+        """Outbound: challenge the listener; return once both ends have proven the secret."""
+        nonce = peer_auth.new_nonce()
+        self.handshake = _Handshake(self.owner.node_id, nonce)
+        self.ready = asyncio.get_running_loop().create_future()
+        self.write([HELLO, 0, [self.owner.node_id, nonce]])
+        await self.ready
+
+    def _challenged(self, body: object) -> None:
+        """Inbound HELLO: answer the connector's challenge with ours and our proof."""
+        if self.dest is not None or self.handshake is not None:
+            raise _Refused("an unexpected HELLO during the handshake")
+        if not (
+            isinstance(body, list)
+            and len(body) == 2
+            and isinstance(body[0], str)
+            and isinstance(body[1], bytes)
+            and len(body[1]) == peer_auth.NONCE_BYTES
+        ):
+            raise _Refused("no cluster-secret challenge in HELLO (is cluster_secret_file set?)")
+        connector, connector_nonce = body
+        shake = _Handshake(connector, connector_nonce, self.owner.node_id, peer_auth.new_nonce())
+        self.handshake = shake
+        proof = self._proof(peer_auth.LISTENER, shake)
+        self.write([AUTH, 0, [shake.listener, shake.listener_nonce, proof]])
+
+    def _proven(self, body: object) -> None:
+        """An AUTH frame: the other end's proof (and, outbound, the listener's challenge)."""
+        shake = self.handshake
+        if shake is None:
+            raise _Refused("AUTH before HELLO")
+        secrets = self.owner.network.secrets
+        if self.dest is None:  # listener: the connector's proof, the last step
+            if not peer_auth.verify(secrets, body, peer_auth.CONNECTOR, *_transcript(shake)):
+                raise _Refused("wrong cluster secret: the connector's proof does not check out")
+            self._authenticated(shake.connector)
+            self.owner.forget_backoff(shake.connector)
+            return
+        if shake.listener_nonce or not (
+            isinstance(body, list)
+            and len(body) == 3
+            and isinstance(body[0], str)
+            and isinstance(body[1], bytes)
+            and len(body[1]) == peer_auth.NONCE_BYTES
+        ):
+            raise _Refused("a malformed AUTH frame from the listener")
+        shake.listener, shake.listener_nonce = body[0], body[1]
+        if not peer_auth.verify(secrets, body[2], peer_auth.LISTENER, *_transcript(shake)):
+            raise _Refused(f"wrong cluster secret: {self.dest!r} did not prove it")
+        self.write([AUTH, 0, self._proof(peer_auth.CONNECTOR, shake)])
+        self._authenticated(self.dest)
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(None)
+
+    def _proof(self, role: peer_auth.Role, shake: _Handshake) -> bytes:
+        return peer_auth.proof(self.owner.network.secrets[0], role, *_transcript(shake))
+
+    def _authenticated(self, peer: str) -> None:
+        self.peer = peer
+        self.authenticated = True
+        self.handshake = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _handshake_expired(self) -> None:
+        self._timer = None
+        if not self.authenticated and not self.refused:
+            self.count_failure(f"no handshake within {self.owner.network.connect_timeout} s")
+            self.refused = True
+            self.abort("handshake timed out")
+
+    def count_failure(self, reason: str) -> None:
+        """Count this connection as refused (once), and log why."""
+        if self.counted or not self.owner.running:
+            return  # counted already, or closed by our own stop
+        self.counted = True
+        self.owner.auth_failures += 1
+        peername = self.transport.get_extra_info("peername") if self.transport else None
+        direction = f"to {self.dest!r}" if self.dest is not None else f"from {peername}"
+        log.warning("%s refused a peer connection %s: %s", self.owner.node_id, direction, reason)
+
+    def refuse(self, reason: str) -> None:
+        """The peer failed the handshake: count it, tell it why (inbound), close."""
+        self.count_failure(reason)
+        self.refused = True
+        if self.dest is None and self.transport is not None:
+            self.outbox.clear()
+            self.write([ERROR, 0, f"refused by {self.owner.node_id!r}: {reason}"])
+            self._flush()
+            self.transport.close()  # after the reason is written
+            self._fail_pending(reason)
+        else:
+            self.abort(reason)
+
+    # -- closing ----------------------------------------------------------------
 
     def abort(self, reason: str) -> None:
         """Close now and fail every request waiting on this connection."""
@@ -116,19 +354,36 @@ class _Connection(asyncio.Protocol):
         self._fail_pending(reason)
 
     def _fail_pending(self, reason: str) -> None:
+        if self.refusal is not None:
+            reason = f"{reason} ({self.refusal})"
         for future in self.pending.values():
             if not future.done():
-                future.set_exception(TransportError(f"connection to {self.peer!r} lost: {reason}"))
+                future.set_exception(TransportError(f"connection to {self.name} lost: {reason}"))
                 # Mark it seen: at shutdown nobody may be left to look at it.
                 future.exception()
         self.pending.clear()
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_exception(TransportError(f"handshake failed: {reason}"))
+            self.ready.exception()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed.done():
+            return  # a failed TLS handshake may report its loss twice
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.authenticated or isinstance(exc, ssl.SSLError):
+            # Closed before proving itself, or a TLS failure after the handshake
+            # (TLS 1.3 reports a refused client certificate only then).
+            self.count_failure(f"closed during the handshake: {exc or self.refusal or 'EOF'}")
         self.owner.connections.discard(self)
         self._fail_pending(str(exc) if exc else "closed")
         self.owner.forget_link(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
+        self.closed.set_result(None)
+
+
+def _transcript(shake: _Handshake) -> tuple[str, str, bytes, bytes]:
+    return shake.connector, shake.listener, shake.connector_nonce, shake.listener_nonce
 
 
 def _expire(link: _Connection, request_id: int, dest: str, timeout: float) -> None:
@@ -145,6 +400,16 @@ class TcpTransport(Transport):
         self.network = network
         self.connections: set[_Connection] = set()
         self.protocol_errors = 0
+        #: Peer connections refused, in either direction: a peer without the
+        #: cluster secret's proof or with a wrong one (and the listener tells
+        #: it why), a HELLO-less or garbled handshake, no handshake within
+        #: ``connect_timeout``, an inbound connection closed before it proved
+        #: itself, a failed TLS handshake (inbound: a missing, expired or
+        #: foreign client certificate; outbound: the peer's certificate does
+        #: not verify) or a TLS error after it (how TLS 1.3 reports a refused
+        #: client certificate to the client). Not counted: what our own
+        #: :meth:`stop` closes.
+        self.auth_failures = 0
         self._handler: Handler | None = None
         self._server: asyncio.Server | None = None
         self._links: dict[str, _Connection] = {}
@@ -152,6 +417,7 @@ class TcpTransport(Transport):
         self._retry_at: dict[str, tuple[float, float]] = {}  # peer -> (when, backoff)
         self._next_id = 0
         self._tasks: set[asyncio.Future[None]] = set()
+        self._handshakes: set[asyncio.Future[None]] = set()  # inbound TLS handshakes
         # (deadline, request id, link, dest, timeout) of requests sent; entries
         # of requests already answered simply find nothing pending at expiry.
         self._deadlines: list[tuple[float, int, _Connection, str, float]] = []
@@ -175,9 +441,9 @@ class TcpTransport(Transport):
     # -- outbound ---------------------------------------------------------------
 
     async def _link(self, dest: str) -> _Connection:
-        link = self._links.get(dest)
-        if link is not None:
-            return link
+        known = self._links.get(dest)
+        if known is not None:
+            return known
         if not self.running:
             raise TransportError(f"{self.node_id!r} is stopped")
         loop = asyncio.get_running_loop()
@@ -191,11 +457,21 @@ class TcpTransport(Transport):
             return await asyncio.shield(waiting)
         future: asyncio.Future[_Connection] = loop.create_future()
         self._connecting[dest] = future
+        link: _Connection | None = None
         try:
             host, port = parse_address(self.network.address_of(dest))
             async with asyncio.timeout(self.network.connect_timeout):
-                _, link = await loop.create_connection(lambda: _Connection(self, dest), host, port)
-        except (OSError, TimeoutError) as exc:
+                if self.network.client_tls is None:
+                    _, link = await loop.create_connection(
+                        lambda: _Connection(self, dest), host, port
+                    )
+                else:
+                    _, link = await self._connect_tls(dest, host, port)
+                if self.network.secrets:
+                    await link.authenticate()
+        except (OSError, TimeoutError, TransportError) as exc:
+            if link is not None:  # connected, but the handshake failed
+                link.abort(f"handshake failed: {exc or 'timeout'}")
             backoff = min(
                 self.network.backoff_max,
                 (retry[1] * 2) if retry is not None else self.network.backoff_initial,
@@ -203,17 +479,48 @@ class TcpTransport(Transport):
             # Jitter keeps a restarted node from being hit by every peer at once.
             jitter = 1 + 0.25 * self.network.rng.random()
             self._retry_at[dest] = (loop.time() + backoff * jitter, backoff)
-            error = NodeUnavailableError(f"cannot connect to {dest!r}: {exc or 'timeout'}")
+            if link is not None or isinstance(exc, ssl.SSLError):
+                error = NodeUnavailableError(f"cannot authenticate {dest!r}: {exc or 'timeout'}")
+            else:
+                error = NodeUnavailableError(f"cannot connect to {dest!r}: {exc or 'timeout'}")
             future.set_exception(error)
             future.exception()  # retrieved: waiters get it through shield
             raise error from exc
         finally:
             self._connecting.pop(dest, None)
         self._retry_at.pop(dest, None)
-        link.write([HELLO, 0, self.node_id])
+        assert link is not None
+        if not self.network.secrets:
+            link.write([HELLO, 0, self.node_id])
         self._links[dest] = link
         future.set_result(link)
         return link
+
+    async def _connect_tls(
+        self, dest: str, host: str, port: int
+    ) -> tuple[asyncio.BaseTransport, _Connection]:
+        """Connect over TLS, checking the peer's certificate; a failure is counted."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.create_connection(
+                lambda: _Connection(self, dest),
+                host,
+                port,
+                ssl=self.network.client_tls,
+                server_hostname=host,
+                ssl_handshake_timeout=self.network.connect_timeout,
+            )
+        except ssl.SSLError as exc:
+            self.auth_failures += 1
+            log.warning("%s refused a peer connection to %r: %s", self.node_id, dest, exc)
+            raise
+
+    def start_handshake(self, handshake: Any) -> None:
+        """Start an inbound connection's TLS handshake now; :meth:`stop` waits for it."""
+        running = start_eagerly(handshake)
+        if not running.done():
+            self._handshakes.add(running)
+            running.add_done_callback(self._handshakes.discard)
 
     def forget_backoff(self, dest: str) -> None:
         """``dest`` is known to be up: the next message to it connects at once.
@@ -353,6 +660,8 @@ class TcpTransport(Transport):
                 connection.transport.close()
         if self.connections:
             await asyncio.gather(*(c.closed for c in list(self.connections)))
+        if self._handshakes:  # their connections are closed: they end at once
+            await asyncio.gather(*list(self._handshakes), return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -364,6 +673,12 @@ class TcpNetwork(Network):
 
     ``addresses`` maps node id to ``host:port``; by default each member's
     :attr:`~dynamo_toolkit.node_info.NodeInfo.address` is used.
+
+    ``cluster_secret`` (bytes, or several during a rotation: the first proves,
+    any is accepted) makes peers prove they know it before anything else;
+    ``server_tls`` and ``client_tls`` (both or neither) put the peer port under
+    TLS, mutual when the server context requires client certificates. See
+    the module's docstring.
     """
 
     def __init__(
@@ -374,6 +689,9 @@ class TcpNetwork(Network):
         connect_timeout: float = 1.0,
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
+        cluster_secret: bytes | Sequence[bytes] | None = None,
+        server_tls: ssl.SSLContext | None = None,
+        client_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.addresses = {m.node_id: m.address for m in members if m.address}
         self.addresses.update(addresses or {})
@@ -383,6 +701,12 @@ class TcpNetwork(Network):
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.rng = random.Random(seed)
+        #: The cluster secrets accepted; the first is the one we prove with.
+        self.secrets = _secrets(cluster_secret)
+        if (server_tls is None) != (client_tls is None):
+            raise ConfigurationError("peer TLS needs both server_tls and client_tls")
+        self.server_tls = server_tls
+        self.client_tls = client_tls
 
     def address_of(self, node_id: str) -> str:
         """The ``host:port`` of ``node_id``."""
@@ -402,6 +726,16 @@ class TcpNetwork(Network):
             if member.address:
                 parse_address(member.address)
                 self.addresses[member.node_id] = member.address
+
+
+def _secrets(value: bytes | Sequence[bytes] | None) -> tuple[bytes, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, bytes | str) else list(value)
+    secrets = tuple(item.encode() if isinstance(item, str) else bytes(item) for item in items)
+    if not secrets or not all(secrets):
+        raise ConfigurationError("a cluster secret must not be empty")
+    return secrets
 
 
 @hookimpl

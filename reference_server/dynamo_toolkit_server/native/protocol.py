@@ -65,6 +65,15 @@ PROTOCOL_ERROR_ID = 0
 class ProtocolError(DynamoError):
     """The byte stream is not a sequence of well-formed frames; the connection closes."""
 
+    #: True when a frame was refused for its size (``max_frame_bytes``), not its bytes.
+    too_large: bool = False
+
+
+def _frame_too_large(limit: int) -> ProtocolError:
+    error = ProtocolError(f"frame larger than {limit} bytes")
+    error.too_large = True
+    return error
+
 
 class InvalidRequestError(DynamoError, ValueError):
     """A well-formed frame asks for an unknown operation or has bad arguments."""
@@ -126,14 +135,16 @@ class FrameDecoder:
             # not yet parsed, and it parses incomplete frames as far as it can.
             room = self.max_frame_bytes - (self._fed - self._frame_start)
             if room <= 0:
-                self._broken = f"frame larger than {self.max_frame_bytes} bytes"
-                raise ProtocolError(self._broken)
+                error = _frame_too_large(self.max_frame_bytes)
+                self._broken = str(error)
+                raise error
             chunk, view = view[:room], view[room:]
             try:
                 self._unpacker.feed(chunk)
             except msgpack.BufferFull as exc:  # not expected given the room check
-                self._broken = f"frame larger than {self.max_frame_bytes} bytes"
-                raise ProtocolError(self._broken) from exc
+                error = _frame_too_large(self.max_frame_bytes)
+                self._broken = str(error)
+                raise error from exc
             self._fed += len(chunk)
             while True:
                 try:

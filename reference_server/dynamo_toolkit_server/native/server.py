@@ -20,6 +20,15 @@ Admin operations (``dtk cluster ...`` and ``dtk repair`` send them):
 ``repair``, ``cluster_state``, ``cluster_stage`` (node, action
 leave|remove|keep), ``cluster_plan``, ``cluster_commit``.
 
+Authentication: with users configured, a connection's first request is
+``auth`` (user, password), answered ``{"user": ..., "role": ...}``; a client
+waits for that answer before sending anything else (requests on a connection
+run concurrently). Until then every request but ``ping`` fails with
+``AuthenticationFailedError``. Reads (``get``, ``lrange``, ``llen``, ``info``,
+``cluster_state``, ``cluster_plan``) need the ``read`` role, writes
+``readwrite``, and ``repair``, ``cluster_stage`` and ``cluster_commit``
+``admin``; beyond the role a request fails with ``PermissionDeniedError``.
+
 Each operation is one :class:`StoreService` call: this module only checks the
 arguments and shapes the answer.
 
@@ -30,12 +39,20 @@ one more sibling). List operations follow Redis: ``lpush`` of ``[a, b]`` leaves
 are refused, so a typo never silently falls back to a default.
 
 Requests on one connection run concurrently and are answered as they finish.
+
+Limits (see :class:`~dynamo_toolkit_server.client_limit.ConnectionLimits`):
+a connection idle for ``idle_timeout`` is closed; one whose replies stay
+unread for ``slow_client_timeout``, or pile up past ``max_output_bytes``, is
+dropped; a frame over ``max_request_bytes`` is a protocol error (refused,
+then the connection closes); requests read while ``max_pipelined`` are in
+flight get a ``TooManyRequests`` error each, and the connection stays.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -44,7 +61,9 @@ import attrs
 
 from dynamo_toolkit.errors import DynamoError
 from dynamo_toolkit.values import Key
-from dynamo_toolkit_server.client_limit import ClientLimit
+from dynamo_toolkit_server.auth import ANYONE, Authenticator, Role, User
+from dynamo_toolkit_server.client_limit import ClientLimit, ConnectionLimits
+from dynamo_toolkit_server.errors import AuthenticationFailedError, PermissionDeniedError
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.native.protocol import (
@@ -74,6 +93,9 @@ log = logging.getLogger(__name__)
 
 #: Requests one connection may have running before the server stops reading it.
 MAX_IN_FLIGHT = 256
+
+#: The metrics label of this front-end.
+_PROTOCOL = "native"
 
 #: Seconds :meth:`NativeServer.close` lets a connection flush before aborting it.
 _CLOSE_FLUSH_SECONDS = 2.0
@@ -158,23 +180,88 @@ def _operation(name: str) -> Callable[[_Operation], _Operation]:
     return register
 
 
-class RequestHandler:
-    """Runs decoded requests against a service; independent of any connection."""
+#: The least role each operation needs; anything else (admin operations) needs admin.
+_ROLES = {
+    "ping": Role.READ,
+    "get": Role.READ,
+    "lrange": Role.READ,
+    "llen": Role.READ,
+    "info": Role.READ,
+    "cluster_state": Role.READ,
+    "cluster_plan": Role.READ,
+    "put": Role.READWRITE,
+    "delete": Role.READWRITE,
+    "lpush": Role.READWRITE,
+    "rpush": Role.READWRITE,
+    "lpop": Role.READWRITE,
+    "rpop": Role.READWRITE,
+}
 
-    def __init__(self, service: StoreService, metrics: NodeMetrics | None = None) -> None:
+
+class RequestHandler:
+    """Runs decoded requests against a service; independent of any connection.
+
+    The connection says who sends each request (``user``); ``None`` is a
+    client that has not logged in where users are configured.
+    """
+
+    def __init__(
+        self,
+        service: StoreService,
+        metrics: NodeMetrics | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.service = service
         self.metrics = metrics
+        self.authenticator = authenticator or Authenticator()
         self.connections = 0
 
-    async def handle(self, request: Request) -> bytes:
-        """Run ``request`` and return its encoded reply frame; never raises."""
+    def _permit(self, op: str, user: User | None) -> None:
+        if user is None:
+            if op == "ping":
+                return
+            raise AuthenticationFailedError(
+                "authentication required: send auth (user, password) first"
+            )
+        needed = _ROLES.get(op, Role.ADMIN)
+        if user.role < needed:
+            if self.metrics is not None:
+                self.metrics.denied("native")
+            raise PermissionDeniedError(
+                f"user {user.name} ({user.role.label}) may not run {op}: it needs {needed.label}"
+            )
+
+    async def log_in(self, request: Request) -> tuple[bytes, User | None]:
+        """Answer an ``auth`` request: the reply frame, and the user if it logged in."""
+        args = _Args(request.op, request.args)
+        name, password = args.raw("user"), args.raw("password")
+        args.check_all_used()
+        if not isinstance(name, str) or not isinstance(password, str | bytes):
+            error = InvalidRequestError("auth needs user (str) and password (str or bytes)")
+            return encode_error(request.request_id, error_info(error)), None
+        if not self.authenticator.enabled:
+            # No users: everyone is the all-powerful default, whatever they send.
+            return encode_reply(request.request_id, {"user": "default", "role": "admin"}), ANYONE
+        secret = password.encode() if isinstance(password, str) else password
+        user = await self.authenticator.authenticate(name, secret)
+        if user is None:
+            if self.metrics is not None:
+                self.metrics.auth_failed("native")
+            failure = AuthenticationFailedError("invalid username-password pair")
+            return encode_error(request.request_id, error_info(failure)), None
+        reply = {"user": user.name, "role": user.role.label}
+        return encode_reply(request.request_id, reply), user
+
+    async def handle(self, request: Request, user: User | None = ANYONE) -> bytes:
+        """Run ``request`` as ``user``; return its encoded reply frame; never raises."""
         start = time.perf_counter()
         operation = OPERATIONS.get(request.op)
         ok = False
         try:
             if operation is None:
-                known = ", ".join(sorted(OPERATIONS))
+                known = ", ".join(sorted([*OPERATIONS, "auth"]))
                 raise InvalidRequestError(f"unknown op {request.op!r}; known: {known}")
+            self._permit(request.op, user)
             result = await operation(self, _Args(request.op, request.args))
             frame = encode_reply(request.request_id, result)
             ok = True
@@ -329,7 +416,13 @@ class NativeConnection(asyncio.Protocol):
         self._writing_paused = False
         self._reading_paused = False
         self._stopped = False
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: Who sends this connection's requests (``None``: not logged in yet).
+        self.user: User | None = None if server.handler.authenticator.enabled else ANYONE
+        self._loop = asyncio.get_running_loop()
+        self._active_at = 0.0  # loop time of the last read, or of the last request ending
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._slow_timer: asyncio.TimerHandle | None = None
+        self.lost: asyncio.Future[None] = self._loop.create_future()
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -349,11 +442,17 @@ class NativeConnection(asyncio.Protocol):
         self._server.handler.connections += 1
         if self._server.closing:
             self.close()
+            return
+        self._active_at = self._loop.time()
+        idle = self._server.limits.idle_timeout
+        if idle > 0:
+            self._idle_timer = self._loop.call_later(idle, self._check_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection; requests still running finish, their replies dropped."""
         self._closing = True
         self._outbox.clear()
+        self._cancel_timers()
         if not self.lost.done():
             self._server._connections.discard(self)
             self._server.handler.connections -= 1
@@ -365,9 +464,14 @@ class NativeConnection(asyncio.Protocol):
         """Start a task for every complete frame; a broken stream ends the connection."""
         if self._closing:
             return
+        self._active_at = self._loop.time()
         try:
             for frame in self._decoder.feed(data):
-                self._start(parse_request(frame))
+                request = parse_request(frame)
+                if len(self._tasks) >= self._server.limits.max_pipelined:
+                    self._refuse_pipelined(request)
+                else:
+                    self._start(request)
         except ProtocolError as exc:
             self._protocol_error(exc)
 
@@ -375,11 +479,71 @@ class NativeConnection(asyncio.Protocol):
         """The client reads too slowly: stop reading its requests for now."""
         self._writing_paused = True
         self._update_reading()
+        slow = self._server.limits.slow_client_timeout
+        if slow > 0 and self._slow_timer is None and not self._closing:
+            self._slow_timer = self._loop.call_later(slow, self._drop_slow, "timeout")
 
     def resume_writing(self) -> None:
         """The client caught up: read requests again (unless too many are in flight)."""
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
         self._writing_paused = False
         self._update_reading()
+
+    # -- limits ----------------------------------------------------------------------
+
+    def _refuse_pipelined(self, request: Request) -> None:
+        limits = self._server.limits
+        info = {
+            "type": "TooManyRequests",
+            "message": limits.pipeline_message,
+            "limit": limits.max_pipelined,
+        }
+        self._send(encode_error(request.request_id, info))
+        self._server.counts.count_refused(_PROTOCOL, "pipeline")
+
+    def _check_idle(self) -> None:
+        """The idle timer: close an idle connection, or re-arm for when it could be."""
+        self._idle_timer = None
+        if self._closing:
+            return
+        idle = self._server.limits.idle_timeout
+        now = self._loop.time()
+        if self._tasks or self._outbox:
+            deadline = now + idle  # a request in flight: not idle
+        else:
+            deadline = self._active_at + idle
+            if now >= deadline:
+                log.debug("closing native client %s: idle for %s s", self._peer(), idle)
+                self._server.counts.count_closed(_PROTOCOL, "idle")
+                self.close()
+                return
+        self._idle_timer = self._loop.call_at(deadline, self._check_idle)
+
+    def _drop_slow(self, why: str) -> None:
+        """Drop a client that does not read its replies (its output is discarded)."""
+        self._slow_timer = None
+        if self._closing:
+            return
+        limits = self._server.limits
+        if why == "timeout":
+            detail = f"replies unread for {limits.slow_client_timeout} s"
+        else:
+            detail = f"over {limits.max_output_bytes} bytes of replies waiting"
+        log.info("dropping native client %s: %s", self._peer(), detail)
+        self._server.counts.count_closed(_PROTOCOL, "slow")
+        self.abort()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._idle_timer, self._slow_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._slow_timer = None
+
+    def _peer(self) -> str:
+        info = self._transport.get_extra_info("peername") if self._transport else None
+        return f"{info[0]}:{info[1]}" if isinstance(info, tuple) and len(info) >= 2 else "?"
 
     # -- requests ------------------------------------------------------------------
 
@@ -391,11 +555,20 @@ class NativeConnection(asyncio.Protocol):
         self._update_reading()
 
     async def _run(self, request: Request) -> None:
-        self._send(await self._server.handler.handle(request))
+        handler = self._server.handler
+        if request.op == "auth":
+            frame, user = await handler.log_in(request)
+            if user is not None:
+                self.user = user
+            self._send(frame)
+            return
+        self._send(await handler.handle(request, self.user))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._server._in_flight.discard(task)
+        if not self._tasks:
+            self._active_at = self._loop.time()  # idle from now on
         if not task.cancelled() and task.exception() is not None:
             log.error("native request task failed", exc_info=task.exception())
         self._update_reading()
@@ -406,7 +579,13 @@ class NativeConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._closing:
             return
-        pause = self._stopped or self._writing_paused or len(self._tasks) >= MAX_IN_FLIGHT
+        in_flight = len(self._tasks)
+        pause = (
+            self._stopped
+            or self._writing_paused
+            or in_flight >= MAX_IN_FLIGHT
+            or in_flight >= self._server.limits.max_pipelined
+        )
         if pause and not self._reading_paused:
             transport.pause_reading()
             self._reading_paused = True
@@ -427,11 +606,20 @@ class NativeConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._outbox and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(self._outbox))
+        transport = self._transport
+        if self._outbox and transport is not None and not transport.is_closing():
+            transport.write(b"".join(self._outbox))
+            # Over the high-water mark (writes paused): is it over the hard cap too?
+            if self._writing_paused:
+                cap = self._server.limits.max_output_bytes
+                if cap and transport.get_write_buffer_size() > cap:
+                    self._outbox.clear()
+                    self._drop_slow("output")
         self._outbox.clear()
 
     def _protocol_error(self, exc: ProtocolError) -> None:
+        if exc.too_large:
+            self._server.counts.count_closed(_PROTOCOL, "too_large")
         self._send(encode_error(PROTOCOL_ERROR_ID, error_info(exc)))
         if self._server.handler.metrics is not None:
             self._server.handler.metrics.observe("native", "protocol_error", 0.0, False)
@@ -465,18 +653,23 @@ class NativeServer(ListeningServer):
         *,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         client_limit: ClientLimit | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.handler = handler
         self.max_frame_bytes = max_frame_bytes
         self.client_limit = client_limit
+        #: Counts closures and refusals (a private one when no limit is shared).
+        self.counts = client_limit if client_limit is not None else ClientLimit()
+        #: The per-connection limits (``client_limit``'s unless given).
+        self.limits = limits if limits is not None else self.counts.limits
         self.closing = False
         self._server: asyncio.Server | None = None
         self._connections: set[NativeConnection] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    async def _listen(self, host: str, port: int) -> None:
+    async def _listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: NativeConnection(self), host, port)
+        self._server = await loop.create_server(lambda: NativeConnection(self), host, port, ssl=tls)
         self._remember_address(self._server)
 
     async def wait_idle(self) -> None:
@@ -518,17 +711,27 @@ async def start_native_server(
     port: int,
     *,
     metrics: NodeMetrics | None = None,
-    max_frame_bytes: int = MAX_FRAME_BYTES,
+    max_frame_bytes: int | None = None,
     client_limit: ClientLimit | None = None,
+    authenticator: Authenticator | None = None,
+    tls: ssl.SSLContext | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> NativeServer:
     """Serve ``service`` over the native protocol on ``host:port`` (port 0: any free one).
 
-    ``metrics`` counts every request under protocol ``native``.
+    ``metrics`` counts every request under protocol ``native``. With users in
+    ``authenticator`` each connection logs in first; with ``tls``, TLS only.
+    ``limits`` (default: ``client_limit``'s, else the defaults) are the
+    per-connection timeouts and sizes; ``max_frame_bytes`` defaults to their
+    ``max_request_bytes``.
     """
+    if limits is None:
+        limits = client_limit.limits if client_limit is not None else ConnectionLimits()
     server = NativeServer(
-        RequestHandler(service, metrics),
-        max_frame_bytes=max_frame_bytes,
+        RequestHandler(service, metrics, authenticator),
+        max_frame_bytes=limits.max_request_bytes if max_frame_bytes is None else max_frame_bytes,
         client_limit=client_limit,
+        limits=limits,
     )
-    await server._listen(host, port)
+    await server._listen(host, port, tls)
     return server

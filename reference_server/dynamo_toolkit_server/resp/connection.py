@@ -1,14 +1,19 @@
 """Connection and server commands: answered at once, without waiting for replicas.
 
-PING, ECHO, QUIT, AUTH, HELLO [2|3 [AUTH user pass] [SETNAME name]],
-CLIENT SETNAME|GETNAME|ID|INFO|LIST|SETINFO|HELP, SELECT 0, INFO [section ...],
+PING, ECHO, QUIT, AUTH [user] pass, HELLO [2|3 [AUTH user pass] [SETNAME name]],
+ACL WHOAMI|USERS, CLIENT SETNAME|GETNAME|ID|INFO|LIST|SETINFO|HELP, SELECT 0,
+INFO [section ...],
 CONFIG GET, DTK.CONSISTENCY [R W]; and the commands refused with their reason
 (expiry, transactions). COMMAND, which describes the table, is in
 :mod:`.registry`.
 
 Differences from Redis: HELLO's map says ``server: dynamo-toolkit``
 (``version`` is the Redis version whose protocol is spoken, 7.0.0; INFO's
-``dtk_version`` is ours); the only user is ``default``; CONFIG GET knows a
+``dtk_version`` is ours); users, with roles rather than ACL rules, come from
+the node's ``[[users]]`` (``AUTH <password>`` logs in as the user called
+``default``; with no users every client is ``default`` with every right), and
+ACL answers only WHOAMI and, for admins, USERS; CLIENT LIST is for admins
+(it shows every client's address); CONFIG GET knows a
 handful of parameters and CONFIG SET is refused; ``SELECT 0`` is accepted, any
 other index refused.
 
@@ -25,6 +30,7 @@ import platform
 import time
 
 from dynamo_toolkit import __version__ as dtk_version
+from dynamo_toolkit_server.auth import Role
 from dynamo_toolkit_server.resp.errors import CommandError, arity_error
 from dynamo_toolkit_server.resp.protocol import (
     EMPTY_ARRAY,
@@ -77,10 +83,10 @@ def _quit(s: Session, args: Command) -> bytes:
     return OK
 
 
-def _auth(s: Session, args: Command) -> bytes:
+async def _auth(s: Session, args: Command) -> bytes:
     ctx = s.context
     if len(args) == 2:
-        if ctx.password is None:
+        if not ctx.authenticator.enabled:
             raise CommandError(
                 "ERR AUTH <password> called without any password configured for the "
                 "default user. Are you sure your configuration is correct?"
@@ -88,13 +94,32 @@ def _auth(s: Session, args: Command) -> bytes:
         user, password = b"default", args[1]
     else:
         user, password = args[1], args[2]
-    if not ctx.check_credentials(user, password):
+    if not await ctx.log_in(s, user, password):
         raise CommandError(_WRONGPASS)
-    s.authenticated = True
     return OK
 
 
-def _hello(s: Session, args: Command) -> bytes:
+def _acl(s: Session, args: Command) -> bytes:
+    sub = args[1].upper()
+    if sub == b"WHOAMI" and len(args) == 2:
+        return bulk(s.user.encode())
+    if sub == b"USERS" and len(args) == 2:
+        if s.role < Role.ADMIN:
+            raise CommandError(
+                f"NOPERM User {s.user} has no permissions to run the 'acl|users' command"
+            )
+        names = sorted(s.context.authenticator.users) or ["default"]
+        return array([bulk(name.encode()) for name in names])
+    if sub in (b"WHOAMI", b"USERS"):
+        raise arity_error(f"acl|{sub.decode().lower()}")
+    text = args[1].decode("utf-8", "replace")
+    raise CommandError(
+        f"ERR ACL {text} is not supported: users and roles come from the node's "
+        "[[users]] (ACL WHOAMI and ACL USERS work)"
+    )
+
+
+async def _hello(s: Session, args: Command) -> bytes:
     protocol = s.protocol
     position = 1
     if len(args) > 1:
@@ -116,9 +141,8 @@ def _hello(s: Session, args: Command) -> bytes:
             text = args[position].decode("utf-8", "replace")
             raise CommandError(f"ERR Syntax error in HELLO option '{text}'")
     if credentials is not None:
-        if not s.context.check_credentials(*credentials):
+        if not await s.context.log_in(s, *credentials):
             raise CommandError(_WRONGPASS)
-        s.authenticated = True
     elif not s.authenticated:
         raise CommandError(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise "
@@ -195,6 +219,10 @@ def _client(s: Session, args: Command) -> bytes:
     if sub == b"INFO":
         return bulk(s.info_line().encode())
     if sub == b"LIST":
+        if s.role < Role.ADMIN:
+            raise CommandError(
+                f"NOPERM User {s.user} has no permissions to run the 'client|list' command"
+            )
         sessions = s.context.sessions.values()
         return bulk("".join(other.info_line() for other in sessions).encode())
     if sub == b"SETINFO":
@@ -343,8 +371,9 @@ CONNECTION_SPECS = (
     CommandSpec("ping", -1, CONNECTION, handler=_ping, max_args=2),
     CommandSpec("echo", 2, CONNECTION, handler=_echo),
     CommandSpec("quit", -1, _NO_AUTH, handler=_quit),
-    CommandSpec("auth", -2, _NO_AUTH, handler=_auth, max_args=3),
-    CommandSpec("hello", -1, _NO_AUTH, handler=_hello),
+    CommandSpec("auth", -2, _NO_AUTH, coroutine=_auth, max_args=3),
+    CommandSpec("hello", -1, _NO_AUTH, coroutine=_hello),
+    CommandSpec("acl", -2, (), handler=_acl),
     CommandSpec("client", -2, (), handler=_client),
 )
 

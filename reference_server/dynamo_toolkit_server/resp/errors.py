@@ -26,6 +26,8 @@ NOT_INTEGER = "ERR value is not an integer or out of range"
 _CODES = {
     ErrorKind.QUORUM: "QUORUM",
     ErrorKind.WRONG_TYPE: "WRONGTYPE",
+    ErrorKind.AUTH: "NOAUTH",
+    ErrorKind.PERMISSION: "NOPERM",
     ErrorKind.INTERNAL: "ERR internal error:",
 }
 

@@ -82,11 +82,15 @@ class ProtocolError(Exception):
 
     ``commands`` holds the commands completed before the bad bytes, so a server
     can answer them first, then the error, then close the connection.
+    ``too_large`` tells a request refused for its size from garbage.
     """
 
-    def __init__(self, message: str, commands: list[Command] | None = None) -> None:
+    def __init__(
+        self, message: str, commands: list[Command] | None = None, *, too_large: bool = False
+    ) -> None:
         super().__init__(message)
         self.commands: list[Command] = commands if commands is not None else []
+        self.too_large = too_large
 
 
 class RespParser:
@@ -96,6 +100,10 @@ class RespParser:
     the array being read, so a request split anywhere (even inside ``\\r\\n``)
     parses the same as one delivered whole. Once it has raised
     :class:`ProtocolError` the parser refuses further input.
+
+    ``max_bulk`` bounds each bulk string, ``max_request`` (default: ``max_bulk``)
+    the bulk strings of one command together; both are checked on the length
+    headers, before anything is buffered.
     """
 
     __slots__ = (
@@ -105,9 +113,11 @@ class RespParser:
         "_failed",
         "_need",
         "_remaining",
+        "_size",
         "max_array",
         "max_bulk",
         "max_inline",
+        "max_request",
     )
 
     def __init__(
@@ -115,10 +125,13 @@ class RespParser:
         max_bulk: int = DEFAULT_MAX_BULK,
         max_array: int = DEFAULT_MAX_ARRAY,
         max_inline: int = DEFAULT_MAX_INLINE,
+        max_request: int | None = None,
     ) -> None:
         self.max_bulk = max_bulk
         self.max_array = max_array
         self.max_inline = max_inline
+        self.max_request = max_bulk if max_request is None else max_request
+        self._size = 0  # bytes of bulk strings declared so far by the current command
         self._buf = bytearray()
         self._args: Command = []
         self._remaining = 0  # elements still expected in the current array (0: none open)
@@ -167,6 +180,7 @@ class RespParser:
         args = self._args
         remaining = self._remaining
         bulk = self._bulk
+        size = self._size
         try:
             while True:
                 if remaining == 0:
@@ -176,7 +190,9 @@ class RespParser:
                         nl = find(b"\n", pos, pos + self.max_inline + 1)
                         if nl < 0:
                             if end - pos > self.max_inline:
-                                raise ProtocolError("Protocol error: too big inline request")
+                                raise ProtocolError(
+                                    "Protocol error: too big inline request", too_large=True
+                                )
                             break
                         inline = split_inline(src[pos:nl])
                         pos = nl + 1
@@ -196,12 +212,17 @@ class RespParser:
                     else:
                         raise ProtocolError("Protocol error: invalid multibulk length")
                     if count > self.max_array:
-                        raise ProtocolError("Protocol error: invalid multibulk length")
+                        raise ProtocolError(
+                            f"Protocol error: invalid multibulk length ({count} elements, "
+                            f"limit {self.max_array})",
+                            too_large=True,
+                        )
                     pos = nl + 2
                     if count == 0:
                         continue
                     remaining = count
                     args = []
+                    size = 0
                 if bulk < 0:
                     if pos >= end:
                         break
@@ -217,10 +238,20 @@ class RespParser:
                     if not digits.isdigit():
                         raise ProtocolError("Protocol error: invalid bulk length")
                     bulk = int(digits)
+                    size += bulk
                     # Refused on the header alone: nothing is buffered for a lie.
-                    if bulk > self.max_bulk:
-                        bulk = -1
-                        raise ProtocolError("Protocol error: invalid bulk length")
+                    if bulk > self.max_bulk or size > self.max_request:
+                        too_big, bulk = bulk, -1
+                        if too_big > self.max_bulk:
+                            raise ProtocolError(
+                                f"Protocol error: invalid bulk length ({too_big} bytes, "
+                                f"limit {self.max_bulk})",
+                                too_large=True,
+                            )
+                        raise ProtocolError(
+                            f"Protocol error: request too large (over {self.max_request} bytes)",
+                            too_large=True,
+                        )
                     pos = nl + 2
                 stop = pos + bulk
                 if stop + 2 > end:
@@ -238,6 +269,7 @@ class RespParser:
             self._args = args
             self._remaining = remaining
             self._bulk = bulk
+            self._size = size
         return pos
 
 

@@ -13,9 +13,10 @@ The command groups, each in its own module:
 * COMMAND [COUNT|DOCS|INFO|LIST], here: it describes this table (COMMAND DOCS
   answers an empty map).
 
-Anything else is an unknown command. With a password configured, every command
+Anything else is an unknown command. With users configured, every command
 but AUTH, HELLO and QUIT answers ``-NOAUTH Authentication required.`` until the
-client authenticates. Data commands go through the node's
+client logs in, and a command beyond the user's role (a write for a ``read``
+user, CONFIG for a non-``admin``) answers ``-NOPERM``. Data commands go through the node's
 :class:`~dynamo_toolkit_server.service.StoreService`; errors become replies as
 :mod:`.errors` says.
 
@@ -53,7 +54,7 @@ from dynamo_toolkit_server.resp.protocol import (
 )
 from dynamo_toolkit_server.resp.session import CommandSpec, Session
 
-__all__ = ["COMMANDS", "check", "lookup", "run_async", "run_sync", "unknown_command"]
+__all__ = ["COMMANDS", "check", "lookup", "noperm", "run_async", "run_sync", "unknown_command"]
 
 _NOAUTH = error("NOAUTH Authentication required.")
 
@@ -139,7 +140,14 @@ def check(spec: CommandSpec, session: Session, args: Command) -> bytes | None:
         return error(f"ERR wrong number of arguments for '{spec.name}' command")
     if not session.authenticated and not spec.no_auth:
         return _NOAUTH
+    if session.role < spec.role:
+        return noperm(session, spec.name)
     return None
+
+
+def noperm(session: Session, command: str) -> bytes:
+    """Redis's reply to a command beyond the user's permissions."""
+    return error(f"NOPERM User {session.user} has no permissions to run the '{command}' command")
 
 
 def unknown_command(args: Command) -> bytes:

@@ -11,23 +11,32 @@ A malformed request gets ``-ERR Protocol error: ...`` after the replies to the
 commands before it, and its connection is closed; a client that shuts down its
 write side still gets the replies to what it sent, then the connection closes.
 Nothing a client sends can stop the node: handler failures become error replies.
+
+Limits (see :class:`~dynamo_toolkit_server.client_limit.ConnectionLimits`):
+a connection idle for ``idle_timeout`` is closed, as Redis's ``timeout``
+does; one whose replies stay unread for ``slow_client_timeout``, or pile up
+past ``max_output_bytes``, is dropped; a request over ``max_request_bytes``
+is a protocol error; commands read past ``max_pipelined`` are refused one by
+one. One timer per connection does the timing, re-armed lazily: the hot path
+only notes the loop's time on each read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from typing import Any, cast
 
 from dynamo_toolkit.eager_start import start_eagerly
-from dynamo_toolkit_server.client_limit import ClientLimit
+from dynamo_toolkit_server.auth import Authenticator
+from dynamo_toolkit_server.client_limit import ClientLimit, ConnectionLimits
 from dynamo_toolkit_server.listening import ListeningServer
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.resp.protocol import (
     DEFAULT_MAX_ARRAY,
-    DEFAULT_MAX_BULK,
     Command,
     ProtocolError,
     RespParser,
@@ -48,7 +57,7 @@ __all__ = ["RespServer", "start_resp_server"]
 log = logging.getLogger(__name__)
 
 _PROTOCOL = "resp"  # the metrics label of this front-end
-_MAX_QUEUED = 4096  # commands waiting before we stop reading from that client
+_MAX_QUEUED = 4096  # commands waiting before we stop reading (or max_pipelined if lower)
 _MAX_PENDING_REPLIES = 256  # replies held for batching before writing anyway
 
 
@@ -61,11 +70,16 @@ class _Registry:
         max_bulk: int,
         max_array: int,
         client_limit: ClientLimit | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.context = context
         self.max_bulk = max_bulk
         self.max_array = max_array
         self.client_limit = client_limit
+        #: Counts closures and refusals (a private one when no limit is shared).
+        self.counts = client_limit if client_limit is not None else ClientLimit()
+        self.limits = limits if limits is not None else self.counts.limits
+        self.max_queued = min(_MAX_QUEUED, self.limits.max_pipelined)
         self.connections: set[_Connection] = set()
         self.closing = False
 
@@ -77,7 +91,11 @@ class _Connection(asyncio.Protocol):
         self._registry = registry
         self._admitted = False  # holds a place under the client limit
         self._ctx = registry.context
-        self._parser = RespParser(max_bulk=registry.max_bulk, max_array=registry.max_array)
+        self._parser = RespParser(
+            max_bulk=registry.max_bulk,
+            max_array=registry.max_array,
+            max_request=registry.limits.max_request_bytes,
+        )
         # Commands to run, or the reply of one already started (see data_received).
         self._queue: deque[Command | asyncio.Future[bytes]] = deque()
         self._out: list[bytes] = []
@@ -90,6 +108,9 @@ class _Connection(asyncio.Protocol):
         self._read_paused = False
         self._wakeup: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None  # pending while writes are paused
+        self._active_at = 0.0  # loop time of the last read, or of the worker going idle
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._slow_timer: asyncio.TimerHandle | None = None
         self.worker: asyncio.Task[None] | None = None
         self.closed: asyncio.Future[None]
 
@@ -121,17 +142,24 @@ class _Connection(asyncio.Protocol):
         self._ctx.sessions[self._session.client_id] = self._session
         self._ctx.total_connections += 1
         self.worker = self._loop.create_task(self._work())
+        self._active_at = self._loop.time()
+        idle = self._registry.limits.idle_timeout
+        if idle > 0:
+            self._idle_timer = self._loop.call_later(idle, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
         """Parse, answer what can be answered at once, queue the rest."""
         if self._stopping or self._fatal is not None or self._session.quit:
             return
+        self._active_at = self._loop.time()
         try:
             commands = self._parser.feed(data)
         except ProtocolError as exc:
             commands = exc.commands
             self._fatal = error(f"ERR {exc}")
             self._pause_reading()
+            if exc.too_large:
+                self._registry.counts.count_closed(_PROTOCOL, "too_large")
         queue = self._queue
         if not queue and not self._busy and self._writable is None:
             # Fast path: nothing is ahead of these commands, so they run here,
@@ -161,8 +189,12 @@ class _Connection(asyncio.Protocol):
             if waiting is not None:
                 queue.append(waiting)
         if commands:
-            queue.extend(commands)
-            if len(queue) > _MAX_QUEUED:
+            room = self._registry.limits.max_pipelined - len(queue)
+            if len(commands) > room:
+                self._refuse_past_cap(commands, room)
+            else:
+                queue.extend(commands)
+            if len(queue) >= self._registry.max_queued:
                 self._pause_reading()
         if queue or self._fatal is not None or self._session.quit:
             self._wake()
@@ -186,6 +218,7 @@ class _Connection(asyncio.Protocol):
         self._ctx.sessions.pop(self._session.client_id, None)
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+        self._cancel_timers()
         self._wake()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -194,12 +227,75 @@ class _Connection(asyncio.Protocol):
         """The client is not reading its replies: stop running its commands."""
         if self._writable is None:
             self._writable = self._loop.create_future()
+            slow = self._registry.limits.slow_client_timeout
+            if slow > 0 and self._slow_timer is None and not self._lost:
+                self._slow_timer = self._loop.call_later(slow, self._drop_slow, "timeout")
 
     def resume_writing(self) -> None:
         """The client caught up."""
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
         writable, self._writable = self._writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
+
+    # -- limits ----------------------------------------------------------------
+
+    def _refuse_past_cap(self, commands: list[Command], room: int) -> None:
+        """Queue the commands that fit under ``max_pipelined``, then an error for each other."""
+        room = max(room, 0)
+        refused = len(commands) - room
+        reply = error(f"ERR {self._registry.limits.pipeline_message}")
+        done: asyncio.Future[bytes] = self._loop.create_future()
+        done.set_result(reply * refused)  # answered in order, after the commands before
+        self._queue.extend(commands[:room])
+        self._queue.append(done)
+        self._registry.counts.count_refused(_PROTOCOL, "pipeline", refused)
+
+    def _check_idle(self) -> None:
+        """The idle timer: close an idle connection, or re-arm for when it could be."""
+        self._idle_timer = None
+        if self._lost or self._stopping:
+            return
+        idle = self._registry.limits.idle_timeout
+        now = self._loop.time()
+        if self._queue or self._busy or self._out:
+            deadline = now + idle  # a request in flight: not idle
+        else:
+            deadline = self._active_at + idle
+            if now >= deadline:
+                log.debug("closing RESP client %s: idle for %s s", self._session.addr, idle)
+                self._registry.counts.count_closed(_PROTOCOL, "idle")
+                self._stopping = True  # the worker ends and closes the transport
+                self._transport.close()
+                self._wake()
+                return
+        self._idle_timer = self._loop.call_at(deadline, self._check_idle)
+
+    def _drop_slow(self, why: str) -> None:
+        """Drop a client that does not read its replies (its output is discarded)."""
+        self._slow_timer = None
+        if self._lost or self._stopping:
+            return
+        limits = self._registry.limits
+        if why == "timeout":
+            detail = f"replies unread for {limits.slow_client_timeout} s"
+        else:
+            detail = f"over {limits.max_output_bytes} bytes of replies waiting"
+        log.info("dropping RESP client %s: %s", self._session.addr, detail)
+        self._registry.counts.count_closed(_PROTOCOL, "slow")
+        self._stopping = True
+        self._queue.clear()
+        self._out.clear()
+        self._transport.abort()
+        self._wake()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._idle_timer, self._slow_timer):
+            if timer is not None:
+                timer.cancel()
+        self._idle_timer = self._slow_timer = None
 
     # -- the worker ------------------------------------------------------------
 
@@ -211,6 +307,7 @@ class _Connection(asyncio.Protocol):
                 if not queue:
                     if self._fatal is not None or self._eof or self._lost:
                         break
+                    self._active_at = self._loop.time()  # idle from now on
                     if self._read_paused:
                         self._read_paused = False
                         self._transport.resume_reading()
@@ -275,6 +372,8 @@ class _Connection(asyncio.Protocol):
         if rejected is not None:
             if metrics is not None:
                 metrics.observe(_PROTOCOL, spec.name, 0.0, False)
+                if rejected.startswith(b"-NOPERM"):
+                    metrics.denied(_PROTOCOL)
             return rejected
         return spec
 
@@ -285,7 +384,7 @@ class _Connection(asyncio.Protocol):
             return run_sync(spec, self._session, args)
         start = time.perf_counter()
         reply = run_sync(spec, self._session, args)
-        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
+        _record(metrics, spec, reply, time.perf_counter() - start)
         return reply
 
     async def _timed(self, spec: CommandSpec, args: Command) -> bytes:
@@ -295,7 +394,7 @@ class _Connection(asyncio.Protocol):
             return await run_async(spec, self._session, args)
         start = time.perf_counter()
         reply = await run_async(spec, self._session, args)
-        metrics.observe(_PROTOCOL, spec.name, time.perf_counter() - start, reply[0] != 45)
+        _record(metrics, spec, reply, time.perf_counter() - start)
         return reply
 
     async def _run(self, args: Command) -> bytes:
@@ -326,8 +425,14 @@ class _Connection(asyncio.Protocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        transport = self._transport
+        if not transport.is_closing():
+            transport.write(data)
+            # Over the high-water mark (writes paused): is it over the hard cap too?
+            if self._writable is not None:
+                cap = self._registry.limits.max_output_bytes
+                if cap and transport.get_write_buffer_size() > cap:
+                    self._drop_slow("output")
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
@@ -337,6 +442,13 @@ class _Connection(asyncio.Protocol):
         if not self._read_paused and not self._lost:
             self._read_paused = True
             self._transport.pause_reading()
+
+
+def _record(metrics: NodeMetrics, spec: CommandSpec, reply: bytes, seconds: float) -> None:
+    ok = reply[0] != 45  # "-": an error reply
+    metrics.observe(_PROTOCOL, spec.name, seconds, ok)
+    if not ok and reply.startswith(b"-NOPERM"):
+        metrics.denied(_PROTOCOL)
 
 
 def _address(info: Any) -> str:
@@ -396,23 +508,33 @@ async def start_resp_server(
     port: int,
     *,
     metrics: NodeMetrics | None = None,
-    password: str | None = None,
-    max_bulk: int = DEFAULT_MAX_BULK,
+    authenticator: Authenticator | None = None,
+    max_bulk: int | None = None,
     max_array: int = DEFAULT_MAX_ARRAY,
     client_limit: ClientLimit | None = None,
+    tls: ssl.SSLContext | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> RespServer:
     """Listen on ``host``:``port`` (0: any free port) and answer RESP clients.
 
-    ``password``: clients must AUTH (or HELLO ... AUTH) first. ``max_bulk`` and
+    With users in ``authenticator``, clients must AUTH (or HELLO ... AUTH)
+    first; with ``tls``, they speak TLS only. ``max_bulk`` and
     ``max_array`` bound what one request may declare; more is a protocol error.
     Each command is recorded in ``metrics`` under protocol ``resp``. A client
     past ``client_limit`` is told ``-ERR max number of clients reached`` and
-    disconnected.
+    disconnected. ``limits`` (default: ``client_limit``'s, else the defaults)
+    are the per-connection timeouts and sizes; ``max_bulk`` defaults to their
+    ``max_request_bytes``.
     """
-    context = ServerContext(service, password=password, metrics=metrics)
-    registry = _Registry(context, max_bulk, max_array, client_limit)
+    context = ServerContext(service, authenticator=authenticator, metrics=metrics)
+    if limits is not None:
+        chosen = limits
+    else:
+        chosen = client_limit.limits if client_limit is not None else ConnectionLimits()
+    bulk_limit = chosen.max_request_bytes if max_bulk is None else max_bulk
+    registry = _Registry(context, bulk_limit, max_array, client_limit, chosen)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(registry), host, port)
+    server = await loop.create_server(lambda: _Connection(registry), host, port, ssl=tls)
     resp_server = RespServer(server, registry)
     context.port = resp_server.port
     return resp_server

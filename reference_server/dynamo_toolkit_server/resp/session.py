@@ -10,7 +10,6 @@ that go through the node's :class:`~dynamo_toolkit_server.service.StoreService`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import os
 import re
@@ -19,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynamo_toolkit_server.auth import Authenticator, Role, User
 from dynamo_toolkit_server.metrics import NodeMetrics
 from dynamo_toolkit_server.resp.errors import NOT_INTEGER, CommandError
 from dynamo_toolkit_server.resp.protocol import RESP2, Command, Resp2Encoder
@@ -65,11 +65,11 @@ class ServerContext:
         self,
         service: StoreService,
         *,
-        password: str | None = None,
+        authenticator: Authenticator | None = None,
         metrics: NodeMetrics | None = None,
     ) -> None:
         self.service = service
-        self.password = password.encode() if password is not None else None
+        self.authenticator = authenticator or Authenticator()
         self.metrics = metrics
         self.port = 0
         self.started = time.monotonic()
@@ -83,13 +83,19 @@ class ServerContext:
         """A new client id, unique within this server."""
         return next(self._ids)
 
-    def check_credentials(self, user: bytes, password: bytes) -> bool:
-        """Whether ``user``/``password`` log in (the only user is ``default``)."""
-        if user != b"default":
+    async def log_in(self, session: Session, user: bytes, password: bytes) -> bool:
+        """Log ``session`` in as ``user`` if ``password`` is theirs."""
+        if not self.authenticator.enabled:
+            # Like Redis's "nopass" default user: any password logs in as default.
+            return user == b"default"
+        name = user.decode("utf-8", "replace")
+        found = await self.authenticator.authenticate(name, password)
+        if found is None:
+            if self.metrics is not None:
+                self.metrics.auth_failed("resp")
             return False
-        if self.password is None:
-            return True  # like Redis's "nopass" default user: any password
-        return hmac.compare_digest(password, self.password)
+        session.log_in(found)
+        return True
 
 
 class Session:
@@ -109,7 +115,9 @@ class Session:
         "name",
         "quit",
         "r",
+        "role",
         "service",
+        "user",
         "w",
     )
 
@@ -120,7 +128,10 @@ class Session:
         self.addr = addr
         self.laddr = laddr
         self.enc: Resp2Encoder = RESP2
-        self.authenticated = context.password is None
+        # With no users configured every client is the all-powerful "default".
+        self.authenticated = not context.authenticator.enabled
+        self.user = "default"
+        self.role = Role.ADMIN if self.authenticated else Role.READ
         self.name: bytes | None = None
         self.lib_name = b""
         self.lib_ver = b""
@@ -129,6 +140,12 @@ class Session:
         self.quit = False
         self.created = time.monotonic()
         self.last_command = "NULL"
+
+    def log_in(self, user: User) -> None:
+        """From now on this connection acts as ``user``."""
+        self.authenticated = True
+        self.user = user.name
+        self.role = user.role
 
     @property
     def protocol(self) -> int:
@@ -142,7 +159,7 @@ class Session:
         return (
             f"id={self.client_id} addr={self.addr} laddr={self.laddr} name={name} "
             f"age={int(now - self.created)} flags=N db=0 cmd={self.last_command} "
-            f"user=default resp={self.protocol} "
+            f"user={self.user} resp={self.protocol} "
             f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
             f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}\n"
         )
@@ -167,9 +184,17 @@ class CommandSpec:
     max_args: int | None = None
     keys: tuple[int, int, int] = (0, 0, 0)  # first key, last key, step (COMMAND INFO)
     no_auth: bool = field(init=False)
+    #: The least role that may run it: writes need readwrite, ``admin`` flags admin.
+    role: Role = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "no_auth", "no-auth" in self.flags)
+        role = Role.READ
+        if "write" in self.flags:
+            role = Role.READWRITE
+        if "admin" in self.flags:
+            role = Role.ADMIN
+        object.__setattr__(self, "role", role)
 
 
 def parse_int(arg: bytes, message: str = NOT_INTEGER) -> int:
