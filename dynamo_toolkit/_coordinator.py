@@ -198,6 +198,12 @@ class Coordinator:
     ) -> PutResult:
         """Write ``value``; ``context`` (from ``get``) says which versions it supersedes.
 
+        Without a context (``None`` or ``b""``) the resolver decides
+        (:meth:`~dynamo_toolkit.interfaces.ConflictResolver.blind_write_context`):
+        under the default ``dvv`` the write supersedes the versions its
+        coordinating replica holds, and only versions it does not hold yet
+        stay siblings.
+
         With ``supersede_local``, a coordinator that is a replica of the key also
         supersedes every version it holds itself (Redis-style overwrite without
         a read round trip); versions only other replicas hold stay siblings.
@@ -254,8 +260,10 @@ class Coordinator:
             forwarded = await self._forward(key, value, context, w, n, placement)
             if forwarded is not None:
                 return forwarded
-        base = decode_context(context)
         local = self.node.store.read(key) if me in placement.replicas else ()
+        # No context (None or b""; a read of an absent key gives a non-empty
+        # one): the resolver says what such a blind write supersedes.
+        base = decode_context(context) if context else self.node.resolver.blind_write_context(local)
         if supersede_local:
             for held in local:
                 base = base.merge(held.clock)

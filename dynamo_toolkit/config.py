@@ -43,7 +43,7 @@ __all__ = [
 DEFAULT_COMPONENTS: dict[str, str] = {
     "partitioner": "ring",
     "replicator": "preference-list",
-    "conflict_resolver": "vector-clock",
+    "conflict_resolver": "dvv",
     "failure_detector": "timeout",
     "anti_entropy": "merkle",
     "storage_engine": "memory",

@@ -35,6 +35,18 @@ class ConflictResolver(ABC):
         replica; ``value`` ``None`` writes a tombstone.
         """
 
+    def blind_write_context(self, local: Sequence[Version]) -> VectorClock:
+        """The context a write made without one (a *blind* write) is taken to have read.
+
+        ``local`` holds the versions the coordinator holds for the key (empty
+        when it is not a replica). The coordinator passes the answer to
+        :meth:`new_version` as the context. This default, an empty clock, makes
+        a blind write concurrent with every version it does not happen to
+        descend; a resolver may instead let it supersede what the coordinator
+        holds, as a Redis ``SET`` would. Pure: no I/O.
+        """
+        return VectorClock()
+
     @abstractmethod
     def reconcile(self, versions: Iterable[Version]) -> tuple[Version, ...]:
         """Return the versions that survive together, in a canonical order."""

@@ -31,6 +31,13 @@ is its write id, and the suite records which writes each write causally
 follows: itself plus everything in the history of each value its read
 returned. An acknowledged write is *lost* if no surviving version has it in its
 history: neither it nor anything written with a context that saw it survives.
+A write without a context (a *blind* write) is taken to have seen what the
+resolver declares it to have read (``blind_write_context``): under ``dvv``'s
+default the versions its coordinator held when it made the write's version,
+under the others nothing. The suite wraps each node's resolver to observe
+those versions. A write that survives
+only through that rule (replaced by a blind write, not by a writer that read
+it) is counted apart as *blind-overwritten*, so the rule hides nothing.
 A surviving sibling that is in another survivor's history is a *false
 sibling*: a conflict the writers did not cause. After the last round the
 cluster settles, every key is read with R = N (read repair), and the run
@@ -41,19 +48,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 import msgpack
 
+from dynamo_toolkit.interfaces import ConflictResolver
+from dynamo_toolkit.values import decode_value
+from dynamo_toolkit.versioning import VectorClock, Version
 from dynamo_toolkit_lab.output import emit, progress, suite_options
 
 __all__ = ["ROUTES", "STRATEGIES", "command", "run_strategy", "run_suite", "strategy_component"]
 
 #: The strategies the suite knows, in report order.
-STRATEGIES = ("vector-clock", "vector-clock-unpruned", "dvv", "lww")
+STRATEGIES = ("vector-clock", "vector-clock-unpruned", "dvv", "dvv-blind-sibling", "lww")
 #: The ``--route`` choices: how clients pick coordinators.
 ROUTES = ("spread", "same", "any")
 
@@ -64,8 +74,12 @@ def strategy_component(strategy: str, max_entries: int) -> tuple[str, dict[str, 
         return "vector-clock", {"max_entries": max_entries, "prune": True}
     if strategy == "vector-clock-unpruned":
         return "vector-clock", {"prune": False}
-    if strategy in ("dvv", "lww"):
-        return strategy, {}
+    if strategy == "dvv":
+        return "dvv", {"blind_writes": "supersede"}
+    if strategy == "dvv-blind-sibling":
+        return "dvv", {"blind_writes": "sibling"}
+    if strategy == "lww":
+        return "lww", {}
     raise click.BadParameter(
         f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}",
         param_hint="--strategies",
@@ -73,22 +87,75 @@ def strategy_component(strategy: str, max_entries: int) -> tuple[str, dict[str, 
 
 
 class _Truth:
-    """Ground truth of the run: who saw what, and which writes were acknowledged."""
+    """Ground truth of the run: who saw what, and which writes were acknowledged.
+
+    ``history`` credits a blind write with what its coordinator held;
+    ``read_history`` only with what clients read (nothing, for a blind write).
+    """
 
     def __init__(self) -> None:
         self.history: list[int] = []  # write id -> bitmask of the writes it follows
+        self.read_history: list[int] = []  # the same, through client reads only
+        self.blind: set[int] = set()  # ids of the writes made without a context
         self.acknowledged = 0  # bitmask of acknowledged write ids
 
-    def new_write(self, seen: int) -> int:
+    def new_write(self, seen: tuple[int, int], *, blind: bool = False) -> int:
         write_id = len(self.history)
-        self.history.append(seen | 1 << write_id)
+        self.history.append(seen[0] | 1 << write_id)
+        self.read_history.append(seen[1] | 1 << write_id)
+        if blind:
+            self.blind.add(write_id)
         return write_id
 
-    def seen_by(self, values: Sequence[Any]) -> int:
-        mask = 0
+    def seen_by(self, values: Sequence[Any]) -> tuple[int, int]:
+        mask = read_mask = 0
         for value in values:
             mask |= self.history[value]
-        return mask
+            read_mask |= self.read_history[value]
+        return mask, read_mask
+
+
+class _HeldRecorder(ConflictResolver):
+    """A node's resolver, unchanged, that tells ``truth`` what each blind write's coordinator held.
+
+    The coordinator calls ``new_version`` with the versions it holds for the
+    key, synchronously before anything else can land there, so this is
+    exactly the set a superseding blind write replaces.
+    """
+
+    def __init__(self, inner: ConflictResolver, truth: _Truth) -> None:
+        self.inner = inner
+        self.truth = truth
+
+    def blind_write_context(self, local: Sequence[Version]) -> VectorClock:
+        """The wrapped resolver's answer."""
+        return self.inner.blind_write_context(local)
+
+    def reconcile(self, versions: Iterable[Version]) -> tuple[Version, ...]:
+        """The wrapped resolver's answer."""
+        return self.inner.reconcile(versions)
+
+    def new_version(
+        self,
+        context: VectorClock,
+        actor: str,
+        value: bytes | None,
+        timestamp: float,
+        local: Sequence[Version] = (),
+    ) -> Version:
+        """The wrapped resolver's version; first credits a blind write with what it replaces."""
+        write_id = decode_value(value) if value is not None else None
+        if write_id in self.truth.blind:
+            # Credit what the resolver declares a blind write to have read
+            # (nothing under vector-clock, lww and dvv's "sibling" policy).
+            context = self.inner.blind_write_context(local)
+            held = [
+                decode_value(v.value)
+                for v in local
+                if v.value is not None and context.descends(v.clock)
+            ]
+            self.truth.history[write_id] |= self.truth.seen_by(held)[0]
+        return self.inner.new_version(context, actor, value, timestamp, local)
 
 
 def _sample(cluster: Any, keys: Sequence[str], truth: _Truth) -> dict[str, Any]:
@@ -102,7 +169,7 @@ def _sample(cluster: Any, keys: Sequence[str], truth: _Truth) -> dict[str, Any]:
     context_bytes: list[int] = []
     metadata: list[int] = []
     false_siblings = 0
-    covered = 0
+    covered = read_covered = 0
     for key in keys:
         stored = encode_key(key)
         held = [
@@ -121,9 +188,12 @@ def _sample(cluster: Any, keys: Sequence[str], truth: _Truth) -> dict[str, Any]:
         metadata.append(sum(len(msgpack.packb(v.clock.to_wire())) for v in survivors))
         for write_id in ids:
             covered |= truth.history[write_id]
+            read_covered |= truth.read_history[write_id]
             others = (truth.history[other] for other in ids if other != write_id)
             false_siblings += any(mask >> write_id & 1 for mask in others)
     lost = truth.acknowledged & ~covered
+    # Kept only by crediting blind writes with what their coordinator held.
+    overwritten = truth.acknowledged & covered & ~read_covered
     return {
         "siblings_mean": _mean(siblings),
         "siblings_max": max(siblings, default=0),
@@ -134,6 +204,7 @@ def _sample(cluster: Any, keys: Sequence[str], truth: _Truth) -> dict[str, Any]:
         "context_bytes_max": max(context_bytes, default=0),
         "metadata_bytes_mean": _mean(metadata),
         "lost": lost.bit_count(),
+        "blind_overwritten": overwritten.bit_count(),
     }
 
 
@@ -185,11 +256,15 @@ def run_strategy(
         series: list[dict[str, Any]] = []
         async with await Cluster.start(nodes, config, transport="simulated", seed=seed) as cluster:
             members = sorted(cluster.nodes)
+            for node in cluster.nodes.values():
+                node.resolver = _HeldRecorder(node.resolver, truth)
             loop = asyncio.get_running_loop()
             start = loop.time()
             rngs = [random.Random(f"{seed}/client/{c}") for c in range(clients)]
             # Per client and key: (round, context, seen mask) of each real read.
-            reads: list[dict[str, list[tuple[int, bytes, int]]]] = [{} for _ in range(clients)]
+            reads: list[dict[str, list[tuple[int, bytes, tuple[int, int]]]]] = [
+                {} for _ in range(clients)
+            ]
 
             def coordinator(client: int, key: str) -> str:
                 if route == "any":
@@ -206,7 +281,7 @@ def run_strategy(
                 via = coordinator(client, key)
                 if is_stale:
                     old = [r for r in reads[client].get(key, []) if r[0] <= round_no - stale_age]
-                    _, context, seen = old[-1] if old else (round_no, b"", 0)
+                    _, context, seen = old[-1] if old else (round_no, b"", (0, 0))
                 else:
                     try:
                         result = await cluster.get(key, via=via)
@@ -215,7 +290,7 @@ def run_strategy(
                     context, seen = result.context, truth.seen_by(result.values)
                     reads[client].setdefault(key, []).append((round_no, context, seen))
                 await asyncio.sleep(think)
-                write_id = truth.new_write(seen)
+                write_id = truth.new_write(seen, blind=not context)
                 writes += 1
                 try:
                     await cluster.put(key, write_id, context or None, via=via)
@@ -250,6 +325,8 @@ def run_strategy(
             "acknowledged": truth.acknowledged.bit_count(),
             "lost": final["lost"],
             "lost_fraction": final["lost"] / max(1, truth.acknowledged.bit_count()),
+            "blind_writes": len(truth.blind),
+            "blind_overwritten": final["blind_overwritten"],
             "forwarded": forwarded,
             "converged": converged,
             "final": final,
@@ -450,8 +527,8 @@ def command(
             r["strategy"],
             r["acknowledged"],
             r["forwarded"],
-            r["lost"],
-            f"{100 * r['lost_fraction']:.1f} %",
+            f"{r['lost']} ({100 * r['lost_fraction']:.1f} %)",
+            r["blind_overwritten"],
             r["summary"]["siblings_mean"],
             r["summary"]["siblings_max"],
             r["summary"]["false_siblings_max"],
@@ -475,7 +552,7 @@ def command(
             "acked",
             "forwarded",
             "lost",
-            "lost %",
+            "blind-over-written",
             "siblings mean",
             "max",
             "false siblings max",

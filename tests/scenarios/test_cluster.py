@@ -20,7 +20,8 @@ from dynamo_toolkit.errors import (
 from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.messages import ForwardedWrite
 from dynamo_toolkit.testing import run_virtual
-from dynamo_toolkit.values import encode_value
+from dynamo_toolkit.values import encode_key, encode_value
+from dynamo_toolkit.versioning import decode_context
 
 N3 = {"store": {"n": 3, "r": 2, "w": 2}}
 
@@ -29,8 +30,9 @@ def test_concurrent_writes_through_two_coordinators_become_siblings() -> None:
     async def scenario() -> None:
         async with await Cluster.start(5, N3, transport="simulated", seed=11) as cluster:
             first, second = cluster.replicas("doc")[:2]
-            await cluster.put("doc", "from-a", via=first)
-            await cluster.put("doc", "from-b", via=second)
+            seen = (await cluster.get("doc", via=first)).context
+            await cluster.put("doc", "from-a", seen, via=first)
+            await cluster.put("doc", "from-b", seen, via=second)
             read = await cluster.get("doc")
             assert sorted(read.values) == ["from-a", "from-b"]
             assert read.conflict
@@ -379,8 +381,9 @@ def test_a_sole_replica_answers_itself_and_its_failure_is_a_quorum_failure(nodes
 
 
 async def test_a_duplicated_forwarded_write_is_coordinated_once() -> None:
-    # Under dvv a second coordination would be a sibling of the first.
-    config = {**N3, "conflict_resolver": "dvv"}
+    # With blind writes as siblings a second coordination would be visible as
+    # a sibling of the first (the default would supersede it silently).
+    config = {**N3, "conflict_resolver": {"name": "dvv", "blind_writes": "sibling"}}
     async with await Cluster.start(3, config, transport="memory") as cluster:
         replica = cluster.node(cluster.replicas("k")[0])
         forwarded = ForwardedWrite(b"k", encode_value("v"), None, None, None, "n9/1")
@@ -393,10 +396,9 @@ async def test_a_duplicated_forwarded_write_is_coordinated_once() -> None:
         assert (await cluster.get("k", r=3)).values == ("v", "v")
 
 
-async def test_dvv_keeps_both_writes_of_two_clients_through_one_coordinator() -> None:
-    """Two clients, one context, one coordinator: under dvv both writes survive."""
-    config = {**N3, "conflict_resolver": "dvv"}
-    async with await Cluster.start(3, config, transport="memory") as cluster:
+async def test_default_settings_keep_both_writes_of_two_clients_through_one_coordinator() -> None:
+    """Two clients, one context, one coordinator: by default both writes survive."""
+    async with await Cluster.start(3, N3, transport="memory") as cluster:
         via = cluster.replicas("cart:shared")[0]
         await cluster.put("cart:shared", ["milk"], via=via)
         seen = await cluster.get("cart:shared", via=via)
@@ -404,3 +406,39 @@ async def test_dvv_keeps_both_writes_of_two_clients_through_one_coordinator() ->
         await cluster.put("cart:shared", ["milk", "bread"], seen.context, via=via)
         both = await cluster.get("cart:shared", r=3, via=via)
         assert sorted(both.values) == [["milk", "bread"], ["milk", "eggs"]]
+
+
+async def test_default_settings_keep_one_version_under_repeated_blind_writes() -> None:
+    """Writes without a context supersede what their coordinator holds: no pile-up."""
+    async with await Cluster.start(3, N3, transport="memory") as cluster:
+        coordinators = [*cluster.replicas("hot"), *cluster.replicas("hot")[:1]]
+        for round_no in range(50):
+            for via in coordinators:  # every replica coordinates, and the same one twice
+                await cluster.put("hot", f"{round_no}/{via}", via=via)
+        await cluster.settle()
+        read = await cluster.get("hot", r=3)
+        assert read.values == (f"49/{coordinators[-1]}",)
+        clock = decode_context(read.context)
+        # One entry per coordinator: blind writes never open a dvv branch.
+        assert sorted(entry.actor for entry in clock.entries) == sorted(cluster.replicas("hot"))
+        for replica in cluster.replicas("hot"):
+            assert len(cluster.node(replica).store.read(encode_key("hot"))) == 1
+
+
+def test_a_blind_write_keeps_what_its_coordinator_has_not_seen() -> None:
+    """A version only the other replicas hold survives a blind write as a sibling."""
+
+    async def scenario() -> None:
+        async with await Cluster.start(3, N3, transport="simulated", seed=3) as cluster:
+            first, second, third = cluster.replicas("k")
+            await cluster.put("k", "old", via=first)
+            await cluster.settle()
+            seen = (await cluster.get("k", via=second)).context
+            cluster.partition([first], [second, third])
+            await cluster.put("k", "unseen", seen, via=second)  # never reaches ``first``
+            cluster.heal()
+            await cluster.put("k", "blind", via=first)  # supersedes "old" only
+            await cluster.settle()
+            assert sorted((await cluster.get("k", r=3)).values) == ["blind", "unseen"]
+
+    run_virtual(scenario())

@@ -165,8 +165,10 @@ def test_keys_are_percent_decoded() -> None:
 def test_siblings_answer_300_and_a_put_with_the_context_collapses_them() -> None:
     async def scenario() -> None:
         async with serving() as (cluster, _, request):
-            await StoreService(cluster.node("n1")).put("doc", b"\x00\x01")
-            await StoreService(cluster.node("n2")).put("doc", "text")
+            # Two writes from one context through two coordinators: concurrent.
+            seen = (await StoreService(cluster.node("n1")).get("doc")).context
+            await StoreService(cluster.node("n1")).put("doc", b"\x00\x01", seen)
+            await StoreService(cluster.node("n2")).put("doc", "text", seen)
             conflict = await request("GET", "/kv/doc")
             assert conflict.status == 300
             document = conflict.json()

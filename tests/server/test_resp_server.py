@@ -441,9 +441,10 @@ def test_consistency_per_connection() -> None:
 def test_siblings_are_visible_and_collapse() -> None:
     async def scenario() -> None:
         async with running() as env, client(env.first) as a, client(env.second) as b:
-            # Two writes without context through two coordinators: concurrent versions.
-            await env.services["n1"].put("doc", b"from-n1")
-            await env.services["n2"].put("doc", b"from-n2")
+            # Two writes from one context through two coordinators: concurrent versions.
+            seen = (await env.services["n1"].get("doc")).context
+            await env.services["n1"].put("doc", b"from-n1", seen)
+            await env.services["n2"].put("doc", b"from-n2", seen)
             context, values = await a.execute_command("DTK.GETV", "doc")
             assert sorted(values) == [b"from-n1", b"from-n2"]
             assert await b.get("doc") == b"from-n2"  # plain GET: the newest sibling
@@ -451,8 +452,8 @@ def test_siblings_are_visible_and_collapse() -> None:
             assert isinstance(new_context, bytes)
             assert new_context
             assert (await a.execute_command("DTK.GETV", "doc"))[1] == [b"merged"]
-            # A PUTV with an empty context makes a sibling again...
-            await a.execute_command("DTK.PUTV", "doc", "", "another")
+            # A PUTV with a stale context makes a sibling again...
+            await a.execute_command("DTK.PUTV", "doc", context, "another")
             context, values = await b.execute_command("DTK.GETV", "doc")
             assert sorted(values) == [b"another", b"merged"]
             # ...and a plain SET supersedes every sibling it read.
@@ -465,8 +466,9 @@ def test_siblings_are_visible_and_collapse() -> None:
             with pytest.raises(ResponseError, match="context"):
                 await a.execute_command("DTK.PUTV", "doc", "garbage", "v")
             # List siblings: a plain read merges them, a push collapses them.
-            await env.services["n1"].put("cart", [b"apple"])
-            await env.services["n2"].put("cart", [b"pear"])
+            seen = (await env.services["n1"].get("cart")).context
+            await env.services["n1"].put("cart", [b"apple"], seen)
+            await env.services["n2"].put("cart", [b"pear"], seen)
             assert sorted(await a.lrange("cart", 0, -1)) == [b"apple", b"pear"]
             assert await b.rpush("cart", "plum") == 3
             assert len((await a.execute_command("DTK.GETV", "cart"))[1]) == 1

@@ -57,8 +57,9 @@ def test_overwrite_supersedes_what_the_node_holds() -> None:
         async with await Cluster.start(3, N3, transport="memory") as cluster:
             service = StoreService(cluster.node(cluster.replicas("k")[0]))
             other = StoreService(cluster.node(cluster.replicas("k")[1]))
-            await service.put("k", b"one")
-            await other.put("k", b"two")  # a blind write elsewhere: siblings
+            seen = (await service.get("k")).context
+            await service.put("k", b"one", seen)
+            await other.put("k", b"two", seen)  # the same context elsewhere: siblings
             await cluster.settle()
             assert (await service.get("k", r=3)).conflict
             await service.overwrite("k", b"three", w=3)

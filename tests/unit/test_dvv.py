@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.interfaces import ConflictResolver
 from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.versioning import Ordering, VectorClock, Version
@@ -130,7 +131,62 @@ def test_dvv_is_registered_by_its_plugin() -> None:
     resolver = host.registry.create("conflict_resolver", "dvv")
     assert isinstance(resolver, DottedVersionVectorResolver)
     assert "dvv" in host.registry.names("conflict_resolver")
-    assert repr(resolver) == "DottedVersionVectorResolver()"
+    assert repr(resolver) == "DottedVersionVectorResolver(blind_writes='supersede')"
+    sibling = host.registry.create("conflict_resolver", "dvv", blind_writes="sibling")
+    assert repr(sibling) == "DottedVersionVectorResolver(blind_writes='sibling')"
+
+
+def test_blind_writes_must_be_a_known_policy() -> None:
+    with pytest.raises(ConfigurationError, match="blind_writes must be one of supersede, sibling"):
+        DottedVersionVectorResolver(blind_writes="drop")
+
+
+# -- writes without a context -------------------------------------------------------------
+
+
+def test_a_blind_write_supersedes_what_its_coordinator_holds_by_default() -> None:
+    dvv = DottedVersionVectorResolver()
+    _, stored = _write(dvv, (), EMPTY, "n1", b"a", 1.0)
+    # Two concurrent siblings, one on a second branch.
+    _, stored = _write(dvv, stored, EMPTY, "n1", b"b", 2.0)
+    assert len(stored) == 2
+    context = dvv.blind_write_context(stored)
+    assert context == _merged(stored)
+    blind, stored = _write(dvv, stored, context, "n1", b"blind", 3.0)
+    assert stored == (blind,)
+    # Its dot goes on branch 0: a blind write opens no branch.
+    assert blind.clock.counters() == {"n1": 3, branch_entry("n1", 1): 2}
+
+
+@pytest.mark.parametrize(("policy", "siblings"), [("supersede", 1), ("sibling", 200)])
+def test_repeated_blind_writes_pile_up_only_under_the_sibling_policy(
+    policy: str, siblings: int
+) -> None:
+    dvv = DottedVersionVectorResolver(blind_writes=policy)
+    stored: tuple[Version, ...] = ()
+    for step in range(200):
+        context = dvv.blind_write_context(stored)
+        _, stored = _write(dvv, stored, context, "n1", b"%d" % step, float(step))
+    assert len(stored) == siblings
+    # One clock entry per sibling: one branch each under "sibling", one in all.
+    assert len(_merged(stored)) == siblings
+
+
+def test_a_blind_write_keeps_versions_its_coordinator_does_not_hold() -> None:
+    dvv = DottedVersionVectorResolver()
+    held, _ = _write(dvv, (), EMPTY, "n1", b"held", 1.0)
+    elsewhere, _ = _write(dvv, (), held.clock, "n2", b"elsewhere", 2.0)  # not at n1 yet
+    blind, stored = _write(dvv, (held,), dvv.blind_write_context((held,)), "n1", b"x", 3.0)
+    assert stored == (blind,)
+    assert set(dvv.reconcile((*stored, elsewhere))) == {blind, elsewhere}
+
+
+def test_the_sibling_policy_treats_a_blind_write_as_having_seen_nothing() -> None:
+    dvv = DottedVersionVectorResolver(blind_writes="sibling")
+    held, stored = _write(dvv, (), EMPTY, "n1", b"held", 1.0)
+    assert dvv.blind_write_context(stored) == EMPTY
+    blind, stored = _write(dvv, stored, EMPTY, "n1", b"blind", 2.0)
+    assert set(stored) == {held, blind}
 
 
 # -- the two patterns of the DVVSet README (ricardobcl/Dotted-Version-Vectors) -------------

@@ -181,6 +181,22 @@ class ConflictResolverSuite:
                 for other in survivors:
                     assert one.clock.compare(other.clock) is not Ordering.BEFORE, f"seed {seed}"
 
+    def test_a_blind_write_claims_no_more_than_its_coordinator_holds(
+        self, resolver: ConflictResolver
+    ) -> None:
+        """``blind_write_context`` covers no event the held versions do not cover.
+
+        It may cover nothing (the write is then concurrent with what it does
+        not descend) or what ``local`` holds (it replaces that, as ``SET``
+        does), but never more: a blind write must not claim to have seen a
+        version written elsewhere that has not reached its coordinator.
+        """
+        assert resolver.blind_write_context(()) == VectorClock()
+        for seed, rng, pool in _cases(resolver):
+            local = rng.sample(pool, rng.randint(0, len(pool)))
+            context = resolver.blind_write_context(local)
+            assert _merged(local).descends(context), f"seed {seed}"
+
     def test_tombstone_is_a_version_like_any_other(self, resolver: ConflictResolver) -> None:
         """A delete supersedes what it read, and a later write supersedes the delete."""
         first = resolver.new_version(VectorClock(), "node-a", b"v1", 10.0)

@@ -56,6 +56,27 @@ Published DVVs have one entry per replica. The difference buys compatibility
 with the kernel's plain vector clocks and contexts, and
 ``dtk bench resolvers`` measures it.
 
+Blind writes. A write without a context (every RESP ``SET``, an HTTP
+``PUT`` without one, the kernel's ``put`` without one) saw nothing, so under
+the rule above it supersedes nothing: repeated blind writes to a key would
+keep every value as a sibling, and every request on the key would pay for
+them. ``blind_writes`` chooses what such a write supersedes:
+
+``"supersede"`` (the default)
+    The versions the coordinating replica holds for the key: the write is
+    made as if its context were the merge of their clocks (see
+    :meth:`DottedVersionVectorResolver.blind_write_context`). This is what a
+    Redis or Cassandra user expects of ``SET``. Repeated blind writes keep
+    one version, and a value the coordinator held is replaced, by request.
+    Versions the coordinator did not hold yet (written through another
+    replica and not yet arrived) still survive as siblings. Writes with a
+    context are untouched by this choice.
+``"sibling"``
+    Nothing: the blind write is concurrent with everything stored, as the
+    paper's rule says. No value is ever replaced without having been read,
+    and siblings grow by one per blind write until a write with a context
+    supersedes them.
+
 What it needs: the coordinator must be a replica of the key. Its local
 versions then tell it every dot and branch it has already used for the key.
 :meth:`Cluster.coordinator_for <dynamo_toolkit.in_process_cluster.Cluster.coordinator_for>`
@@ -73,6 +94,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import ConflictResolver
 from dynamo_toolkit.registry import ComponentRegistry
@@ -80,6 +102,7 @@ from dynamo_toolkit.versioning import VectorClock, Version
 from dynamo_toolkit_plugins.resolution.vector_clock import VectorClockResolver
 
 __all__ = [
+    "BLIND_WRITES",
     "BRANCH_SEPARATOR",
     "DottedVersionVectorResolver",
     "branch_entry",
@@ -90,6 +113,9 @@ __all__ = [
 #: Separates a node id from a branch number in a clock entry's actor name.
 #: A control character (ASCII unit separator), so no real node id contains it.
 BRANCH_SEPARATOR = "\x1f"
+
+#: The ``blind_writes`` choices: what a write without a context supersedes.
+BLIND_WRITES = ("supersede", "sibling")
 
 
 def branch_entry(actor: str, branch: int) -> str:
@@ -138,15 +164,35 @@ class DottedVersionVectorResolver(ConflictResolver):
 
     A write supersedes exactly the versions its context saw. Concurrent writes
     through one coordinator become siblings instead of replacing one another.
-    Takes no parameters; clocks are never pruned.
+    ``blind_writes`` says what a write without a context supersedes:
+    ``"supersede"`` (default) the versions its coordinator holds,
+    ``"sibling"`` nothing. Clocks are never pruned.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, blind_writes: str = "supersede") -> None:
+        if blind_writes not in BLIND_WRITES:
+            raise ConfigurationError(
+                f"blind_writes must be one of {', '.join(BLIND_WRITES)}, got {blind_writes!r}"
+            )
+        self.blind_writes = blind_writes
         # Reconciliation over exact clocks is plain vector-clock reconciliation.
         self._reconciler = VectorClockResolver(prune=False)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(blind_writes={self.blind_writes!r})"
+
+    def blind_write_context(self, local: Sequence[Version]) -> VectorClock:
+        """The merge of the ``local`` clocks (``"supersede"``), or an empty clock (``"sibling"``).
+
+        A merge of clocks the coordinator holds covers every dot it has
+        issued for the key on every branch, so the blind write's dot goes on
+        branch 0: a blind write never opens a branch.
+        """
+        clock = VectorClock()
+        if self.blind_writes == "supersede":
+            for version in local:
+                clock = clock.merge(version.clock)
+        return clock
 
     def new_version(
         self,
