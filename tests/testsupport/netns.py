@@ -143,13 +143,22 @@ class Nodes:
 
     def node_toml(self, name: str, store: Mapping[str, Any], names: Sequence[str]) -> str:
         """The ``node.toml`` of ``name``, via ``dtk cluster``'s own writer."""
-        from dynamo_toolkit_server.local_cluster import ClusterPlan, NodePlan, node_toml
+        from dynamo_toolkit_server.local_cluster import (
+            SECRET_FILE,
+            ClusterPlan,
+            NodePlan,
+            node_toml,
+        )
+        from dynamo_toolkit_server.tls import write_cluster_secret
 
         plans = tuple(NodePlan(n, *(self.lab.members[n].endpoint(k) for k in PORTS)) for n in names)
         plan = ClusterPlan(plans, store)
         node = next(p for p in plans if p.name == name)
-        # The namespaces' addresses are not loopback, and the peer port, HTTP
-        # and native protocol do not authenticate yet: the node must be told.
+        # The nodes prove the cluster secret to each other over the namespaces'
+        # links, as a local cluster's do.
+        write_cluster_secret(self.directory / SECRET_FILE)
+        # The namespaces' addresses are not loopback and the tests' clients do
+        # not log in: the node must be told its client ports may be open.
         text = node_toml(plan, node, self.directory / name)
         return text.replace("[node]\n", "[node]\nunauthenticated_network = true\n", 1)
 
