@@ -65,7 +65,7 @@ def free_base(ports: int) -> int:
     """A base port with ``ports`` free ports after it on 127.0.0.1."""
     from dynamo_toolkit_server.local_cluster import free_base_port
 
-    return free_base_port(ports, start=30000, step=200)
+    return free_base_port(ports, start=20000, step=200)
 
 
 def cpu_seconds(pids: list[int]) -> float:

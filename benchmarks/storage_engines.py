@@ -232,7 +232,7 @@ def free_base(ports: int) -> int:
     """A base port with ``ports`` free ports after it on 127.0.0.1."""
     from dynamo_toolkit_server.local_cluster import free_base_port
 
-    return free_base_port(ports, start=31000, step=300)
+    return free_base_port(ports, start=21000, step=300)
 
 
 def dtk(*args: str) -> str:

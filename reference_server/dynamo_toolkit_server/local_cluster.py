@@ -353,9 +353,29 @@ def _port_free(address: str) -> bool:
     return True
 
 
-def free_base_port(ports: int, start: int = 30000, step: int = 200) -> int:
-    """A base port with ``ports`` consecutive free ports on 127.0.0.1 (benchmarks, tools)."""
-    for base in range(start, 60000, step):
+def ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections (Linux; else its default).
+
+    A node listening in this range can find its port taken by some client's
+    connection after a restart, so planned ports keep out of it.
+    """
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def free_base_port(ports: int, start: int = 20000, step: int = 200) -> int:
+    """A base port with ``ports`` consecutive free ports on 127.0.0.1 (benchmarks, tools).
+
+    Outside the ephemeral range, where a client connection could take a
+    node's port between its stop and its restart.
+    """
+    ephemeral = ephemeral_ports()
+    for base in range(start, 65536 - ports, step):
+        if base + ports > ephemeral.start and base < ephemeral.stop:
+            continue
         if all(_port_free(f"127.0.0.1:{port}") for port in range(base, base + ports)):
             return base
     raise ClusterError("no free port range on 127.0.0.1")
@@ -590,4 +610,11 @@ def next_names(directory: Path, count: int) -> list[str]:
     return [f"n{start + i}" for i in range(count)]
 
 
-__all__ += ["add_nodes", "add_user", "free_base_port", "mark_gone", "next_names"]
+__all__ += [
+    "add_nodes",
+    "add_user",
+    "ephemeral_ports",
+    "free_base_port",
+    "mark_gone",
+    "next_names",
+]

@@ -36,8 +36,14 @@ def free_base(nodes: int) -> int:
     The search starts at a place that depends on this process, so two test
     runs on one machine rarely pick the same range at the same moment.
     """
-    start = 21000 + (os.getpid() % 300) * 100
-    for base in list(range(start, 60000, 100)) + list(range(21000, start, 100)):
+    from dynamo_toolkit_server.local_cluster import ephemeral_ports
+
+    # Below the ephemeral range: a client's connection cannot take a node's
+    # port between a kill and the restart.
+    ephemeral = ephemeral_ports()
+    top = min(ephemeral.start, 65536) - nodes * 10
+    start = 10000 + (os.getpid() % 200) * 100
+    for base in list(range(start, top, 100)) + list(range(10000, start, 100)):
         ports = [base + i * 10 + k for i in range(nodes) for k in range(4)]
         ok = True
         for port in ports:
