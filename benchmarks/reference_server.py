@@ -68,6 +68,33 @@ def free_base(ports: int) -> int:
     return free_base_port(ports, start=20000, step=200)
 
 
+def machine() -> dict[str, Any]:
+    """The CPU, Python, Redis and package versions, recorded with every result."""
+    import ssl
+    from importlib.metadata import version
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    redis_version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    packages = ("dynamo-toolkit", "uvloop", "msgpack", "attrs", "cryptography", "rocksdict")
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "openssl": ssl.OPENSSL_VERSION,
+        "redis_server": redis_version[2].removeprefix("v=") if len(redis_version) > 2 else "",
+        "packages": {name: version(name) for name in packages},
+    }
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time the processes ``pids`` have used so far (Linux /proc)."""
     total = 0
@@ -442,7 +469,7 @@ def main() -> None:
             sys.exit(f"{tool} not found: apt-get install redis-server")
 
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "requests": args.requests,
         "list_requests": LIST_REQUESTS,
         "clients": args.clients,

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -147,29 +145,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    redis_version = subprocess.run(
-        ["redis-server", "--version"], capture_output=True, text=True
-    ).stdout.split()[2]
-    import ssl
-
-    return {
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "openssl": ssl.OPENSSL_VERSION,
-        "redis_server": redis_version.removeprefix("v="),
-        "packages": {name: version(name) for name in ("dynamo-toolkit", "uvloop", "cryptography")},
-    }
-
-
 def main() -> None:
     """Measure and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -182,7 +157,7 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install redis-server")
     results: dict[str, Any] = {
-        "machine": _machine(),
+        "machine": bench.machine(),
         "requests": args.requests,
         "clients": args.clients,
         "repeat": args.repeat,
