@@ -56,6 +56,8 @@ __all__ = ["NetworkTopologyReplicator", "dtk_register_components", "pick_rack_di
 
 def pick_rack_distinct(nodes: Sequence[str], racks: Mapping[str, str], count: int) -> list[str]:
     """``count`` of ``nodes`` (in walk order): unseen racks first, then the rest in order."""
+    if count <= 0:
+        return []
     if count >= len(nodes):
         return list(nodes)
     chosen: list[str] = []
@@ -191,10 +193,7 @@ class NetworkTopologyReplicator(Replicator):
         for info in members.values():
             nodes[info.datacenter] = nodes.get(info.datacenter, 0) + 1
             racks.setdefault(info.datacenter, set()).add(info.rack)
-        if self.replicas:
-            wanted = dict(self.replicas)
-        else:
-            wanted = _spread(n, sorted(nodes), nodes)
+        wanted = dict(self.replicas) if self.replicas else _spread(n, sorted(nodes), nodes)
         report = []
         for dc in sorted(set(wanted) | set(nodes)):
             want = wanted.get(dc, 0)
