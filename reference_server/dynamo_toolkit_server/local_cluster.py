@@ -148,7 +148,10 @@ def parse_datacenters(spec: str) -> tuple[tuple[str, int], ...]:
             raise ConfigurationError(
                 f"--datacenters: {part!r} is not NAME:NODES (e.g. dc1:3,dc2:3)"
             )
-        check_label("datacenter", name.strip())
+        try:
+            check_label("datacenter", name.strip())
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"--datacenters: {exc}") from None
         try:
             number = int(count)
         except ValueError:
