@@ -16,7 +16,19 @@ from typing import Any
 
 from dynamo_toolkit._protocols import CoordinatorContext
 from dynamo_toolkit.config import validate_quorum
-from dynamo_toolkit.errors import DynamoError, NodeUnavailableError, QuorumNotReachedError
+from dynamo_toolkit.consistency import (
+    ConsistencyLevel,
+    LevelSpec,
+    Requirement,
+    parse_level,
+    requirement,
+)
+from dynamo_toolkit.errors import (
+    ConfigurationError,
+    DynamoError,
+    NodeUnavailableError,
+    QuorumNotReachedError,
+)
 from dynamo_toolkit.interfaces import Placement
 from dynamo_toolkit.messages import (
     ForwardedWrite,
@@ -43,6 +55,66 @@ FORWARDED_IDS_KEPT = 4096
 
 #: Builds a replica's request, given the owner it stands in for (or None).
 _MakeRequest = Callable[[str | None], ReplicaRead | ReplicaWrite]
+
+
+def _level_error(
+    operation: str,
+    level: Requirement,
+    replies: dict[str, int],
+    answered: int,
+    contacted: int,
+    reason: str,
+) -> QuorumNotReachedError:
+    """The error of a request short of a named level: it names the level and
+    each datacenter short, with the replies counted there."""
+    name = level.level.value if isinstance(level.level, ConsistencyLevel) else str(level.level)
+    return QuorumNotReachedError(
+        operation,
+        answered,
+        level.total,
+        contacted,
+        reason,
+        level=name,
+        shortfall=level.shortfall(replies),
+        summary=level.describe(replies),
+    )
+
+
+class _ByDatacenter:
+    """Replies counted per datacenter, for a level that counts them so
+    (``LOCAL_*``, ``EACH_QUORUM``).
+
+    A reply counts for the datacenter of the node that gave it (a stand-in
+    counts where it is, not where the owner it stands in for is: a
+    ``LOCAL_QUORUM`` reply really came from the local datacenter).
+    ``possible`` is, per datacenter, the replies still possible (counted so
+    far plus those outstanding): once it cannot meet the level, waiting longer
+    is pointless and the request fails at once.
+    """
+
+    __slots__ = ("datacenters", "possible", "replies", "requirement")
+
+    def __init__(
+        self, level: Requirement, datacenters: dict[str, str], possible: dict[str, int]
+    ) -> None:
+        self.requirement = level
+        self.datacenters = datacenters
+        self.possible = possible
+        self.replies: dict[str, int] = {}
+
+    def counted(self, node: str) -> None:
+        dc = self.datacenters.get(node, "")
+        self.replies[dc] = self.replies.get(dc, 0) + 1
+
+    def lost(self, node: str) -> None:
+        dc = self.datacenters.get(node, "")
+        self.possible[dc] = self.possible.get(dc, 0) - 1
+
+    def met(self) -> bool:
+        return self.requirement.met(self.replies)
+
+    def hopeless(self) -> bool:
+        return not self.requirement.met(self.possible)
 
 
 class _Quorum:
@@ -77,11 +149,16 @@ class _Quorum:
         # back to it would be a cycle per request for the cyclic GC.
         self.spares: list[tuple[str, str | None]] = spares or []
         self.asked: list[str] = []
+        # Only for a level counted per datacenter; None keeps counts plain.
+        self.by_dc: _ByDatacenter | None = None
 
     @property
     def is_reached(self) -> bool:
         """Enough counted replies, or nothing more to wait for."""
-        return self.counted >= self.needed or self.is_finished
+        by_dc = self.by_dc
+        if by_dc is None:
+            return self.counted >= self.needed or self.is_finished
+        return by_dc.met() or self.is_finished or by_dc.hopeless()
 
     @property
     def outstanding(self) -> int:
@@ -105,8 +182,12 @@ class _Quorum:
             self.replies[node] = reply
             if self.count_hinted or node not in self.owners:
                 self.counted += 1
+                if self.by_dc is not None:
+                    self.by_dc.counted(node)
         else:
             self.errors[node] = error
+            if self.by_dc is not None and (self.count_hinted or node not in self.owners):
+                self.by_dc.lost(node)
         if self._reached is not None and self.is_reached and not self._reached.done():
             self._reached.set_result(None)
         if self.is_finished and self._on_finished is not None:
@@ -148,27 +229,30 @@ class Coordinator:
 
     # -- public API --------------------------------------------------------
 
-    async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
+    async def get(self, key: Key, *, r: LevelSpec | None = None, n: int | None = None) -> GetResult:
         """Read ``key`` from R of its N replicas; siblings come with one covering context.
 
+        R is a count or a consistency level (:mod:`dynamo_toolkit.consistency`).
         The store's ``read_fanout`` says whom it asks: all N (``"all"``), or
         R, its own copy first, and another replica for each that fails
-        (``"quorum"``).
+        (``"quorum"``). A level counted per datacenter (``LOCAL_*``,
+        ``EACH_QUORUM``) asks all N and answers once its datacenters have.
         """
         cfg = self.node.config
         if n is not None or r is not None:  # the store's own values were checked at start
             n = cfg.n if n is None else n
             r = cfg.r if r is None else r
-            validate_quorum(n, r, min(cfg.w, n))
+            validate_quorum(n, r, 1)
         else:
             n, r = cfg.n, cfg.r
         stored_key = encode_key(key)
         position = key_position(stored_key)
-        targets = self._targets(self.node.placement(position, n))
+        placement = self.node.placement(position, n)
+        targets = self._targets(placement)
         quorum = await self._fan_out(
             targets,
             lambda owner: ReplicaRead(stored_key, owner),
-            r,
+            r if isinstance(r, int) else self._requirement(r, placement, "read"),
             "read",
             ask_only_needed=cfg.read_fanout == "quorum",
         )
@@ -192,7 +276,7 @@ class Coordinator:
         value: object,
         context: bytes | None = None,
         *,
-        w: int | None = None,
+        w: LevelSpec | None = None,
         n: int | None = None,
         supersede_local: bool = False,
     ) -> PutResult:
@@ -228,7 +312,7 @@ class Coordinator:
         key: Key,
         context: bytes | None = None,
         *,
-        w: int | None = None,
+        w: LevelSpec | None = None,
         n: int | None = None,
         supersede_local: bool = False,
     ) -> PutResult:
@@ -242,7 +326,7 @@ class Coordinator:
         key: bytes,
         value: bytes | None,
         context: bytes | None,
-        w: int | None,
+        w: LevelSpec | None,
         n: int | None,
         supersede_local: bool = False,
     ) -> PutResult:
@@ -250,9 +334,11 @@ class Coordinator:
         if n is not None or w is not None:
             n = cfg.n if n is None else n
             w = cfg.w if w is None else w
-            validate_quorum(n, min(cfg.r, n), w)
+            validate_quorum(n, 1, w)
         else:
             n, w = cfg.n, cfg.w
+        if isinstance(w, str):
+            w = parse_level(w)
         position = key_position(key)
         placement = self.node.placement(position, n)
         me = self.node.node_id
@@ -272,7 +358,7 @@ class Coordinator:
         quorum = await self._fan_out(
             self._targets(placement),
             lambda owner: ReplicaWrite(key, position, versions, owner),
-            w,
+            w if isinstance(w, int) else self._requirement(w, placement, "write"),
             "write",
         )
         self.node.stats.writes += 1
@@ -283,24 +369,41 @@ class Coordinator:
         key: bytes,
         value: bytes | None,
         context: bytes | None,
-        w: int,
+        w: int | ConsistencyLevel,
         n: int,
         placement: Placement,
     ) -> PutResult | None:
-        """Have a live replica coordinate the write; None if none could be reached."""
+        """Have a live replica coordinate the write; None if none could be reached.
+
+        With a ``LOCAL_*`` level, only a replica in this node's datacenter may
+        coordinate it: "local" is the datacenter of the node the client asked,
+        and a replica there means the same datacenter by it.
+        """
         node = self.node
         transport = node.transport
         if transport is None or not node.running:
             return None
         now = node.clock.monotonic()
         cfg = node.config
-        custom_w = None if w == cfg.w else w
+        level = ""
+        local_dc: str | None = None
+        if isinstance(w, int):
+            custom_w = None if w == cfg.w else w
+        else:
+            custom_w = None
+            level = "" if w.value == cfg.w else w.value
+            if w.local:
+                local_dc = node.datacenter_of(node.node_id)
         custom_n = None if n == cfg.n else n
         self._forwardings += 1
         write_id = f"{node.node_id}/{self._forwardings}"
-        message = ForwardedWrite(key, value, context, custom_w, custom_n, write_id)
+        message = ForwardedWrite(key, value, context, custom_w, custom_n, write_id, level)
+        required = w if isinstance(w, int) else 0
+        level_name = "" if isinstance(w, int) else w.value
         for replica in placement.replicas:
             if not node.is_available(replica, now):
+                continue
+            if local_dc is not None and node.datacenter_of(replica) != local_dc:
                 continue
             try:
                 # The replica waits up to a request timeout for its own quorum.
@@ -313,7 +416,12 @@ class Coordinator:
                 # could store it twice (as two siblings), so the client is told.
                 node.stats.quorum_failures += 1
                 raise QuorumNotReachedError(
-                    "write", 0, w, n, f"forwarded to {replica}, outcome unknown: {exc}"
+                    "write",
+                    0,
+                    required,
+                    n,
+                    f"forwarded to {replica}, outcome unknown: {exc}",
+                    level=level_name,
                 ) from exc
             node.heard_from(replica)
             if not isinstance(reply, ForwardedWriteReply):
@@ -327,6 +435,7 @@ class Coordinator:
                     reply.required,
                     reply.contacted,
                     f"coordinated by {replica}: {reply.error}",
+                    level=level_name,
                 )
             return PutResult(key, reply.clock, reply.acknowledged)
         return None
@@ -361,7 +470,7 @@ class Coordinator:
     async def _coordinate_forwarded(self, message: ForwardedWrite) -> ForwardedWriteReply:
         try:
             result = await self._write(
-                message.key, message.value, message.context, message.w, message.n
+                message.key, message.value, message.context, message.level or message.w, message.n
             )
         except QuorumNotReachedError as exc:
             return ForwardedWriteReply(None, exc.answered, str(exc), exc.required, exc.contacted)
@@ -408,16 +517,49 @@ class Coordinator:
                 targets.append((replica, None))
         return targets
 
+    def _requirement(
+        self, level: str | ConsistencyLevel, placement: Placement, operation: str
+    ) -> int | Requirement:
+        """What a named level needs of ``placement``'s replicas (a count as text: the count).
+
+        A level the key's replicas cannot meet at all (``LOCAL_QUORUM`` where
+        this node's datacenter holds none of them) fails before anyone is asked.
+        """
+        parsed = parse_level(level) if isinstance(level, str) else level
+        if isinstance(parsed, int):
+            return parsed
+        node = self.node
+        try:
+            return requirement(
+                parsed,
+                [node.datacenter_of(replica) for replica in placement.replicas],
+                node.datacenter_of(node.node_id),
+            )
+        except ConfigurationError as exc:
+            node.stats.quorum_failures += 1
+            raise QuorumNotReachedError(
+                operation,
+                0,
+                0,
+                len(placement.replicas),
+                str(exc),
+                level=parsed.value,
+                summary=f"{parsed.value} not reached",
+            ) from exc
+
     async def _fan_out(
         self,
         targets: Sequence[tuple[str, str | None]],
         make: _MakeRequest,
-        needed: int,
+        needed: int | Requirement,
         operation: str,
         ask_only_needed: bool = False,
     ) -> _Quorum:
         """Ask ``targets`` and wait until ``needed`` count (or none can).
 
+        ``needed`` is a count, or a level's :class:`Requirement`: one that is
+        a plain count (``ONE`` .. ``ALL``, ``QUORUM``) is counted as numbers
+        are, one counted per datacenter by :meth:`_fan_out_by_datacenter`.
         With ``ask_only_needed``, only ``needed`` of them are asked at first
         (this node, then those the failure detector reports up, in
         preference order); each failure brings in the next.
@@ -425,6 +567,12 @@ class Coordinator:
         node = self.node
         if not node.running:
             raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
+        level: Requirement | None = None
+        if not isinstance(needed, int):
+            level = needed
+            if level.per_datacenter_counts:
+                return await self._fan_out_by_datacenter(targets, make, level, operation)
+            needed = level.total
         contacted = len(targets)
         if contacted == 1 and needed == 1 and targets[0] == (node.node_id, None):
             quorum, flushed = self._ask_only_self(make, operation)
@@ -439,9 +587,10 @@ class Coordinator:
             return quorum
         if contacted < needed:
             node.stats.quorum_failures += 1
-            raise QuorumNotReachedError(
-                operation, 0, needed, contacted, f"only {contacted} nodes hold the key"
-            )
+            reason = f"only {contacted} nodes hold the key"
+            if level is not None:
+                raise _level_error(operation, level, {"": contacted}, 0, contacted, reason)
+            raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
         now = node.clock.monotonic()
         me = node.node_id
         down = [t for t, _ in targets if t != me and not node.is_available(t, now)]
@@ -455,6 +604,8 @@ class Coordinator:
                 if down
                 else f"{len(owners)} stand-in(s) do not count toward the quorum"
             )
+            if level is not None:
+                raise _level_error(operation, level, {"": countable}, 0, contacted, reason)
             raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
         timeout = node.config.request_timeout
         first: Sequence[tuple[str, str | None]] = targets
@@ -473,8 +624,81 @@ class Coordinator:
             reasons = [f"{t}: {e}" for t, e in sorted(quorum.errors.items())]
             if silent:
                 reasons.append(f"no reply from {', '.join(silent)} within {timeout} s")
+            if level is not None:
+                raise _level_error(
+                    operation,
+                    level,
+                    {"": quorum.counted},
+                    quorum.counted,
+                    quorum.contacted,
+                    "; ".join(reasons),
+                )
             raise QuorumNotReachedError(
                 operation, quorum.counted, needed, quorum.contacted, "; ".join(reasons)
+            )
+        if owners:
+            node.stats.hinted_requests += 1
+        return quorum
+
+    async def _fan_out_by_datacenter(
+        self,
+        targets: Sequence[tuple[str, str | None]],
+        make: _MakeRequest,
+        level: Requirement,
+        operation: str,
+    ) -> _Quorum:
+        """Ask every target; answer once ``level`` is met per datacenter.
+
+        Everyone is asked (a write reaches every replica, remote ones too),
+        but a ``LOCAL_*`` level only counts, and so only waits for, the local
+        datacenter. The request fails before anyone is asked if the replicas
+        the failure detector reports up cannot meet the level, and as soon as
+        those still to answer cannot.
+        """
+        node = self.node
+        now = node.clock.monotonic()
+        me = node.node_id
+        contacted = len(targets)
+        down = [t for t, _ in targets if t != me and not node.is_available(t, now)]
+        owners = {target: owner for target, owner in targets if owner is not None}
+        count_hinted = node.config.hinted_writes_count
+        datacenters = {target: node.datacenter_of(target) for target, _ in targets}
+        possible: dict[str, int] = {}
+        up: dict[str, int] = {}
+        for target, owner in targets:
+            if owner is not None and not count_hinted:
+                continue
+            dc = datacenters[target]
+            possible[dc] = possible.get(dc, 0) + 1
+            if target not in down:
+                up[dc] = up.get(dc, 0) + 1
+        if not level.met(up):
+            node.stats.quorum_failures += 1
+            reason = (
+                f"failure detector reports {', '.join(down)} down"
+                if down
+                else f"{len(owners)} stand-in(s) do not count toward the quorum"
+            )
+            raise _level_error(operation, level, up, 0, contacted, reason)
+        quorum = _Quorum(contacted, level.total, owners, count_hinted)
+        by_dc = quorum.by_dc = _ByDatacenter(level, datacenters, possible)
+        for target, owner in targets:
+            self._ask(quorum, make, target, owner)
+        await quorum.wait_reached()
+        if not by_dc.met():
+            node.stats.quorum_failures += 1
+            silent = [t for t in quorum.asked if t not in quorum.replies and t not in quorum.errors]
+            reasons = [f"{t}: {e}" for t, e in sorted(quorum.errors.items())]
+            if silent and quorum.is_finished:
+                timeout = node.config.request_timeout
+                reasons.append(f"no reply from {', '.join(silent)} within {timeout} s")
+            raise _level_error(
+                operation,
+                level,
+                by_dc.replies,
+                quorum.counted,
+                contacted,
+                "; ".join(reasons),
             )
         if owners:
             node.stats.hinted_requests += 1

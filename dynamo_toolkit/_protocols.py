@@ -159,6 +159,9 @@ class CoordinatorContext(
     def durable_after(self, message: ReplicaMessage) -> asyncio.Future[None] | None:
         """For a write just applied locally: the flush to wait for, if its engine buffers."""
 
+    def datacenter_of(self, node_id: str) -> str:
+        """The datacenter of ``node_id`` as the membership knows it (``""``: unnamed)."""
+
 
 class ExchangeContext(NodeIdentity, PeerEndpoint, ReplicaAccess, Protocol):
     """What the anti-entropy exchange (:mod:`dynamo_toolkit.anti_entropy_exchange`) needs."""

@@ -27,6 +27,13 @@ from typing import Any
 
 import attrs
 
+from dynamo_toolkit.consistency import (
+    ConsistencyLevel,
+    LevelSpec,
+    canonical_level,
+    level_count,
+    parse_level,
+)
 from dynamo_toolkit.errors import ConfigurationError, InvalidQuorumError
 from dynamo_toolkit.registry import INTERFACES
 from dynamo_toolkit.values import DEFAULT_MAX_PAIR_BYTES
@@ -59,17 +66,47 @@ class ComponentChoice:
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
 
 
-def validate_quorum(n: int, r: int, w: int) -> None:
-    """Check ``1 <= R, W <= N`` (and N >= 1); raise :class:`InvalidQuorumError` otherwise."""
-    for label, value in (("N", n), ("R", r), ("W", w)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidQuorumError(f"{label} must be an integer, got {value!r}")
+def validate_quorum(n: int, r: LevelSpec, w: LevelSpec) -> None:
+    """Check ``1 <= R, W <= N`` (and N >= 1); raise :class:`InvalidQuorumError` otherwise.
+
+    R and W may also be consistency levels (:mod:`dynamo_toolkit.consistency`),
+    by name: any level is valid, but ``TWO``/``THREE`` need that many replicas.
+    Whether a key's replicas can meet a datacenter level is known per request.
+    """
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise InvalidQuorumError(f"N must be an integer, got {n!r}")
     if n < 1:
         raise InvalidQuorumError(f"N must be at least 1, got {n}")
-    if not 1 <= r <= n:
-        raise InvalidQuorumError(f"R must satisfy 1 <= R <= N={n}, got R={r}")
-    if not 1 <= w <= n:
-        raise InvalidQuorumError(f"W must satisfy 1 <= W <= N={n}, got W={w}")
+    for label, value in (("R", r), ("W", w)):
+        if isinstance(value, bool) or not isinstance(value, int | str | ConsistencyLevel):
+            raise InvalidQuorumError(
+                f"{label} must be an integer or a consistency level, got {value!r}"
+            )
+        if isinstance(value, int):
+            if not 1 <= value <= n:
+                raise InvalidQuorumError(
+                    f"{label} must satisfy 1 <= {label} <= N={n}, got {label}={value}"
+                )
+            continue
+        try:
+            level = value if isinstance(value, ConsistencyLevel) else parse_level(value)
+        except ConfigurationError as exc:
+            raise InvalidQuorumError(f"{label}: {exc}") from exc
+        count = level if isinstance(level, int) else level_count(level)
+        if count is not None and not 1 <= count <= n:
+            raise InvalidQuorumError(
+                f"{label} must satisfy 1 <= {label} <= N={n}, got {label}={value}"
+            )
+
+
+def _level_setting(value: Any) -> Any:
+    """A level name in any case (or a count as text) as the setting keeps it."""
+    if isinstance(value, str | ConsistencyLevel):
+        try:
+            return canonical_level(value)
+        except ConfigurationError:
+            return value  # validate_quorum says what is wrong with it
+    return value
 
 
 def _default_components() -> dict[str, ComponentChoice]:
@@ -94,13 +131,22 @@ class StoreConfig:
     n: int = attrs.field(
         default=3, metadata={"doc": "Replicas per key (the length of the preference list)."}
     )
-    r: int = attrs.field(
-        default=2, metadata={"doc": "Successful replica replies a read waits for."}
-    )
-    w: int = attrs.field(
+    r: int | str = attrs.field(
         default=2,
+        converter=_level_setting,
         metadata={
-            "doc": "Acknowledgements a write (or delete) waits for. The coordinator's "
+            "doc": "Successful replica replies a read waits for: a count, or a "
+            "consistency level by name (``ONE``, ``TWO``, ``THREE``, ``QUORUM``, "
+            "``ALL``, ``LOCAL_ONE``, ``LOCAL_QUORUM``, ``EACH_QUORUM``; see "
+            ":mod:`dynamo_toolkit.consistency`)."
+        },
+    )
+    w: int | str = attrs.field(
+        default=2,
+        converter=_level_setting,
+        metadata={
+            "doc": "Acknowledgements a write (or delete) waits for: a count or a "
+            "consistency level by name (as ``r``). The coordinator's "
             "own copy counts when it is a replica."
         },
     )

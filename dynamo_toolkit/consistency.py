@@ -27,12 +27,21 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
+from typing import TypeAlias
 
 import attrs
 
 from dynamo_toolkit.errors import ConfigurationError
 
-__all__ = ["ConsistencyLevel", "Requirement", "parse_level", "requirement"]
+__all__ = [
+    "ConsistencyLevel",
+    "LevelSpec",
+    "Requirement",
+    "canonical_level",
+    "level_count",
+    "parse_level",
+    "requirement",
+]
 
 
 class ConsistencyLevel(enum.Enum):
@@ -51,6 +60,10 @@ class ConsistencyLevel(enum.Enum):
     def local(self) -> bool:
         """True for the levels only the coordinator's datacenter answers."""
         return self in (ConsistencyLevel.LOCAL_ONE, ConsistencyLevel.LOCAL_QUORUM)
+
+
+#: What R or W may be: a count, a level, or a level's name (or a count as text).
+LevelSpec: TypeAlias = "int | str | ConsistencyLevel"
 
 
 _COUNTS = {ConsistencyLevel.ONE: 1, ConsistencyLevel.TWO: 2, ConsistencyLevel.THREE: 3}
@@ -74,6 +87,17 @@ def parse_level(text: str | int) -> ConsistencyLevel | int:
     raise ConfigurationError(f"unknown consistency level {text!r}: a count or one of {names}")
 
 
+def canonical_level(value: LevelSpec) -> int | str:
+    """``value`` as a store setting keeps it: a count, or a level's canonical name."""
+    parsed = value if isinstance(value, ConsistencyLevel) else parse_level(value)
+    return parsed.value if isinstance(parsed, ConsistencyLevel) else parsed
+
+
+def level_count(level: ConsistencyLevel) -> int | None:
+    """The fixed count of ``ONE``/``TWO``/``THREE``; ``None`` for the other levels."""
+    return _COUNTS.get(level)
+
+
 def _majority(replicas: int) -> int:
     return replicas // 2 + 1
 
@@ -88,6 +112,11 @@ class Requirement:
     total: int
     per_datacenter: Mapping[str, int] = attrs.field(factory=dict)
     counted: frozenset[str] | None = None
+
+    @property
+    def per_datacenter_counts(self) -> bool:
+        """Whether replies must be counted per datacenter (``LOCAL_*``, ``EACH_QUORUM``)."""
+        return bool(self.per_datacenter) or self.counted is not None
 
     def _counts(self, replies: Mapping[str, int]) -> int:
         return sum(n for dc, n in replies.items() if self.counted is None or dc in self.counted)

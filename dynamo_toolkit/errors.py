@@ -6,7 +6,7 @@ list of available names) both as attributes and in its message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "ConfigurationError",
@@ -91,21 +91,36 @@ class QuorumNotReachedError(DynamoError):
     """Fewer than the required replicas answered in time.
 
     ``answered`` replicas replied (successfully) out of ``contacted``;
-    ``required`` were needed (R for reads, W for writes).
+    ``required`` were needed (R for reads, W for writes; for a consistency
+    level, its total). For a named level, ``level`` is its name and
+    ``shortfall`` maps each datacenter short (``"*"``: all of them) to
+    ``(answered, needed)`` there; the message starts with the level.
     """
 
     def __init__(
-        self, operation: str, answered: int, required: int, contacted: int, reason: str = ""
+        self,
+        operation: str,
+        answered: int,
+        required: int,
+        contacted: int,
+        reason: str = "",
+        *,
+        level: str = "",
+        shortfall: Mapping[str, tuple[int, int]] | None = None,
+        summary: str = "",
     ) -> None:
         self.operation = operation
         self.answered = answered
         self.required = required
         self.contacted = contacted
+        self.level = level
+        self.shortfall = dict(shortfall or {})
         detail = f": {reason}" if reason else ""
-        super().__init__(
-            f"{operation} quorum not reached: {answered} of {contacted} replicas answered, "
-            f"{required} required{detail}"
-        )
+        counts = f"{answered} of {contacted} replicas answered, {required} required"
+        if summary:
+            super().__init__(f"{operation} {summary}; {counts}{detail}")
+        else:
+            super().__init__(f"{operation} quorum not reached: {counts}{detail}")
 
 
 class TransportError(DynamoError):

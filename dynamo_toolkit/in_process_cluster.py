@@ -20,6 +20,7 @@ from typing import Any
 from dynamo_toolkit.closing import AsyncClosing
 from dynamo_toolkit.components import build_components
 from dynamo_toolkit.config import ComponentChoice, StoreConfig
+from dynamo_toolkit.consistency import LevelSpec
 from dynamo_toolkit.errors import ConfigurationError, DynamoError, NodeUnavailableError
 from dynamo_toolkit.interfaces import Network
 from dynamo_toolkit.membership_state import MemberStatus, Plan
@@ -244,7 +245,9 @@ class Cluster(AsyncClosing):
     def _via(self, key: Key, via: str | None) -> Node:
         return self.node(via) if via is not None else self.coordinator_for(key)
 
-    async def get(self, key: Key, *, r: int | None = None, via: str | None = None) -> GetResult:
+    async def get(
+        self, key: Key, *, r: LevelSpec | None = None, via: str | None = None
+    ) -> GetResult:
         """Read ``key``, coordinated by ``via`` (default: first running replica)."""
         return await self._via(key, via).get(key, r=r)
 
@@ -254,7 +257,7 @@ class Cluster(AsyncClosing):
         value: object,
         context: bytes | None = None,
         *,
-        w: int | None = None,
+        w: LevelSpec | None = None,
         via: str | None = None,
     ) -> PutResult:
         """Write ``key``, coordinated by ``via`` (default: first running replica)."""
@@ -265,7 +268,7 @@ class Cluster(AsyncClosing):
         key: Key,
         context: bytes | None = None,
         *,
-        w: int | None = None,
+        w: LevelSpec | None = None,
         via: str | None = None,
     ) -> PutResult:
         """Delete ``key`` (a tombstone), coordinated by ``via``."""

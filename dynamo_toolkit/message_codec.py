@@ -119,6 +119,7 @@ _DECODERS: dict[str, Callable[[Sequence[Any]], object]] = {
         _optional_int(f[3]),
         _optional_int(f[4]),
         _str(f[5]) if len(f) > 5 else "",
+        _str(f[6]) if len(f) > 6 else "",
     ),
     "F": lambda f: ForwardedWriteReply(
         None if f[0] is None else VectorClock.from_wire(f[0]),
@@ -179,6 +180,8 @@ def encode_message(message: object) -> list[Any]:
         return ["q", message.target, message.timeout]
     if isinstance(message, ForwardedWrite):
         f = message
+        if f.level:
+            return ["f", f.key, f.value, f.context, f.w, f.n, f.write_id, f.level]
         return ["f", f.key, f.value, f.context, f.w, f.n, f.write_id]
     if isinstance(message, ForwardedWriteReply):
         clock = None if message.clock is None else message.clock.to_wire()

@@ -191,6 +191,9 @@ class ForwardedWrite:
     ``write_id`` names this forwarding (the sender's id and a counter): a
     replica that receives the same id twice (a duplicated or retried message)
     coordinates the write once and answers both alike. ``""`` opts out.
+    ``level`` is the request's consistency level by name, if it has one of
+    its own (then ``w`` is ``None``); a node that predates levels ignores it
+    and writes at the store's W.
     """
 
     key: bytes
@@ -199,6 +202,7 @@ class ForwardedWrite:
     w: int | None
     n: int | None
     write_id: str = ""
+    level: str = ""
 
 
 @attrs.frozen

@@ -26,6 +26,7 @@ from dynamo_toolkit.anti_entropy_exchange import ExchangeStats, answer_tree_quer
 from dynamo_toolkit.clock import clock_for_running_loop
 from dynamo_toolkit.components import NodeComponents
 from dynamo_toolkit.config import StoreConfig
+from dynamo_toolkit.consistency import LevelSpec
 from dynamo_toolkit.errors import DynamoError, TransportError
 from dynamo_toolkit.interfaces import (
     ActiveFailureDetector,
@@ -426,10 +427,17 @@ class Node:
             case _:
                 assert_never(message)
 
+    def datacenter_of(self, node_id: str) -> str:
+        """The datacenter of ``node_id`` as the membership knows it (``""``: unnamed)."""
+        if node_id == self.info.node_id:
+            return self.info.datacenter
+        info = self.members.get(node_id)
+        return "" if info is None else info.datacenter
+
     # -- client API ----------------------------------------------------------
 
-    async def get(self, key: Key, *, r: int | None = None, n: int | None = None) -> GetResult:
-        """Coordinate a read (see :meth:`Coordinator.get`)."""
+    async def get(self, key: Key, *, r: LevelSpec | None = None, n: int | None = None) -> GetResult:
+        """Coordinate a read (see :meth:`Coordinator.get`); ``r`` may be a consistency level."""
         return await self.coordinator.get(key, r=r, n=n)
 
     async def put(
@@ -438,7 +446,7 @@ class Node:
         value: object,
         context: bytes | None = None,
         *,
-        w: int | None = None,
+        w: LevelSpec | None = None,
         n: int | None = None,
         supersede_local: bool = False,
     ) -> PutResult:
@@ -452,7 +460,7 @@ class Node:
         key: Key,
         context: bytes | None = None,
         *,
-        w: int | None = None,
+        w: LevelSpec | None = None,
         n: int | None = None,
         supersede_local: bool = False,
     ) -> PutResult:

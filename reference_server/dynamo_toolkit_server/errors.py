@@ -138,6 +138,9 @@ def describe(exc: BaseException) -> ErrorDetails:
             "required": exc.required,
             "contacted": exc.contacted,
         }
+        if exc.level:
+            fields["level"] = exc.level
+            fields["shortfall"] = {dc: list(counts) for dc, counts in exc.shortfall.items()}
     elif isinstance(exc, PairTooLargeError):
         fields = {"key_bytes": exc.key_bytes, "value_bytes": exc.value_bytes, "limit": exc.limit}
     return ErrorDetails(kind, type(exc).__name__, str(exc), fields)

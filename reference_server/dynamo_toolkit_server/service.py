@@ -35,6 +35,7 @@ import attrs
 
 from dynamo_toolkit.anti_entropy_exchange import ExchangeStats
 from dynamo_toolkit.config import validate_quorum
+from dynamo_toolkit.consistency import LevelSpec, canonical_level
 from dynamo_toolkit.membership_state import MemberStatus, Plan
 from dynamo_toolkit.node import Node, NodeStats
 from dynamo_toolkit.results import GetResult, PutResult
@@ -93,8 +94,8 @@ class Quorums:
     """The store's replica count ``n`` and default read and write quorums."""
 
     n: int
-    r: int
-    w: int
+    r: int | str
+    w: int | str
 
 
 @attrs.frozen
@@ -233,26 +234,26 @@ class StoreService:
         self.node = node
         self._locks: dict[bytes, tuple[asyncio.Lock, list[int]]] = {}
         # Read-modify-writes waiting for their key's batch, by (key, r, w).
-        self._queues: dict[tuple[bytes, int | None, int | None], list[_Queued]] = {}
+        self._queues: dict[tuple[bytes, LevelSpec | None, LevelSpec | None], list[_Queued]] = {}
         self._runners: set[asyncio.Future[None]] = set()
 
-    async def get(self, key: Key, *, r: int | None = None) -> GetResult:
+    async def get(self, key: Key, *, r: LevelSpec | None = None) -> GetResult:
         """Read all siblings and their covering context."""
         return await self.node.get(key, r=r)
 
     async def put(
-        self, key: Key, value: object, context: bytes | None = None, *, w: int | None = None
+        self, key: Key, value: object, context: bytes | None = None, *, w: LevelSpec | None = None
     ) -> PutResult:
         """Write ``value`` superseding what ``context`` covers."""
         return await self.node.put(key, value, context, w=w)
 
     async def delete(
-        self, key: Key, context: bytes | None = None, *, w: int | None = None
+        self, key: Key, context: bytes | None = None, *, w: LevelSpec | None = None
     ) -> PutResult:
         """Write a tombstone superseding what ``context`` covers."""
         return await self.node.delete(key, context, w=w)
 
-    async def read_one(self, key: Key, *, r: int | None = None) -> ReadOne:
+    async def read_one(self, key: Key, *, r: LevelSpec | None = None) -> ReadOne:
         """One value for clients that cannot handle siblings (see module docstring)."""
         return self.read_one_of(await self.node.get(key, r=r))
 
@@ -268,7 +269,7 @@ class StoreService:
         return ReadOne(_newest(result), len(result.values), result)
 
     async def overwrite(
-        self, key: Key, value: object, *, r: int | None = None, w: int | None = None
+        self, key: Key, value: object, *, r: LevelSpec | None = None, w: LevelSpec | None = None
     ) -> PutResult:
         """Redis SET semantics: supersede the versions this node knows of.
 
@@ -283,12 +284,19 @@ class StoreService:
         context = (await self.node.get(key, r=r)).context
         return await self.node.put(key, value, context, w=w)
 
-    async def remove(self, key: Key, *, r: int | None = None, w: int | None = None) -> bool:
+    async def remove(
+        self, key: Key, *, r: LevelSpec | None = None, w: LevelSpec | None = None
+    ) -> bool:
         """Redis DEL semantics: tombstone the key if it exists; True if it did."""
         return (await self.delete_versions(key, None, r=r, w=w)).deleted
 
     async def delete_versions(
-        self, key: Key, context: bytes | None = None, *, r: int | None = None, w: int | None = None
+        self,
+        key: Key,
+        context: bytes | None = None,
+        *,
+        r: LevelSpec | None = None,
+        w: LevelSpec | None = None,
     ) -> Deletion:
         """Delete what ``context`` covers or, without one, every sibling a read sees.
 
@@ -332,8 +340,8 @@ class StoreService:
         key: Key,
         change: Callable[[Any], tuple[Any, Any]],
         *,
-        r: int | None = None,
-        w: int | None = None,
+        r: LevelSpec | None = None,
+        w: LevelSpec | None = None,
     ) -> Any:
         """Read-modify-write one value, serialised per key on this node.
 
@@ -365,7 +373,9 @@ class StoreService:
             runner.add_done_callback(self._runners.discard)
         return await future
 
-    async def _apply_queued(self, key: Key, group: tuple[bytes, int | None, int | None]) -> None:
+    async def _apply_queued(
+        self, key: Key, group: tuple[bytes, LevelSpec | None, LevelSpec | None]
+    ) -> None:
         """Apply the queued changes of ``group`` batch by batch until none is left."""
         queue = self._queues[group]
         _, r, w = group
@@ -383,7 +393,7 @@ class StoreService:
             del self._queues[group]
 
     async def _apply_batch(
-        self, key: Key, batch: list[_Queued], r: int | None, w: int | None
+        self, key: Key, batch: list[_Queued], r: LevelSpec | None, w: LevelSpec | None
     ) -> None:
         """One read, every change of ``batch`` in order, at most one write."""
         try:
@@ -429,8 +439,8 @@ class StoreService:
         key: Key,
         change: Callable[[list[Any]], tuple[list[Any] | None, Any]],
         *,
-        r: int | None = None,
-        w: int | None = None,
+        r: LevelSpec | None = None,
+        w: LevelSpec | None = None,
         strings_only: bool = False,
     ) -> Any:
         """Read-modify-write a list (see :meth:`update`).
@@ -463,8 +473,8 @@ class StoreService:
         items: Sequence[Any],
         *,
         left: bool,
-        r: int | None = None,
-        w: int | None = None,
+        r: LevelSpec | None = None,
+        w: LevelSpec | None = None,
         strings_only: bool = False,
     ) -> int:
         """LPUSH (``left``) or RPUSH ``items``; the list's new length."""
@@ -484,8 +494,8 @@ class StoreService:
         count: int | None = None,
         *,
         left: bool,
-        r: int | None = None,
-        w: int | None = None,
+        r: LevelSpec | None = None,
+        w: LevelSpec | None = None,
         strings_only: bool = False,
     ) -> list[Any] | None:
         """LPOP (``left``) or RPOP up to ``count`` items (one if ``None``).
@@ -510,19 +520,25 @@ class StoreService:
         return popped
 
     async def read_list(
-        self, key: Key, *, r: int | None = None, strings_only: bool = False
+        self, key: Key, *, r: LevelSpec | None = None, strings_only: bool = False
     ) -> list[Any]:
         """The list at ``key`` as a plain read sees it (``[]`` if absent)."""
         return as_list((await self.read_one(key, r=r)).value, strings_only=strings_only)
 
     async def list_length(
-        self, key: Key, *, r: int | None = None, strings_only: bool = False
+        self, key: Key, *, r: LevelSpec | None = None, strings_only: bool = False
     ) -> int:
         """LLEN: the length of the list at ``key`` (0 if absent)."""
         return len(await self.read_list(key, r=r, strings_only=strings_only))
 
     async def list_slice(
-        self, key: Key, start: int, stop: int, *, r: int | None = None, strings_only: bool = False
+        self,
+        key: Key,
+        start: int,
+        stop: int,
+        *,
+        r: LevelSpec | None = None,
+        strings_only: bool = False,
     ) -> list[Any]:
         """LRANGE: items ``start..stop`` of the list at ``key`` (see :func:`list_range`)."""
         return self.list_slice_of(await self.get(key, r=r), start, stop, strings_only=strings_only)
@@ -545,9 +561,11 @@ class StoreService:
         config = self.node.config
         return Quorums(config.n, config.r, config.w)
 
-    def check_quorums(self, r: int, w: int) -> None:
-        """Refuse ``r``/``w`` outside ``1..N`` (an ``InvalidQuorumError``)."""
+    def check_quorums(self, r: LevelSpec, w: LevelSpec) -> tuple[int | str, int | str]:
+        """Refuse ``r``/``w`` outside ``1..N`` or naming no consistency level
+        (an ``InvalidQuorumError``); else both as counts or canonical level names."""
         validate_quorum(self.node.config.n, r, w)
+        return canonical_level(r), canonical_level(w)
 
     def status(self) -> NodeStatus:
         """Who this node is, its settings and its counters."""

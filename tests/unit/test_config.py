@@ -35,12 +35,22 @@ def test_toml_picks_components_by_name(tmp_path: Path) -> None:
         ({"n": 3, "r": 4}, "R must satisfy"),
         ({"n": 3, "w": 0}, "W must satisfy"),
         ({"n": 0, "r": 1, "w": 1}, "N must be at least 1"),
-        ({"r": "2"}, "R must be an integer"),
+        ({"r": 2.5}, "R must be an integer or a consistency level"),
+        ({"r": "MOST"}, "R: unknown consistency level 'MOST'"),
+        ({"n": 2, "w": "three"}, "W must satisfy 1 <= W <= N=2"),
     ],
 )
 def test_quorum_rules(store: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidQuorumError, match=message):
         StoreConfig.from_dict({"store": store})
+
+
+def test_levels_as_quorums() -> None:
+    """R and W may be consistency levels by name (any case); a count as text is a count."""
+    config = StoreConfig.from_dict({"store": {"r": "local_quorum", "w": "Each-Quorum"}})
+    assert (config.r, config.w) == ("LOCAL_QUORUM", "EACH_QUORUM")
+    assert StoreConfig.from_dict(config.to_dict()) == config
+    assert StoreConfig.from_dict({"store": {"r": "2"}}).r == 2
 
 
 def test_unknown_settings_are_named() -> None:

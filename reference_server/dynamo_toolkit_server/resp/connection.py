@@ -3,7 +3,7 @@
 PING, ECHO, QUIT, AUTH [user] pass, HELLO [2|3 [AUTH user pass] [SETNAME name]],
 ACL WHOAMI|USERS, CLIENT SETNAME|GETNAME|ID|INFO|LIST|SETINFO|HELP, SELECT 0,
 INFO [section ...],
-CONFIG GET, DTK.CONSISTENCY [R W]; and the commands refused with their reason
+CONFIG GET, DTK.CONSISTENCY [LEVEL | R W]; and the commands refused with their reason
 (expiry, transactions). COMMAND, which describes the table, is in
 :mod:`.registry`.
 
@@ -17,9 +17,11 @@ ACL answers only WHOAMI and, for admins, USERS; CLIENT LIST is for admins
 handful of parameters and CONFIG SET is refused; ``SELECT 0`` is accepted, any
 other index refused.
 
-``DTK.CONSISTENCY [R W]`` sets this connection's read and write quorums
-(``1 <= R, W <= N``), or with no argument answers the map ``n``, ``r``, ``w``
-in effect.
+``DTK.CONSISTENCY [LEVEL | R W]`` sets this connection's read and write
+quorums: each a count (``1 <= R, W <= N``) or a consistency level by name
+(``ONE``, ``TWO``, ``THREE``, ``QUORUM``, ``ALL``, ``LOCAL_ONE``,
+``LOCAL_QUORUM``, ``EACH_QUORUM``); one argument sets both. With no argument
+it answers the map ``n``, ``r``, ``w`` in effect (a level as its name).
 """
 
 from __future__ import annotations
@@ -337,21 +339,34 @@ def _info(s: Session, args: Command) -> bytes:
     return bulk("\r\n".join(parts).encode())
 
 
+def _quorum_reply(value: int | str) -> bytes:
+    return integer(value) if isinstance(value, int) else bulk(value.encode())
+
+
+def _quorum_arg(arg: bytes) -> int | str:
+    """A count (as RESP integers are parsed) or a level's name, checked by the service."""
+    if arg[:1].isdigit() or arg[:1] in (b"-", b"+"):
+        return parse_int(arg)
+    return arg.decode("utf-8", "replace")
+
+
 def _consistency(s: Session, args: Command) -> bytes:
     if len(args) == 1:
         quorums = s.service.quorums()
         return s.enc.map(
             [
                 (bulk(b"n"), integer(quorums.n)),
-                (bulk(b"r"), integer(quorums.r if s.r is None else s.r)),
-                (bulk(b"w"), integer(quorums.w if s.w is None else s.w)),
+                (bulk(b"r"), _quorum_reply(quorums.r if s.r is None else s.r)),
+                (bulk(b"w"), _quorum_reply(quorums.w if s.w is None else s.w)),
             ]
         )
-    if len(args) != 3:
+    if len(args) == 2:
+        r = w = _quorum_arg(args[1])
+    elif len(args) == 3:
+        r, w = _quorum_arg(args[1]), _quorum_arg(args[2])
+    else:
         raise arity_error("dtk.consistency")
-    r, w = parse_int(args[1]), parse_int(args[2])
-    s.service.check_quorums(r, w)
-    s.r, s.w = r, w
+    s.r, s.w = s.service.check_quorums(r, w)
     return OK
 
 

@@ -135,8 +135,9 @@ class Session:
         self.name: bytes | None = None
         self.lib_name = b""
         self.lib_ver = b""
-        self.r: int | None = None  # None: the store's configured quorum
-        self.w: int | None = None
+        # None: the store's configured quorum; else a count or a level's name.
+        self.r: int | str | None = None
+        self.w: int | str | None = None
         self.quit = False
         self.created = time.monotonic()
         self.last_command = "NULL"
