@@ -117,6 +117,13 @@ class QuorumError(ClientError):
         self.required = required
         self.operation: str | None = self.details.get("operation")
         self.contacted: int | None = self.details.get("contacted")
+        #: The consistency level not reached, by name (``None`` for a count).
+        self.level: str | None = self.details.get("level")
+        #: Per datacenter short of the level (``"*"``: in all): ``(answered, needed)``.
+        self.shortfall: dict[str, tuple[int, int]] = {
+            dc: (int(counts[0]), int(counts[1]))
+            for dc, counts in (self.details.get("shortfall") or {}).items()
+        }
 
 
 class PairTooLarge(ClientError, ValueError):
@@ -362,7 +369,9 @@ class AsyncClient(AsyncClosing):
     """An asyncio client of one or more nodes' native servers.
 
     ``r`` and ``w`` are the default quorums of every request (``None``: the
-    store's); ``timeout`` bounds connecting and each request's wait, per
+    store's), each a count or a consistency level by name (``"LOCAL_QUORUM"``;
+    a level not reached raises :class:`QuorumError` with ``level`` and
+    ``shortfall``); ``timeout`` bounds connecting and each request's wait, per
     address; an address that failed is tried first again after ``retry_after``
     seconds. Use one client from one event loop.
     """
@@ -371,8 +380,8 @@ class AsyncClient(AsyncClosing):
         self,
         addresses: Sequence[str],
         *,
-        r: int | None = None,
-        w: int | None = None,
+        r: int | str | None = None,
+        w: int | str | None = None,
         timeout: float = 2.0,
         retry_after: float = 5.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
@@ -504,13 +513,13 @@ class AsyncClient(AsyncClosing):
 
     # -- operations ----------------------------------------------------------------
 
-    def _r(self, r: int | None) -> int | None:
+    def _r(self, r: int | str | None) -> int | str | None:
         return self.r if r is None else r
 
-    def _w(self, w: int | None) -> int | None:
+    def _w(self, w: int | str | None) -> int | str | None:
         return self.w if w is None else w
 
-    async def get(self, key: str | bytes, r: int | None = None) -> ReadResult:
+    async def get(self, key: str | bytes, r: int | str | None = None) -> ReadResult:
         """Read ``key``: all siblings and the context covering them."""
         result = await self.call("get", {"key": key, "r": self._r(r)})
         return ReadResult(tuple(result["values"]), result["context"])
@@ -520,7 +529,7 @@ class AsyncClient(AsyncClosing):
         key: str | bytes,
         value: object,
         context: bytes | None = None,
-        w: int | None = None,
+        w: int | str | None = None,
     ) -> bytes:
         """Write ``value`` superseding what ``context`` covers; returns the new context."""
         result = await self.call(
@@ -530,7 +539,7 @@ class AsyncClient(AsyncClosing):
         return context_out
 
     async def delete(
-        self, key: str | bytes, context: bytes | None = None, w: int | None = None
+        self, key: str | bytes, context: bytes | None = None, w: int | str | None = None
     ) -> bytes:
         """Delete ``key`` (without a context: everything a read sees); returns the delete's
         context."""
@@ -540,30 +549,34 @@ class AsyncClient(AsyncClosing):
         context_out: bytes = result["context"]
         return context_out
 
-    async def lpush(self, key: str | bytes, *values: object, w: int | None = None) -> int:
+    async def lpush(self, key: str | bytes, *values: object, w: int | str | None = None) -> int:
         """Push ``values`` onto the head, one by one (Redis LPUSH); returns the new length."""
         length: int = await self.call(
             "lpush", {"key": key, "values": list(values), "r": self.r, "w": self._w(w)}
         )
         return length
 
-    async def rpush(self, key: str | bytes, *values: object, w: int | None = None) -> int:
+    async def rpush(self, key: str | bytes, *values: object, w: int | str | None = None) -> int:
         """Append ``values`` (Redis RPUSH); returns the new length."""
         length: int = await self.call(
             "rpush", {"key": key, "values": list(values), "r": self.r, "w": self._w(w)}
         )
         return length
 
-    async def lpop(self, key: str | bytes, count: int | None = None, w: int | None = None) -> Any:
+    async def lpop(
+        self, key: str | bytes, count: int | None = None, w: int | str | None = None
+    ) -> Any:
         """Remove and return the head (``None`` if empty), or a list of up to ``count`` items."""
         return await self.call("lpop", {"key": key, "count": count, "r": self.r, "w": self._w(w)})
 
-    async def rpop(self, key: str | bytes, count: int | None = None, w: int | None = None) -> Any:
+    async def rpop(
+        self, key: str | bytes, count: int | None = None, w: int | str | None = None
+    ) -> Any:
         """Remove and return the tail (``None`` if empty), or a list of up to ``count`` items."""
         return await self.call("rpop", {"key": key, "count": count, "r": self.r, "w": self._w(w)})
 
     async def lrange(
-        self, key: str | bytes, start: int = 0, stop: int = -1, r: int | None = None
+        self, key: str | bytes, start: int = 0, stop: int = -1, r: int | str | None = None
     ) -> list[Any]:
         """Items ``start`` to ``stop`` inclusive; negative indexes count from the end."""
         items: list[Any] = await self.call(
@@ -571,7 +584,7 @@ class AsyncClient(AsyncClosing):
         )
         return items
 
-    async def llen(self, key: str | bytes, r: int | None = None) -> int:
+    async def llen(self, key: str | bytes, r: int | str | None = None) -> int:
         """The length of the list at ``key`` (0 if absent)."""
         length: int = await self.call("llen", {"key": key, "r": self._r(r)})
         return length
@@ -630,8 +643,8 @@ class Client:
         self,
         addresses: Sequence[str],
         *,
-        r: int | None = None,
-        w: int | None = None,
+        r: int | str | None = None,
+        w: int | str | None = None,
         timeout: float = 2.0,
         retry_after: float = 5.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
@@ -694,7 +707,7 @@ class Client:
     ) -> None:
         self.close()
 
-    def get(self, key: str | bytes, r: int | None = None) -> ReadResult:
+    def get(self, key: str | bytes, r: int | str | None = None) -> ReadResult:
         """Read ``key``: all siblings and the context covering them."""
         return self._run(self._async.get(key, r))
 
@@ -703,38 +716,40 @@ class Client:
         key: str | bytes,
         value: object,
         context: bytes | None = None,
-        w: int | None = None,
+        w: int | str | None = None,
     ) -> bytes:
         """Write ``value`` superseding what ``context`` covers; returns the new context."""
         return self._run(self._async.put(key, value, context, w))
 
-    def delete(self, key: str | bytes, context: bytes | None = None, w: int | None = None) -> bytes:
+    def delete(
+        self, key: str | bytes, context: bytes | None = None, w: int | str | None = None
+    ) -> bytes:
         """Delete ``key`` (without a context: everything a read sees); returns its context."""
         return self._run(self._async.delete(key, context, w))
 
-    def lpush(self, key: str | bytes, *values: object, w: int | None = None) -> int:
+    def lpush(self, key: str | bytes, *values: object, w: int | str | None = None) -> int:
         """Push ``values`` onto the head, one by one (Redis LPUSH); returns the new length."""
         return self._run(self._async.lpush(key, *values, w=w))
 
-    def rpush(self, key: str | bytes, *values: object, w: int | None = None) -> int:
+    def rpush(self, key: str | bytes, *values: object, w: int | str | None = None) -> int:
         """Append ``values`` (Redis RPUSH); returns the new length."""
         return self._run(self._async.rpush(key, *values, w=w))
 
-    def lpop(self, key: str | bytes, count: int | None = None, w: int | None = None) -> Any:
+    def lpop(self, key: str | bytes, count: int | None = None, w: int | str | None = None) -> Any:
         """Remove and return the head (``None`` if empty), or a list of up to ``count`` items."""
         return self._run(self._async.lpop(key, count, w))
 
-    def rpop(self, key: str | bytes, count: int | None = None, w: int | None = None) -> Any:
+    def rpop(self, key: str | bytes, count: int | None = None, w: int | str | None = None) -> Any:
         """Remove and return the tail (``None`` if empty), or a list of up to ``count`` items."""
         return self._run(self._async.rpop(key, count, w))
 
     def lrange(
-        self, key: str | bytes, start: int = 0, stop: int = -1, r: int | None = None
+        self, key: str | bytes, start: int = 0, stop: int = -1, r: int | str | None = None
     ) -> list[Any]:
         """Items ``start`` to ``stop`` inclusive; negative indexes count from the end."""
         return self._run(self._async.lrange(key, start, stop, r))
 
-    def llen(self, key: str | bytes, r: int | None = None) -> int:
+    def llen(self, key: str | bytes, r: int | str | None = None) -> int:
         """The length of the list at ``key`` (0 if absent)."""
         return self._run(self._async.llen(key, r))
 

@@ -17,6 +17,11 @@ Routes:
 ``DELETE /kv/{key}``
     ``204``. With ``X-Dtk-Context`` it supersedes what that read saw; without,
     the server reads first and deletes every sibling it finds. Query ``?r=``, ``?w=``.
+
+``?r=`` and ``?w=`` take a count or a consistency level by name
+(``?r=LOCAL_QUORUM&w=EACH_QUORUM``); ``?consistency=LEVEL`` sets both that the
+method uses (an explicit ``r``/``w`` wins). A level not reached is a ``503``
+whose message names it and the datacenters short.
 ``GET /health``
     ``200 {"status": "ok", "datacenter": ..., "rack": ..., "node": ..., ...}``
     (the membership view lists every member's datacenter and rack too); ``503`` with status
@@ -77,6 +82,8 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 import attrs
 
+from dynamo_toolkit.consistency import canonical_level
+from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit_server.auth import ANYONE, Authenticator, Role, User
 from dynamo_toolkit_server.client_limit import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -120,7 +127,11 @@ _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
-_QUERY_NAMES = {"GET": {"r"}, "PUT": {"w"}, "DELETE": {"r", "w"}}
+_QUERY_NAMES = {
+    "GET": {"r", "consistency"},
+    "PUT": {"w", "consistency"},
+    "DELETE": {"r", "w", "consistency"},
+}
 _PROTOCOL = "http"  # the metrics label of this front-end
 #: The statuses of a refusal that ``dtk_clients_closed_total`` counts, by reason.
 _CLOSE_REASON = {408: "slow", 413: "too_large", 431: "too_large"}
@@ -714,9 +725,9 @@ class HttpServer(ListeningServer):
             self.metrics.observe("http", command, time.perf_counter() - start, ok)
 
     @staticmethod
-    def _quorums(request: Request) -> dict[str, int]:
+    def _quorums(request: Request) -> dict[str, int | str]:
         allowed = _QUERY_NAMES[request.method]
-        quorums: dict[str, int] = {}
+        quorums: dict[str, int | str] = {}
         try:
             pairs = parse_qsl(request.query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
@@ -726,9 +737,20 @@ class HttpServer(ListeningServer):
                 raise HttpError(
                     400, f"unknown query parameter {name!r}; allowed: {sorted(allowed)}"
                 )
-            if not value.isdigit() or not value.isascii() or int(value) < 1:
-                raise HttpError(400, f"{name} must be a positive integer, got {value!r}")
-            quorums[name] = int(value)
+            if value.isascii() and value.isdigit():
+                if int(value) < 1:
+                    raise HttpError(400, f"{name} must be a positive integer, got {value!r}")
+                quorum: int | str = int(value)
+            else:
+                try:
+                    quorum = canonical_level(value)
+                except ConfigurationError as exc:
+                    raise HttpError(400, f"{name}: {exc}") from None
+            if name == "consistency":  # the level of whatever the method waits for
+                for implied in allowed - {"consistency"}:
+                    quorums.setdefault(implied, quorum)
+            else:
+                quorums[name] = quorum
         return quorums
 
     @staticmethod
@@ -752,7 +774,7 @@ class HttpServer(ListeningServer):
             raise HttpError(400, f"body is not valid JSON: {exc}") from exc
         return from_json(document)
 
-    async def _get(self, key: bytes, r: int | None) -> _Response:
+    async def _get(self, key: bytes, r: int | str | None) -> _Response:
         result = await self.service.get(key, r=r)
         headers = {CONTEXT_HEADER: _b64(result.context)}
         document: dict[str, Any]
@@ -773,7 +795,7 @@ class HttpServer(ListeningServer):
         return _Response(200, _json_body(to_json(value)), "application/json", headers)
 
     async def _delete(
-        self, key: bytes, context: bytes | None, r: int | None, w: int | None
+        self, key: bytes, context: bytes | None, r: int | str | None, w: int | str | None
     ) -> _Response:
         deletion = await self.service.delete_versions(key, context, r=r, w=w)
         return _Response(204, headers={CONTEXT_HEADER: _b64(deletion.context)})

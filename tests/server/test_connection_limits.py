@@ -19,6 +19,7 @@ import msgpack
 import pytest
 import redis.asyncio as aioredis
 
+from dynamo_toolkit.consistency import LevelSpec
 from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.values import Key
@@ -51,11 +52,11 @@ class GatedService(StoreService):
         elif key in ("slow", b"slow"):
             await asyncio.sleep(3 * SHORT)  # the slow work itself, not a wait for an event
 
-    async def read_one(self, key: Key, *, r: int | None = None) -> ReadOne:
+    async def read_one(self, key: Key, *, r: LevelSpec | None = None) -> ReadOne:
         await self._hold(key)
         return await super().read_one(key, r=r)
 
-    async def get(self, key: Key, *, r: int | None = None) -> Any:
+    async def get(self, key: Key, *, r: LevelSpec | None = None) -> Any:
         await self._hold(key)
         return await super().get(key, r=r)
 

@@ -237,7 +237,8 @@ def test_errors() -> None:
             assert wrong.headers["allow"] == "GET, PUT, DELETE"
             assert (await request("DELETE", "/health")).status == 405
             for method, path, body, headers in [
-                ("PUT", "/kv/k?w=two", b"v", {}),
+                ("PUT", "/kv/k?w=twice", b"v", {}),
+                ("PUT", "/kv/k?consistency=MOST", b"v", {}),
                 ("PUT", "/kv/k?colour=red", b"v", {}),
                 ("GET", "/kv/k?r=0", None, {}),
                 ("GET", "/kv/k?r=9", None, {}),
@@ -257,6 +258,16 @@ def test_errors() -> None:
             assert unavailable.status == 503
             assert unavailable.json()["error"] == "QuorumNotReachedError"
             assert (unavailable.json()["answered"], unavailable.json()["required"]) == (1, 2)
+            # A level, by r/w or consistency=, is reported by name with what is short.
+            for path in ("/kv/k?w=local_quorum", "/kv/k?consistency=LOCAL_QUORUM"):
+                level = await request("PUT", path, b"v")
+                assert level.status == 503, path
+                assert level.json()["level"] == "LOCAL_QUORUM"
+                assert level.json()["shortfall"] == {"": [1, 2]}
+                assert "LOCAL_QUORUM not reached: 1 of 2" in level.json()["message"]
+            assert (await request("PUT", "/kv/k?consistency=ONE", b"v")).status == 204
+            assert (await request("GET", "/kv/k?r=ONE&consistency=ALL")).status == 200
+            assert (await request("GET", "/kv/k?consistency=ALL")).status == 503
 
     asyncio.run(scenario())
 

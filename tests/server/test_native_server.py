@@ -9,6 +9,7 @@ from typing import Any
 
 import msgpack
 
+from dynamo_toolkit.consistency import LevelSpec
 from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.results import GetResult
 from dynamo_toolkit.values import Key
@@ -25,7 +26,7 @@ class SlowService(StoreService):
     #: Set when a slow read begins: a test awaits it rather than guessing a delay.
     slow_read_started = asyncio.Event()
 
-    async def get(self, key: Key, *, r: int | None = None) -> GetResult:
+    async def get(self, key: Key, *, r: LevelSpec | None = None) -> GetResult:
         if key in ("slow", b"slow"):
             SlowService.slow_read_started.set()
             await asyncio.sleep(0.2)
@@ -145,6 +146,7 @@ def test_errors_carry_their_type_and_facts_and_keep_the_connection() -> None:
                 ("get", {"key": "k", "colour": "red"}),
                 ("put", {"key": "k", "value": 1, "context": "not-bytes"}),
                 ("put", {"key": "k", "value": 1, "w": 0}),
+                ("put", {"key": "k", "value": 1, "w": "MOST"}),
                 ("lpush", {"key": "k", "values": []}),
                 ("lrange", {"key": "k", "start": "0", "stop": 1}),
             ]
@@ -161,6 +163,12 @@ def test_errors_carry_their_type_and_facts_and_keep_the_connection() -> None:
             quorum = (await raw.call("put", key="k", value=1))[2]
             assert quorum["type"] == "QuorumNotReachedError"
             assert (quorum["answered"], quorum["required"]) == (1, 2)
+            level = (await raw.call("put", key="k", value=1, w="each_quorum"))[2]
+            assert level["type"] == "QuorumNotReachedError"
+            assert level["level"] == "EACH_QUORUM"
+            assert level["message"].startswith("write EACH_QUORUM not reached: 1 of 2")
+            assert (await raw.call("put", key="k", value=2, w="ONE"))[1] is True
+            assert (await raw.call("get", key="k", r="1"))[1] is True
             assert await raw.call("ping") == [7, True, "pong"]
             await raw.close()
 

@@ -14,6 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
+from dynamo_toolkit.consistency import LevelSpec
 from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit_server.auth import Authenticator, Role, User, hash_password
 from dynamo_toolkit_server.metrics import NodeMetrics
@@ -411,6 +412,12 @@ def test_quorum_failure_is_reported() -> None:
             await env.cluster.stop_node("n3")
             with pytest.raises(ResponseError, match=r"^QUORUM read quorum not reached"):
                 await a.get("k")
+            assert await a.execute_command("DTK.CONSISTENCY", "LOCAL_QUORUM") == b"OK"
+            level = r"^QUORUM write LOCAL_QUORUM not reached: 1 of 2 in the unnamed datacenter"
+            with pytest.raises(ResponseError, match=level):
+                await a.set("k", "v")
+            assert await a.execute_command("DTK.CONSISTENCY", "ONE") == b"OK"
+            assert await a.set("k", "one")
             assert await a.execute_command("DTK.CONSISTENCY", "1", "1") == b"OK"
             assert await a.set("k", "alone")
             assert await a.get("k") == b"alone"
@@ -431,7 +438,23 @@ def test_consistency_per_connection() -> None:
             with pytest.raises(ResponseError, match=r"R must satisfy 1 <= R <= N=3, got R=4"):
                 await a.execute_command("DTK.CONSISTENCY", "4", "1")
             with pytest.raises(ResponseError, match="wrong number of arguments"):
-                await a.execute_command("DTK.CONSISTENCY", "2")
+                await a.execute_command("DTK.CONSISTENCY", "2", "2", "2")
+            # Levels by name: one for both, or R and W.
+            assert await a.execute_command("DTK.CONSISTENCY", "local_quorum") == b"OK"
+            assert await a.execute_command("DTK.CONSISTENCY") == [
+                *(b"n", 3, b"r", b"LOCAL_QUORUM", b"w", b"LOCAL_QUORUM")
+            ]
+            assert await a.execute_command("DTK.CONSISTENCY", "ONE", "EACH_QUORUM") == b"OK"
+            assert await a.execute_command("DTK.CONSISTENCY") == [
+                *(b"n", 3, b"r", b"ONE", b"w", b"EACH_QUORUM")
+            ]
+            with pytest.raises(ResponseError, match="unknown consistency level 'MOST'"):
+                await a.execute_command("DTK.CONSISTENCY", "MOST")
+            with pytest.raises(ResponseError, match="R must satisfy 1 <= R <= N=3, got R=4"):
+                await a.execute_command("DTK.CONSISTENCY", "4")
+            await a.set("k", "level")
+            assert await a.get("k") == b"level"
+            assert await a.execute_command("DTK.CONSISTENCY", "2", "2") == b"OK"
             await a.set("k", "v")
             assert await a.get("k") == b"v"
 
@@ -553,7 +576,7 @@ class SlowService(StoreService):
     #: Set when a read begins: a test awaits it rather than guessing a delay.
     read_started = asyncio.Event()
 
-    async def read_one(self, key: Any, *, r: int | None = None) -> ReadOne:
+    async def read_one(self, key: Any, *, r: LevelSpec | None = None) -> ReadOne:
         SlowService.read_started.set()
         await asyncio.sleep(0.2)
         return await super().read_one(key, r=r)

@@ -59,6 +59,7 @@ MESSAGES = [
     RangeReply(((b"a", 1, (_VERSION,)),), True),
     ForwardedWrite(b"k", b"v", b"ctx", 2, None),
     ForwardedWrite(b"k", None, None, None, 3),
+    ForwardedWrite(b"k", b"v", None, None, None, "n1/7", "LOCAL_QUORUM"),
     ForwardedWriteReply(_CLOCK, 2),
     ForwardedWriteReply(None, 1, "write quorum not reached", 2, 3),
     None,
@@ -118,3 +119,13 @@ def test_a_peer_can_send_nothing_that_breaks_the_decoder(data: object) -> None:
     except WireFormatError:
         return
     assert encode_message(decoded)[0] == data[0]  # type: ignore[index]
+
+
+def test_a_forwarded_write_without_a_level_keeps_its_old_wire_form() -> None:
+    """Only a write with a level of its own grows the eighth field; a node that
+    predates levels decodes either (it ignores fields it does not know)."""
+    plain = ForwardedWrite(b"k", b"v", None, 2, None, "n1/1")
+    assert len(encode_message(plain)) == 7
+    with_level = ForwardedWrite(b"k", b"v", None, None, None, "n1/2", "EACH_QUORUM")
+    assert encode_message(with_level)[-1] == "EACH_QUORUM"
+    assert decode_message(encode_message(with_level)) == with_level

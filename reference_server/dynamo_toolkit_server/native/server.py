@@ -16,6 +16,10 @@ op          args                                result
 ``info``    (none)                              node id, quorum settings, stats
 ==========  ==================================  ========================================
 
+``r`` and ``w`` are a count or a consistency level by name (``"LOCAL_QUORUM"``);
+a quorum error for a level adds ``level`` and ``shortfall`` (per datacenter
+short, ``[answered, needed]``).
+
 Admin operations (``dtk cluster ...`` and ``dtk repair`` send them):
 ``repair``, ``cluster_state``, ``cluster_stage`` (node, action
 leave|remove|keep), ``cluster_plan``, ``cluster_commit``.
@@ -59,7 +63,8 @@ from typing import Any, cast
 
 import attrs
 
-from dynamo_toolkit.errors import DynamoError
+from dynamo_toolkit.consistency import canonical_level
+from dynamo_toolkit.errors import ConfigurationError, DynamoError
 from dynamo_toolkit.values import Key
 from dynamo_toolkit_server.auth import ANYONE, Authenticator, Role, User
 from dynamo_toolkit_server.client_limit import ClientLimit, ConnectionLimits
@@ -146,10 +151,16 @@ class _Args:
             raise self._bad(f"{name} must be at least {minimum}, got {value}")
         return value
 
-    def quorum(self, name: str) -> int | None:
-        """An optional ``r`` or ``w``."""
-        value: int | None = self.integer(name, minimum=1)
-        return value
+    def quorum(self, name: str) -> int | str | None:
+        """An optional ``r`` or ``w``: a count, or a consistency level by name."""
+        value = self.raw(name, required=False)
+        if isinstance(value, str):
+            try:
+                return canonical_level(value)
+            except ConfigurationError as exc:
+                raise self._bad(f"{name}: {exc}") from None
+        count: int | None = self.integer(name, minimum=1)
+        return count
 
     def items(self) -> list[Any]:
         """The ``values`` of a push: a non-empty array."""
