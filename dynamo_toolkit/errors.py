@@ -94,7 +94,8 @@ class QuorumNotReachedError(DynamoError):
     ``required`` were needed (R for reads, W for writes; for a consistency
     level, its total). For a named level, ``level`` is its name and
     ``shortfall`` maps each datacenter short (``"*"``: all of them) to
-    ``(answered, needed)`` there; the message starts with the level.
+    ``(answered, needed)`` there (refused before anyone was asked: the
+    replicas reported up there, not answers); the message starts with the level.
     """
 
     def __init__(

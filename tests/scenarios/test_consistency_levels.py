@@ -134,3 +134,32 @@ def test_a_local_write_is_forwarded_only_inside_the_datacenter() -> None:
             cluster.heal()
 
     run_virtual(scenario())
+
+
+@pytest.mark.parametrize("hinted_writes_count", [True, False])
+def test_a_stand_in_counts_in_its_own_datacenter(hinted_writes_count: bool) -> None:
+    """A dc1 replica down: its stand-in (the dc1 node outside the list) counts
+    toward LOCAL_QUORUM in dc1, unless stand-ins do not count at all."""
+
+    async def scenario() -> None:
+        config = _config(dc1=2, dc2=2, hinted_writes_count=hinted_writes_count)
+        async with await Cluster.start(MEMBERS, config, transport="simulated", seed=5) as cluster:
+            replicas = cluster.replicas("k")
+            coordinator, down = [n for n in replicas if n in DC1]
+            await cluster.stop_node(down)
+            await cluster.node(coordinator).clock.sleep(DETECTED)
+            if hinted_writes_count:
+                put = await cluster.put("k", "v", w="LOCAL_QUORUM", via=coordinator)
+                assert put.acknowledged >= 2
+                (standin,) = [n for n in DC1 if n not in replicas]
+                assert len(cluster.node(standin).hints) == 1
+            else:
+                with pytest.raises(QuorumNotReachedError) as short:
+                    await cluster.put("k", "v", w="LOCAL_QUORUM", via=coordinator)
+                # Refused before asking: dc1's count is of the replicas up, the
+                # coordinator's own (its stand-in does not count).
+                assert short.value.shortfall == {"dc1": (1, 2)}
+                assert short.value.answered == 0
+                assert "LOCAL_QUORUM not reached: 1 of 2 in dc1" in str(short.value)
+
+    run_virtual(scenario())

@@ -173,12 +173,19 @@ def test_quorum_errors_surface_as_quorum_error() -> None:
                     await client.put("k", "w")
                 assert (failed.value.answered, failed.value.required) == (1, 2)
                 assert failed.value.operation == "write"
+                assert (failed.value.level, failed.value.shortfall) == (None, {})
                 with pytest.raises(QuorumError):
                     await client.get("k")
                 # A failed write may still have landed on the replica that answered,
                 # and there, blind, it superseded the "v" that replica held.
                 assert (await client.get("k", r=1)).values == ("w",)
                 assert servers[1].address in client.down()
+                # A level by name: the error names it and what fell short.
+                with pytest.raises(QuorumError, match=r"^write LOCAL_QUORUM not reached") as level:
+                    await client.put("k", "x", w="local_quorum")
+                assert level.value.level == "LOCAL_QUORUM"
+                assert level.value.shortfall == {"": (1, 2)}
+                assert (await client.get("k", r="ONE")).values == ("x",)
 
     asyncio.run(scenario())
 
