@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynamo_toolkit.consistency import ConsistencyLevel, parse_level, requirement
+from dynamo_toolkit.consistency import (
+    ConsistencyLevel,
+    canonical_level,
+    parse_level,
+    requirement,
+)
 from dynamo_toolkit.errors import ConfigurationError
 
 #: Two datacenters of three replicas each (Cassandra's {dc1: 3, dc2: 3}).
@@ -89,3 +94,25 @@ def test_every_replica_answering_meets_any_level_that_can_be_met(
     # Majorities of any two reply sets overlap: QUORUM reads see QUORUM writes.
     if level is ConsistencyLevel.QUORUM:
         assert 2 * needed.total > sum(replicas.values())
+
+
+def test_canonical_level_keeps_counts_and_names_levels() -> None:
+    assert canonical_level("local-quorum") == "LOCAL_QUORUM"
+    assert canonical_level(ConsistencyLevel.ONE) == "ONE"
+    assert canonical_level("3") == 3
+    assert canonical_level(2) == 2
+    with pytest.raises(ConfigurationError, match="unknown consistency level"):
+        canonical_level("MOST")
+
+
+def test_per_datacenter_counts_only_for_local_and_each_levels() -> None:
+    replicas = {"dc1": 3, "dc2": 3}
+    counted = {
+        level: requirement(level, replicas, "dc1").per_datacenter_counts
+        for level in ConsistencyLevel
+    }
+    assert {level for level, yes in counted.items() if yes} == {
+        ConsistencyLevel.LOCAL_ONE,
+        ConsistencyLevel.LOCAL_QUORUM,
+        ConsistencyLevel.EACH_QUORUM,
+    }
