@@ -24,6 +24,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Protocol
 
 __all__ = [
@@ -243,8 +244,6 @@ class LogNormal:
 
     def quantile(self, q: float) -> float:
         """The ``q``-quantile (0 < q < 1)."""
-        from statistics import NormalDist
-
         return self.median * math.exp(self.sigma * NormalDist().inv_cdf(q))
 
     def to_json(self) -> dict[str, Any]:
@@ -478,7 +477,10 @@ def distribution_from_config(table: Mapping[str, Any]) -> Distribution:
         else:
             dist = _empirical(table["percentiles"])
     if "offset_ms" in table:
-        dist = Shifted(dist, _number(table, "offset_ms"))
+        offset = _number(table, "offset_ms")
+        if offset < 0:
+            raise ValueError(f"offset_ms must not be negative, got {offset}")
+        dist = Shifted(dist, offset)
     return dist
 
 
