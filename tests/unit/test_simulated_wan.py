@@ -7,6 +7,7 @@ run is seeded, so the sampled statistics are the same on every machine.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from dynamo_toolkit.messages import Heartbeat, Ping, PingAck
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.plugin_host import load_plugins
 from dynamo_toolkit.testing import run_virtual
+from dynamo_toolkit_lab.wars import PRESETS
 from dynamo_toolkit_plugins.transport.simulated import Packet, SimulatedNetwork
 from dynamo_toolkit_plugins.transport.wan import WanModel
 
@@ -392,3 +394,53 @@ def test_a_lossy_multi_datacenter_cluster_replays_exactly_from_its_seed() -> Non
     first = run_virtual(scenario(3))
     assert first == run_virtual(scenario(3))
     assert first[2] > 0  # the link did lose messages
+
+
+PBS_WAN_TOML = """
+[transport]
+name = "simulated"
+
+[transport.wan.local.latency]
+type = "mixture"
+parts = [
+  { weight = 0.9122, type = "pareto", xm = 0.235, alpha = 10.0 },
+  { weight = 0.0878, type = "exponential", rate = 1.66 },
+]
+
+[transport.wan.default]
+offset_ms = 75
+
+[transport.wan.default.latency]
+type = "mixture"
+parts = [
+  { weight = 0.9122, type = "pareto", xm = 0.235, alpha = 10.0 },
+  { weight = 0.0878, type = "exponential", rate = 1.66 },
+]
+
+[[transport.wan.links]]
+between = ["dc1", "dc2"]
+latency = "lognormal"
+median_ms = 40
+p99_ms = 120
+loss = 0.001
+"""
+
+
+async def test_the_documented_toml_builds_the_pbs_wan_model(tmp_path: Path) -> None:
+    """The testing guide's TOML: LNKD-SSD legs (the lab's own), 75 ms more between DCs."""
+    path = tmp_path / "store.toml"
+    path.write_text(PBS_WAN_TOML)
+    choice = StoreConfig.from_toml(path).component("transport")
+    network = load_plugins().registry.create(
+        "transport", choice.name, seed=2, members=MEMBERS, **choice.params
+    )
+    assert isinstance(network, SimulatedNetwork)
+    local, default = network.wan.model.local, network.wan.model.default
+    assert local is not None
+    assert default is not None
+    assert local.latency == PRESETS["LNKD-SSD"].w
+    assert default.latency.mean() == pytest.approx(75 + PRESETS["LNKD-SSD"].w.mean())
+    delays = await _arrivals(network, [("a1", "c1"), ("a1", "a2"), ("a1", "b1")], 500)
+    assert min(delays[("a1", "c1")]) >= 0.075
+    assert max(delays[("a1", "a2")]) < 0.075
+    assert 0.030 < _percentile(delays[("a1", "b1")], 0.5) < 0.050
