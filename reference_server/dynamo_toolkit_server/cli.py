@@ -560,6 +560,10 @@ def _print_plan(plan: dict[str, Any], keys_per_node: dict[str, int]) -> None:
         # per replica set (all stored copies over the owners' count, times N/N).
         estimate = fraction * total_copies / max(1, min(owners, 3)) if total_copies else 0
         click.echo(f"  {node} receives {fraction:.1%} of the key space (~{estimate:,.0f} keys)")
+    if plan.get("placement"):
+        click.echo("replicas per datacenter after the commit:")
+        for line in plan["placement"]:
+            click.echo(f"  {line}")
 
 
 def _stored_keys(directory: Path) -> dict[str, int]:

@@ -218,7 +218,11 @@ def plan_cluster(
 
     With ``datacenters`` (``(name, count)`` pairs whose counts add up to
     ``nodes``) the nodes ``n1``... are placed in them in order, on ``racks``
-    racks per datacenter (``r1``, ``r2``... round-robin; default 1).
+    racks per datacenter (``r1``, ``r2``... round-robin; default 1), and
+    unless ``config`` names a replicator, each datacenter holds ``n``
+    (default 3, capped by its nodes) replicas of every key through the
+    ``network-topology`` replicator: the store's N is their sum, and R and W
+    default to a majority of it.
     """
     if nodes < 1:
         raise ConfigurationError("a cluster needs at least one node")
@@ -229,10 +233,28 @@ def plan_cluster(
         k: dict(v) if isinstance(v, Mapping) else v for k, v in (config or {}).items()
     }
     section = dict(store.get("store", {}))
-    n_value = n if n is not None else section.get("n", min(3, nodes))
+    if datacenters and "replicator" not in store:
+        # Replicas in every datacenter: N (default 3) per datacenter, capped by
+        # its nodes, as Cassandra's NetworkTopologyStrategy; the store's N is
+        # their sum, and R and W default to a majority of it.
+        given = n if n is not None else section.get("n")
+        small = [f"{name} ({count})" for name, count in datacenters if given and count < given]
+        if small:
+            raise ConfigurationError(
+                f"N={given} per datacenter needs at least {given} nodes in each; "
+                f"{', '.join(small)} has fewer"
+            )
+        factors = {name: min(given or 3, count) for name, count in datacenters}
+        store["replicator"] = {"name": "network-topology", "replicas": factors}
+        n_value = sum(factors.values())
+        majority = n_value // 2 + 1
+        section["r"] = r if r is not None else section.get("r", majority)
+        section["w"] = w if w is not None else section.get("w", majority)
+    else:
+        n_value = n if n is not None else section.get("n", min(3, nodes))
+        section["r"] = r if r is not None else section.get("r", min(2, n_value))
+        section["w"] = w if w is not None else section.get("w", min(2, n_value))
     section["n"] = n_value
-    section["r"] = r if r is not None else section.get("r", min(2, n_value))
-    section["w"] = w if w is not None else section.get("w", min(2, n_value))
     if section["n"] > nodes:
         raise ConfigurationError(
             f"N={section['n']} needs at least {section['n']} nodes, got {nodes}"
@@ -373,6 +395,14 @@ def write_plan(directory: Path, plan: ClusterPlan) -> None:
         (node_dir / "node.toml").write_text(node_toml(plan, node, node_dir.resolve()))
 
 
+def _n_given(plan: ClusterPlan) -> Any:
+    """The ``--n`` a cluster was made with: per datacenter with ``--datacenters``."""
+    replicator = plan.store.get("replicator")
+    if plan.datacenters and isinstance(replicator, Mapping) and replicator.get("replicas"):
+        return max(replicator["replicas"].values())
+    return plan.store.get("store", {}).get("n")
+
+
 def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[str]:
     """The settings in ``given`` that ``plan`` does not already have, as flags to show.
 
@@ -390,7 +420,7 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
     current: dict[str, Any] = {
         "nodes": len(plan.nodes) - len(plan.joined),  # as first created
         "base_port": first_peer_port,
-        "n": section.get("n"),
+        "n": _n_given(plan),
         "r": section.get("r"),
         "w": section.get("w"),
         "storage": engine if isinstance(engine, str) else engine.get("name"),
