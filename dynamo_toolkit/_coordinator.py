@@ -371,7 +371,8 @@ class Coordinator:
         """Whom to ask: ``(node, owner it stands in for or None)`` per replica.
 
         With a sloppy quorum (Dynamo §4.6), an owner the failure detector
-        reports down is replaced by the next healthy fallback, which takes a
+        reports down is replaced by the first healthy node of the replicator's
+        stand-in order for it (:meth:`Replicator.standins`), which takes a
         hint naming the owner; with no healthy fallback left, the owner is
         asked anyway.
         """
@@ -384,11 +385,27 @@ class Coordinator:
         down = {r for r in replicas if r != me and not node.is_available(r, now)}
         if not down:
             return [(replica, None) for replica in replicas]
-        standins = (f for f in placement.fallbacks if f == me or node.is_available(f, now))
+        # The replicator orders the candidates per replica (e.g. same datacenter
+        # first); each healthy node stands in for one replica at most.
+        taken: set[str] = set()
         targets: list[tuple[str, str | None]] = []
         for replica in replicas:
-            standin = next(standins, None) if replica in down else None
-            targets.append((standin, replica) if standin is not None else (replica, None))
+            standin = None
+            if replica in down:
+                candidates = node.standins(placement, replica)
+                standin = next(
+                    (
+                        f
+                        for f in candidates
+                        if f not in taken and (f == me or node.is_available(f, now))
+                    ),
+                    None,
+                )
+            if standin is not None:
+                taken.add(standin)
+                targets.append((standin, replica))
+            else:
+                targets.append((replica, None))
         return targets
 
     async def _fan_out(

@@ -50,6 +50,7 @@ __all__ = [
     "PlacementView",
     "RepairContext",
     "ReplicaAccess",
+    "StandinOrder",
 ]
 
 
@@ -94,6 +95,13 @@ class PlacementView(Protocol):
         """Replicas and sloppy-quorum fallbacks of ``position``."""
 
 
+class StandinOrder(Protocol):
+    """The replicator's choice of sloppy-quorum stand-ins."""
+
+    def standins(self, placement: Placement, replica: str) -> tuple[str, ...]:
+        """The order in which to try stand-ins for ``replica`` of ``placement``."""
+
+
 class ReplicaAccess(Protocol):
     """This node's own replica of the data."""
 
@@ -113,7 +121,14 @@ class LocalReplica(Protocol):
 
 
 class CoordinatorContext(
-    NodeIdentity, PeerEndpoint, LivenessView, PlacementView, ReplicaAccess, LocalReplica, Protocol
+    NodeIdentity,
+    PeerEndpoint,
+    LivenessView,
+    PlacementView,
+    StandinOrder,
+    ReplicaAccess,
+    LocalReplica,
+    Protocol,
 ):
     """What :class:`~dynamo_toolkit._coordinator.Coordinator` needs."""
 

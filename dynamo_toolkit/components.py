@@ -67,6 +67,7 @@ def build_components(
     partitioner = registry.create("partitioner", name, **extra)
     name, extra = params("replicator")
     replicator = registry.create("replicator", name, **extra)
+    replicator.check_n(config.n)
     name, extra = params("conflict_resolver")
     resolver = registry.create("conflict_resolver", name, **extra)
     name, extra = params("failure_detector")

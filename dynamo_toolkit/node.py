@@ -198,6 +198,10 @@ class Node:
             self._placements[slot] = placement
         return placement
 
+    def standins(self, placement: Placement, replica: str) -> tuple[str, ...]:
+        """The replicator's order of sloppy-quorum stand-ins for ``replica``."""
+        return self.replicator.standins(placement, replica, self.members)
+
     def is_available(self, node_id: str, now: float | None = None) -> bool:
         """The failure detector's opinion of ``node_id``."""
         when = self.clock.monotonic() if now is None else now

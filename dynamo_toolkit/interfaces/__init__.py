@@ -11,7 +11,7 @@ from dynamo_toolkit.interfaces.failure_detector import (
     Prober,
 )
 from dynamo_toolkit.interfaces.partitioner import OwnershipTable, Partitioner
-from dynamo_toolkit.interfaces.replicator import Placement, Replicator
+from dynamo_toolkit.interfaces.replicator import DatacenterPlacement, Placement, Replicator
 from dynamo_toolkit.interfaces.resolver import ConflictResolver
 from dynamo_toolkit.interfaces.storage import StorageEngine
 from dynamo_toolkit.interfaces.transport import Handler, Network, Transport
@@ -21,6 +21,7 @@ __all__ = [
     "AntiEntropy",
     "Clock",
     "ConflictResolver",
+    "DatacenterPlacement",
     "FailureDetector",
     "Handler",
     "Network",

@@ -58,6 +58,12 @@ def _fail(exc: Exception) -> click.ClickException:
     is_flag=True,
     help="Allow addresses beyond loopback although HTTP, native and peer ports have no auth.",
 )
+@click.option(
+    "--datacenter",
+    default=None,
+    help="This node's datacenter (without --config; with it, its [[members]] entry says).",
+)
+@click.option("--rack", default=None, help="This node's rack (without --config, as --datacenter).")
 def serve(
     config_path: str | None,
     node_id: str | None,
@@ -68,12 +74,20 @@ def serve(
     data_dir: str | None,
     storage: str | None,
     unauthenticated_network: bool,
+    datacenter: str | None,
+    rack: str | None,
 ) -> None:
     """Run one node in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
+    from dynamo_toolkit_server.local_cluster import check_label
     from dynamo_toolkit_server.serve import run_node
     from dynamo_toolkit_server.settings import NodeSettings
 
     try:
+        if config_path is not None and (datacenter is not None or rack is not None):
+            raise click.UsageError(
+                "--datacenter and --rack apply without --config; with a config file, set "
+                "datacenter and rack in this node's [[members]] entry"
+            )
         if config_path is not None:
             with open(config_path, "rb") as handle:
                 data: dict[str, Any] = tomllib.load(handle)
@@ -90,6 +104,13 @@ def serve(
                 },
                 "store": {"n": 1, "r": 1, "w": 1},
             }
+            if datacenter is not None or rack is not None:
+                member = {"id": name, "address": peer}
+                if datacenter is not None:
+                    member["datacenter"] = check_label("datacenter", datacenter)
+                if rack is not None:
+                    member["rack"] = check_label("rack", rack)
+                data["members"] = [member]
         if storage is not None:
             data["storage_engine"] = storage
         if unauthenticated_network:
@@ -185,10 +206,13 @@ def _start(
     durability: str | None,
     auth: bool,
     tls: bool,
+    datacenters: str | None,
+    racks: int | None,
 ) -> list[dict[str, Any]]:
     from dynamo_toolkit_server.local_cluster import (
         PLAN_FILE,
         conflicting_settings,
+        parse_datacenters,
         plan_cluster,
         read_plan,
         start_cluster,
@@ -212,6 +236,11 @@ def _start(
                 f"{directory}, or use another --dir for a new cluster"
             )
         return start_cluster(directory)
+    topology = parse_datacenters(datacenters) if datacenters is not None else None
+    if topology is not None:
+        context = click.get_current_context()
+        if context.get_parameter_source("nodes") is not ParameterSource.COMMANDLINE:
+            nodes = sum(count for _, count in topology)  # --nodes defaults to their sum
     config: dict[str, Any] = {}
     if config_path is not None:
         with open(config_path, "rb") as handle:
@@ -227,13 +256,33 @@ def _start(
         durability=durability,
         auth=auth,
         tls=tls,
+        datacenters=topology,
+        racks=racks,
     )
     return start_cluster(directory, plan)
 
 
 def _cluster_options(function: Any) -> Any:
     options = [
-        click.option("--nodes", default=3, show_default=True, help="Number of nodes."),
+        click.option(
+            "--nodes",
+            default=3,
+            show_default=True,
+            help="Number of nodes (with --datacenters: their sum, if given at all).",
+        ),
+        click.option(
+            "--datacenters",
+            metavar="NAME:NODES,...",
+            default=None,
+            help="Place the nodes in datacenters, e.g. dc1:3,dc2:3 (nodes n1.. in order).",
+        ),
+        click.option(
+            "--racks",
+            type=int,
+            default=None,
+            help="Racks per datacenter, r1.. assigned round-robin (default 1; needs "
+            "--datacenters).",
+        ),
         click.option("--base-port", default=DEFAULT_BASE_PORT, show_default=True),
         click.option("--n", type=int, help="Replicas per key (default min(3, nodes))."),
         click.option("--r", type=int, help="Read quorum (default min(2, N))."),
@@ -278,16 +327,17 @@ def _dtk_command() -> str:
 
 def _print_nodes(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        keys = ("name", "pid", "resp", "http", "native")
+        keys = ("name", "pid", "datacenter", "rack", "resp", "http", "native")
         click.echo(json.dumps({"nodes": [{k: row[k] for k in keys} | _extra(row) for row in rows]}))
         return
     for row in rows:
         state = "up" if row["running"] else "left" if row.get("gone") else "down"
         health = "healthy" if row["healthy"] else "unhealthy" if row["running"] else "-"
+        hints = row["hints_pending"] if row["hints_pending"] is not None else "-"
+        place = f"dc={row['datacenter'] or '-'} rack={row['rack'] or '-'}"
         click.echo(
-            f"{row['name']:<4} {state:<5} {health:<9} pid={row['pid'] or '-':<8} "
-            f"hints={row['hints_pending'] if row['hints_pending'] is not None else '-':<6} "
-            f"resp={row['resp']} http={row['http']} native={row['native']}"
+            f"{row['name']:<4} {state:<5} {health:<9} {place:<16} pid={row['pid'] or '-':<8} "
+            f"hints={hints:<6} resp={row['resp']} http={row['http']} native={row['native']}"
         )
 
 
@@ -510,6 +560,10 @@ def _print_plan(plan: dict[str, Any], keys_per_node: dict[str, int]) -> None:
         # per replica set (all stored copies over the owners' count, times N/N).
         estimate = fraction * total_copies / max(1, min(owners, 3)) if total_copies else 0
         click.echo(f"  {node} receives {fraction:.1%} of the key space (~{estimate:,.0f} keys)")
+    if plan.get("placement"):
+        click.echo("replicas per datacenter after the commit:")
+        for line in plan["placement"]:
+            click.echo(f"  {line}")
 
 
 def _stored_keys(directory: Path) -> dict[str, int]:
@@ -534,21 +588,41 @@ def _stored_keys(directory: Path) -> dict[str, int]:
 @_dir_option
 @click.option("--nodes", "count", default=1, show_default=True, help="How many nodes to add.")
 @click.option("--name", "names", multiple=True, help="Name(s) of the new node(s).")
-def join_command(directory: Path, count: int, names: tuple[str, ...]) -> None:
+@click.option(
+    "--datacenter",
+    default=None,
+    help="Datacenter of the new node(s) (default: the one with the fewest nodes).",
+)
+@click.option("--rack", default=None, help="Rack of the new node(s) (default: the least used one).")
+def join_command(
+    directory: Path,
+    count: int,
+    names: tuple[str, ...],
+    datacenter: str | None,
+    rack: str | None,
+) -> None:
     """Start new node(s) that join the cluster (staged: then plan and commit)."""
     from dynamo_toolkit_server.local_cluster import add_nodes, next_names
 
     try:
         chosen = list(names) or next_names(directory, count)
-        add_nodes(directory, chosen)
+        add_nodes(directory, chosen, datacenter=datacenter, rack=rack)
         _wait_known(directory, chosen)
         with _admin_client(directory) as client:
             plan = client.admin("cluster_plan")
     except (DynamoError, OSError) as exc:
         raise _fail(exc) from exc
-    click.echo(f"started {', '.join(chosen)} (joining). Staged plan:")
+    click.echo(f"started {', '.join(chosen)} (joining{_placed(directory, chosen)}). Staged plan:")
     _print_plan(plan, _stored_keys(directory))
     click.echo(f"commit with: dtk cluster commit --dir {directory}")
+
+
+def _placed(directory: Path, names: list[str]) -> str:
+    """``", in dc2 rack r1"`` for nodes placed in a datacenter, else ``""``."""
+    from dynamo_toolkit_server.local_cluster import read_plan
+
+    places = {(n.datacenter, n.rack) for n in read_plan(directory).nodes if n.name in names}
+    return "".join(f", in {dc} rack {rack}" for dc, rack in sorted(places) if dc)
 
 
 def _wait_known(directory: Path, names: list[str], timeout: float = 30.0) -> None:
@@ -607,12 +681,23 @@ def keep_command(node: str, directory: Path) -> None:
 @click.argument("dead")
 @click.argument("new")
 @_dir_option
-def replace_command(dead: str, new: str, directory: Path) -> None:
-    """Start NEW and stage DEAD's removal; one commit rebuilds DEAD's share elsewhere."""
-    from dynamo_toolkit_server.local_cluster import add_nodes
+@click.option("--datacenter", default=None, help="NEW's datacenter (default: DEAD's).")
+@click.option("--rack", default=None, help="NEW's rack (default: DEAD's).")
+def replace_command(
+    dead: str, new: str, directory: Path, datacenter: str | None, rack: str | None
+) -> None:
+    """Start NEW and stage DEAD's removal; one commit rebuilds DEAD's share elsewhere.
+
+    NEW takes DEAD's datacenter and rack unless told otherwise.
+    """
+    from dynamo_toolkit_server.local_cluster import add_nodes, read_plan
 
     try:
-        add_nodes(directory, [new])
+        old = next((n for n in read_plan(directory).nodes if n.name == dead), None)
+        if old is not None and old.datacenter and datacenter is None:
+            datacenter = old.datacenter
+            rack = rack if rack is not None else old.rack or None
+        add_nodes(directory, [new], datacenter=datacenter, rack=rack)
     except (DynamoError, OSError) as exc:
         raise _fail(exc) from exc
     _wait_known(directory, [new])

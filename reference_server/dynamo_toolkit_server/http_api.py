@@ -18,7 +18,8 @@ Routes:
     ``204``. With ``X-Dtk-Context`` it supersedes what that read saw; without,
     the server reads first and deletes every sibling it finds. Query ``?r=``, ``?w=``.
 ``GET /health``
-    ``200 {"status": "ok", "node": ..., ...}``; ``503`` with status
+    ``200 {"status": "ok", "datacenter": ..., "rack": ..., "node": ..., ...}``
+    (the membership view lists every member's datacenter and rack too); ``503`` with status
     ``"stopped"`` when the node is not running. With users configured, a
     request without credentials gets only ``{"status": ...}`` (enough for a
     liveness probe, nothing about the cluster).
@@ -672,8 +673,11 @@ class HttpServer(ListeningServer):
     def _health(self) -> _Response:
         status = self.service.status()
         hints = self.service.pending_hints()
+        info = self.service.node.info
         document = {
             "status": "ok" if status.running else "stopped",
+            "datacenter": info.datacenter,
+            "rack": info.rack,
             **status.summary(),
             "hints_pending": hints.total,
             "hints_by_owner": hints.by_owner,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -51,13 +52,15 @@ DURABLE_ENGINES = ("sqlite", "lmdb", "rocksdb")  # the engines with durability m
 
 @attrs.frozen
 class NodePlan:
-    """One node's name and addresses."""
+    """One node's name, addresses and place (empty: not declared)."""
 
     name: str
     peer: str
     resp: str
     http: str
     native: str
+    datacenter: str = ""
+    rack: str = ""
 
 
 @attrs.frozen
@@ -77,6 +80,10 @@ class ClusterPlan:
     gone: tuple[str, ...] = ()
     #: Nodes started after the first ``up``: they join through the others.
     joined: tuple[str, ...] = ()
+    #: ``--datacenters`` as first created: (name, node count) pairs; empty: none.
+    datacenters: tuple[tuple[str, int], ...] = ()
+    #: ``--racks`` per datacenter as first created (0 without ``--datacenters``).
+    racks: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Plain form for ``cluster.json``."""
@@ -89,6 +96,8 @@ class ClusterPlan:
             "cluster_secret": self.cluster_secret,
             "gone": list(self.gone),
             "joined": list(self.joined),
+            "datacenters": [[name, count] for name, count in self.datacenters],
+            "racks": self.racks,
         }
 
     @classmethod
@@ -103,6 +112,8 @@ class ClusterPlan:
             bool(data.get("cluster_secret", False)),
             tuple(data.get("gone", ())),
             tuple(data.get("joined", ())),
+            tuple((str(name), int(count)) for name, count in data.get("datacenters", ())),
+            int(data.get("racks", 0)),
         )
 
 
@@ -111,6 +122,80 @@ class ClusterError(DynamoError):
 
 
 __all__ += ["ClusterError"]
+
+
+_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
+
+
+def check_label(kind: str, value: str) -> str:
+    """``value`` if it is a valid datacenter or rack name (a letter, then letters,
+    digits, ``-`` or ``_``); else a :class:`ConfigurationError` naming ``kind``."""
+    if not _LABEL.match(value):
+        raise ConfigurationError(
+            f"{kind} name {value!r} must start with a letter and hold only letters, "
+            "digits, '-' and '_'"
+        )
+    return value
+
+
+def parse_datacenters(spec: str) -> tuple[tuple[str, int], ...]:
+    """``"dc1:3,dc2:3"`` as ``(("dc1", 3), ("dc2", 3))``; clear errors for bad specs."""
+    pairs: list[tuple[str, int]] = []
+    for part in spec.split(","):
+        part = part.strip()
+        name, colon, count = part.partition(":")
+        if not colon or not name or not count:
+            raise ConfigurationError(
+                f"--datacenters: {part!r} is not NAME:NODES (e.g. dc1:3,dc2:3)"
+            )
+        try:
+            check_label("datacenter", name.strip())
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"--datacenters: {exc}") from None
+        try:
+            number = int(count)
+        except ValueError:
+            raise ConfigurationError(
+                f"--datacenters: {part!r}: the node count {count!r} is not a whole number"
+            ) from None
+        if number < 1:
+            raise ConfigurationError(f"--datacenters: {part!r}: a datacenter needs a node or more")
+        pairs.append((name.strip(), number))
+    names = [name for name, _ in pairs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigurationError(f"--datacenters: {', '.join(duplicates)} named more than once")
+    return tuple(pairs)
+
+
+def format_datacenters(datacenters: Sequence[tuple[str, int]]) -> str:
+    """Inverse of :func:`parse_datacenters`."""
+    return ",".join(f"{name}:{count}" for name, count in datacenters)
+
+
+def rack_name(index: int, racks: int) -> str:
+    """The rack of a datacenter's ``index``-th node (from 0): ``r1``, ``r2``... round-robin."""
+    return f"r{index % racks + 1}"
+
+
+def _topology(
+    nodes: int, datacenters: Sequence[tuple[str, int]] | None, racks: int | None
+) -> list[tuple[str, str]]:
+    """Each node's ``(datacenter, rack)``: empty labels without ``datacenters``."""
+    if not datacenters:
+        if racks is not None:
+            raise ConfigurationError("--racks needs --datacenters (e.g. --datacenters dc1:6)")
+        return [("", "")] * nodes
+    racks = 1 if racks is None else racks
+    if racks < 1:
+        raise ConfigurationError(f"--racks must be 1 or more, got {racks}")
+    total = sum(count for _, count in datacenters)
+    if nodes != total:
+        raise ConfigurationError(
+            f"--nodes {nodes} differs from the {total} node(s) of --datacenters "
+            f"{format_datacenters(datacenters)}; give one or the other"
+        )
+    return [(name, rack_name(i, racks)) for name, count in datacenters for i in range(count)]
 
 
 def plan_cluster(
@@ -126,20 +211,50 @@ def plan_cluster(
     auth: bool = False,
     tls: bool = False,
     host: str = "127.0.0.1",
+    datacenters: Sequence[tuple[str, int]] | None = None,
+    racks: int | None = None,
 ) -> ClusterPlan:
-    """Choose ports and store settings; N, R, W default to 3, 2, 2 capped by the node count."""
+    """Choose ports and store settings; N, R, W default to 3, 2, 2 capped by the node count.
+
+    With ``datacenters`` (``(name, count)`` pairs whose counts add up to
+    ``nodes``) the nodes ``n1``... are placed in them in order, on ``racks``
+    racks per datacenter (``r1``, ``r2``... round-robin; default 1), and
+    unless ``config`` names a replicator, each datacenter holds ``n``
+    (default 3, capped by its nodes) replicas of every key through the
+    ``network-topology`` replicator: the store's N is their sum, and R and W
+    default to a majority of it.
+    """
     if nodes < 1:
         raise ConfigurationError("a cluster needs at least one node")
+    places = _topology(nodes, datacenters, racks)
     if not 1024 <= base_port <= 65535 - nodes * PORTS_PER_NODE:
         raise ConfigurationError(f"base port {base_port} leaves no room for {nodes} nodes")
     store: dict[str, Any] = {
         k: dict(v) if isinstance(v, Mapping) else v for k, v in (config or {}).items()
     }
     section = dict(store.get("store", {}))
-    n_value = n if n is not None else section.get("n", min(3, nodes))
+    if datacenters and "replicator" not in store:
+        # Replicas in every datacenter: N (default 3) per datacenter, capped by
+        # its nodes, as Cassandra's NetworkTopologyStrategy; the store's N is
+        # their sum, and R and W default to a majority of it.
+        given = n if n is not None else section.get("n")
+        small = [f"{name} ({count})" for name, count in datacenters if given and count < given]
+        if small:
+            raise ConfigurationError(
+                f"N={given} per datacenter needs at least {given} nodes in each; "
+                f"{', '.join(small)} has fewer"
+            )
+        factors = {name: min(given or 3, count) for name, count in datacenters}
+        store["replicator"] = {"name": "network-topology", "replicas": factors}
+        n_value = sum(factors.values())
+        majority = n_value // 2 + 1
+        section["r"] = r if r is not None else section.get("r", majority)
+        section["w"] = w if w is not None else section.get("w", majority)
+    else:
+        n_value = n if n is not None else section.get("n", min(3, nodes))
+        section["r"] = r if r is not None else section.get("r", min(2, n_value))
+        section["w"] = w if w is not None else section.get("w", min(2, n_value))
     section["n"] = n_value
-    section["r"] = r if r is not None else section.get("r", min(2, n_value))
-    section["w"] = w if w is not None else section.get("w", min(2, n_value))
     if section["n"] > nodes:
         raise ConfigurationError(
             f"N={section['n']} needs at least {section['n']} nodes, got {nodes}"
@@ -171,9 +286,17 @@ def plan_cluster(
                 f"{host}:{port + 1}",
                 f"{host}:{port + 2}",
                 f"{host}:{port + 3}",
+                *places[index],
             )
         )
-    return ClusterPlan(tuple(plans), store, auth, tls=tls)
+    return ClusterPlan(
+        tuple(plans),
+        store,
+        auth,
+        tls=tls,
+        datacenters=tuple(datacenters or ()),
+        racks=(1 if racks is None else racks) if datacenters else 0,
+    )
 
 
 # -- files ---------------------------------------------------------------------
@@ -240,6 +363,10 @@ def node_toml(plan: ClusterPlan, node: NodePlan, data_dir: Path) -> str:
     for member in members:
         lines += ["", "[[members]]", f"id = {_toml_value(member.name)}"]
         lines.append(f"address = {_toml_value(member.peer)}")
+        if member.datacenter:
+            lines.append(f"datacenter = {_toml_value(member.datacenter)}")
+        if member.rack:
+            lines.append(f"rack = {_toml_value(member.rack)}")
     for section, value in plan.store.items():
         if isinstance(value, str):
             lines += ["", f"[{section}]", f"name = {_toml_value(value)}"]
@@ -268,12 +395,21 @@ def write_plan(directory: Path, plan: ClusterPlan) -> None:
         (node_dir / "node.toml").write_text(node_toml(plan, node, node_dir.resolve()))
 
 
+def _n_given(plan: ClusterPlan) -> Any:
+    """The ``--n`` a cluster was made with: per datacenter with ``--datacenters``."""
+    replicator = plan.store.get("replicator")
+    if plan.datacenters and isinstance(replicator, Mapping) and replicator.get("replicas"):
+        return max(replicator["replicas"].values())
+    return plan.store.get("store", {}).get("n")
+
+
 def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[str]:
     """The settings in ``given`` that ``plan`` does not already have, as flags to show.
 
     ``given`` holds what ``dtk cluster up`` was told on the command line, by
     its parameter names (``nodes``, ``base_port``, ``n``, ``r``, ``w``,
-    ``storage``, ``durability``, ``auth``, ``config_path``). Repeating a
+    ``storage``, ``durability``, ``auth``, ``config_path``, ``datacenters``
+    as its spec string, ``racks``). Repeating a
     cluster's own settings is no conflict, so the command that created a
     cluster also restarts it. A settings file always conflicts: an existing
     cluster keeps the settings it was made with.
@@ -284,16 +420,20 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
     current: dict[str, Any] = {
         "nodes": len(plan.nodes) - len(plan.joined),  # as first created
         "base_port": first_peer_port,
-        "n": section.get("n"),
+        "n": _n_given(plan),
         "r": section.get("r"),
         "w": section.get("w"),
         "storage": engine if isinstance(engine, str) else engine.get("name"),
         "durability": None if isinstance(engine, str) else engine.get("durability"),
         "auth": plan.auth,
         "tls": plan.tls,
+        "datacenters": format_datacenters(plan.datacenters) or None,
+        "racks": plan.racks or None,
     }
     conflicts = []
     for name, value in given.items():
+        if name == "datacenters" and isinstance(value, str):
+            value = format_datacenters(parse_datacenters(value))  # as recorded
         flag = "--" + name.removesuffix("_path").replace("_", "-")
         if name not in current:
             conflicts.append(flag)
@@ -302,7 +442,10 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
                 made = "without" if value else "with"
                 conflicts.append(f"{flag} (the cluster was made {made} it)")
             else:
-                conflicts.append(f"{flag} {value} (the cluster has {current[name]})")
+                has = current[name]
+                if has is None and name in ("datacenters", "racks"):
+                    has = "none"
+                conflicts.append(f"{flag} {value} (the cluster has {has})")
     return conflicts
 
 
@@ -496,7 +639,7 @@ def _health(address: str, credentials: Credentials) -> dict[str, Any] | None:
 
 
 def cluster_status(directory: Path, credentials: Credentials | None = None) -> list[dict[str, Any]]:
-    """One dict per node: name, pid, running, healthy, addresses.
+    """One dict per node: name, pid, running, healthy, datacenter, rack, addresses.
 
     ``credentials`` default to those of the cluster directory, if any.
     """
@@ -514,6 +657,8 @@ def cluster_status(directory: Path, credentials: Credentials | None = None) -> l
                 "healthy": bool(health and health.get("status") == "ok"),
                 "hints_pending": health.get("hints_pending", 0) if health else None,
                 "gone": node.name in plan.gone,
+                "datacenter": node.datacenter,
+                "rack": node.rack,
                 "resp": node.resp,
                 "http": node.http,
                 "native": node.native,
@@ -549,8 +694,55 @@ def stop_cluster(
     return sorted(targets)
 
 
-def add_nodes(directory: Path, names: list[str], timeout: float = 30.0) -> list[str]:
-    """Plan, configure and start new nodes that join the cluster of ``directory``."""
+def place_new_node(
+    plan: ClusterPlan, datacenter: str | None = None, rack: str | None = None
+) -> tuple[str, str]:
+    """Where a node joining ``plan`` goes: ``(datacenter, rack)``.
+
+    A cluster made without ``--datacenters`` places nothing (empty labels) and
+    refuses either. Otherwise the default datacenter is the one with the
+    fewest nodes (not gone; the first on a tie), and the default rack the
+    least used of its racks ``r1``... (``plan.racks`` of them, or those in use).
+    """
+    if not plan.datacenters:
+        if datacenter or rack:
+            raise ClusterError(
+                "this cluster was made without --datacenters: its nodes declare no "
+                "datacenter or rack (make a new one with dtk cluster up --datacenters ...)"
+            )
+        return "", ""
+    if rack is not None and datacenter is None:
+        raise ClusterError("--rack needs --datacenter")
+    present = [node for node in plan.nodes if node.name not in plan.gone]
+    if datacenter is None:
+        counts = {name: 0 for name, _ in plan.datacenters}
+        for node in present:
+            counts[node.datacenter] = counts.get(node.datacenter, 0) + 1
+        datacenter = min(counts, key=lambda name: counts[name])
+    check_label("datacenter", datacenter)
+    if rack is None:
+        used = {f"r{i + 1}": 0 for i in range(plan.racks)}
+        for node in present:
+            if node.datacenter == datacenter and node.rack:
+                used[node.rack] = used.get(node.rack, 0) + 1
+        rack = min(used, key=lambda name: used[name]) if used else "r1"
+    check_label("rack", rack)
+    return datacenter, rack
+
+
+def add_nodes(
+    directory: Path,
+    names: list[str],
+    timeout: float = 30.0,
+    *,
+    datacenter: str | None = None,
+    rack: str | None = None,
+) -> list[str]:
+    """Plan, configure and start new nodes that join the cluster of ``directory``.
+
+    Each goes to ``datacenter`` and ``rack``, or where :func:`place_new_node`
+    puts it.
+    """
     plan = read_plan(directory)
     taken = {node.name for node in plan.nodes}
     clash = [name for name in names if name in taken]
@@ -558,9 +750,10 @@ def add_nodes(directory: Path, names: list[str], timeout: float = 30.0) -> list[
         raise ClusterError(f"node name(s) {', '.join(clash)} already used in {directory}")
     host, port = plan.nodes[0].peer.rsplit(":", 1)
     base = int(port)
-    added = []
+    added: list[NodePlan] = []
     for offset, name in enumerate(names):
         slot = base + (len(plan.nodes) + offset) * PORTS_PER_NODE
+        so_far = attrs.evolve(plan, nodes=(*plan.nodes, *added))
         added.append(
             NodePlan(
                 name,
@@ -568,6 +761,7 @@ def add_nodes(directory: Path, names: list[str], timeout: float = 30.0) -> list[
                 f"{host}:{slot + 1}",
                 f"{host}:{slot + 2}",
                 f"{host}:{slot + 3}",
+                *place_new_node(so_far, datacenter, rack),
             )
         )
     grown = attrs.evolve(plan, nodes=(*plan.nodes, *added), joined=(*plan.joined, *names))
@@ -613,8 +807,13 @@ def next_names(directory: Path, count: int) -> list[str]:
 __all__ += [
     "add_nodes",
     "add_user",
+    "check_label",
     "ephemeral_ports",
+    "format_datacenters",
     "free_base_port",
     "mark_gone",
     "next_names",
+    "parse_datacenters",
+    "place_new_node",
+    "rack_name",
 ]

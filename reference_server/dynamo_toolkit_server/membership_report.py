@@ -10,11 +10,14 @@ __all__ = ["membership_report"]
 
 
 def membership_report(node: Node) -> dict[str, Any]:
-    """Epochs, owners, every member's record, and this node's handoff progress."""
+    """Epochs, owners, every member's record (with its datacenter and rack, empty
+    when undeclared), and this node's handoff progress."""
     manager = node.membership
     state = manager.state
     return {
         "node": node.node_id,
+        "datacenter": node.info.datacenter,
+        "rack": node.info.rack,
         "epoch": state.epoch,
         "serving_epoch": manager.serving_epoch,
         "owners": list(state.owners),
@@ -24,6 +27,8 @@ def membership_report(node: Node) -> dict[str, Any]:
             {
                 "id": member.node_id,
                 "address": member.info.address,
+                "datacenter": member.info.datacenter,
+                "rack": member.info.rack,
                 "status": member.status.value,
                 "incarnation": member.incarnation,
                 "ready_epoch": member.ready_epoch,

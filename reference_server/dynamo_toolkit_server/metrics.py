@@ -216,6 +216,16 @@ class NodeMetrics:
             ["protocol"],
             registry=self.registry,
         )
+        if node is not None:
+            # An info metric (Prometheus convention): constant 1, the facts in its
+            # labels, joined onto other series by ``node`` rather than labelling them.
+            info = Gauge(
+                "dtk_node_info",
+                "This node: its id, datacenter and rack (empty: not declared); always 1.",
+                ["node", "datacenter", "rack"],
+                registry=self.registry,
+            )
+            info.labels(node.node_id, node.info.datacenter, node.info.rack).set(1)
 
     def auth_failed(self, protocol: str) -> None:
         """Count a refused login on ``protocol``."""

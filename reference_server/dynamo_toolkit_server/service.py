@@ -587,6 +587,14 @@ class StoreService:
         """What committing the staged membership changes would move."""
         return self.node.membership.plan()
 
+    def placement(self, plan: Plan) -> list[str]:
+        """Per datacenter, the replicas per key the replicator wants and can place
+        once ``plan`` is committed (empty for replicators with no such promise)."""
+        state = self.node.membership.state
+        owners = {info.node_id: info for info in state.owner_infos(plan.owners_after)}
+        report = self.node.replicator.datacenter_placement(self.node.config.n, owners)
+        return [datacenter.describe() for datacenter in report]
+
     def commit(self) -> Plan:
         """Commit the staged membership changes; the plan committed."""
         return self.node.membership.commit()

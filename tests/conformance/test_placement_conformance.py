@@ -50,6 +50,14 @@ class TestPreferenceList(ReplicatorSuite):
         return _builder(host, "replicator", "preference-list")
 
 
+class TestNetworkTopologyDerived(ReplicatorSuite):
+    """``network-topology`` without per-datacenter factors: N spread over the datacenters."""
+
+    @pytest.fixture
+    def make_replicator(self, host: PluginHost) -> Callable[[], Any]:
+        return _builder(host, "replicator", "network-topology")
+
+
 class TestMerkleDefault(AntiEntropySuite):
     """``merkle`` with its default shape (16 ** 3 leaves)."""
 
