@@ -108,11 +108,15 @@ class NodeStatus:
     quorums: Quorums
     max_pair_bytes: int
     stats: NodeStats
+    datacenter: str = ""
+    rack: str = ""
 
     def summary(self) -> dict[str, Any]:
-        """The fields every status answer shares: node, running, members, N, R, W."""
+        """The fields every status answer shares: node, its place, running, members, N, R, W."""
         return {
             "node": self.node_id,
+            "datacenter": self.datacenter,
+            "rack": self.rack,
             "running": self.running,
             "members": sorted(self.members),
             "n": self.quorums.n,
@@ -560,6 +564,8 @@ class StoreService:
             quorums=Quorums(config.n, config.r, config.w),
             max_pair_bytes=config.max_pair_bytes,
             stats=attrs.evolve(node.stats),
+            datacenter=node.info.datacenter,
+            rack=node.info.rack,
         )
 
     def pending_hints(self) -> PendingHints:
