@@ -208,6 +208,7 @@ def _start(
     tls: bool,
     datacenters: str | None,
     racks: int | None,
+    wan_rtt: float | None,
 ) -> list[dict[str, Any]]:
     from dynamo_toolkit_server.local_cluster import (
         PLAN_FILE,
@@ -258,6 +259,7 @@ def _start(
         tls=tls,
         datacenters=topology,
         racks=racks,
+        wan_rtt=wan_rtt,
     )
     return start_cluster(directory, plan)
 
@@ -282,6 +284,13 @@ def _cluster_options(function: Any) -> Any:
             default=None,
             help="Racks per datacenter, r1.. assigned round-robin (default 1; needs "
             "--datacenters).",
+        ),
+        click.option(
+            "--wan-rtt",
+            type=float,
+            default=None,
+            help="Round-trip milliseconds between datacenters, added by the delayed "
+            "transport (needs --datacenters; default none).",
         ),
         click.option("--base-port", default=DEFAULT_BASE_PORT, show_default=True),
         click.option("--n", type=int, help="Replicas per key (default min(3, nodes))."),

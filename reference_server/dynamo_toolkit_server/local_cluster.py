@@ -213,6 +213,7 @@ def plan_cluster(
     host: str = "127.0.0.1",
     datacenters: Sequence[tuple[str, int]] | None = None,
     racks: int | None = None,
+    wan_rtt: float | None = None,
 ) -> ClusterPlan:
     """Choose ports and store settings; N, R, W default to 3, 2, 2 capped by the node count.
 
@@ -222,7 +223,8 @@ def plan_cluster(
     unless ``config`` names a replicator, each datacenter holds ``n``
     (default 3, capped by its nodes) replicas of every key through the
     ``network-topology`` replicator: the store's N is their sum, and R and W
-    default to a majority of it.
+    default to a majority of it. ``wan_rtt`` (ms) puts that round trip
+    between datacenters with the ``delayed`` transport.
     """
     if nodes < 1:
         raise ConfigurationError("a cluster needs at least one node")
@@ -275,6 +277,17 @@ def plan_cluster(
         section["durability"] = durability
         store["storage_engine"] = section
     store["transport"] = "tcp"
+    if wan_rtt is not None:
+        if not datacenters:
+            raise ConfigurationError("--wan-rtt needs --datacenters (a WAN joins datacenters)")
+        if not wan_rtt > 0:
+            raise ConfigurationError(f"--wan-rtt must be a positive number of ms, got {wan_rtt}")
+        # Half the round trip each way between datacenters, none inside one.
+        store["transport"] = {
+            "name": "delayed",
+            "inner": "tcp",
+            "wan": {"default": {"latency": "constant", "ms": wan_rtt / 2}},
+        }
     StoreConfig.from_dict(store)  # validate now, not in every node's log
     plans = []
     for index in range(nodes):
@@ -395,6 +408,14 @@ def write_plan(directory: Path, plan: ClusterPlan) -> None:
         (node_dir / "node.toml").write_text(node_toml(plan, node, node_dir.resolve()))
 
 
+def _wan_rtt(plan: ClusterPlan) -> float | None:
+    """The ``--wan-rtt`` a cluster was made with, if any."""
+    transport = plan.store.get("transport")
+    if isinstance(transport, Mapping) and transport.get("name") == "delayed":
+        return float(transport["wan"]["default"]["ms"]) * 2
+    return None
+
+
 def _n_given(plan: ClusterPlan) -> Any:
     """The ``--n`` a cluster was made with: per datacenter with ``--datacenters``."""
     replicator = plan.store.get("replicator")
@@ -427,6 +448,7 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
         "durability": None if isinstance(engine, str) else engine.get("durability"),
         "auth": plan.auth,
         "tls": plan.tls,
+        "wan_rtt": _wan_rtt(plan),
         "datacenters": format_datacenters(plan.datacenters) or None,
         "racks": plan.racks or None,
     }

@@ -224,3 +224,20 @@ def test_datacenters_get_replicas_in_each_through_network_topology() -> None:
         3, 20000, datacenters=[("dc1", 3)], config={"replicator": "preference-list"}
     )
     assert custom.store["replicator"] == "preference-list"
+
+
+def test_wan_rtt_puts_half_of_it_each_way_between_datacenters() -> None:
+    plan = plan_cluster(3, 20000, datacenters=[("dc1", 2), ("dc2", 1)], wan_rtt=80)
+    assert plan.store["transport"] == {
+        "name": "delayed",
+        "inner": "tcp",
+        "wan": {"default": {"latency": "constant", "ms": 40.0}},
+    }
+    assert conflicting_settings(plan, {"wan_rtt": 80.0}) == []
+    assert conflicting_settings(plan, {"wan_rtt": 20.0}) == [
+        "--wan-rtt 20.0 (the cluster has 80.0)"
+    ]
+    with pytest.raises(ConfigurationError, match="--wan-rtt needs --datacenters"):
+        plan_cluster(3, 20000, wan_rtt=80)
+    with pytest.raises(ConfigurationError, match="positive"):
+        plan_cluster(3, 20000, datacenters=[("dc1", 3)], wan_rtt=0)
