@@ -71,7 +71,8 @@ class Cluster(AsyncClosing):
         ``config``: a :class:`StoreConfig` or its dict form. ``transport``
         overrides the configured one (``"memory"`` or ``"simulated"``);
         ``network_params`` go to the transport's factory along with ``seed``
-        (for ``simulated``: ``drop``, ``duplicate``, ``min_delay``, ``max_delay``).
+        (for ``simulated``: ``drop``, ``duplicate``, ``min_delay``, ``max_delay``,
+        ``wan``).
         ``data_dir``: parent directory for disk engines (each node gets a subdirectory).
         """
         if config is None:

@@ -139,7 +139,9 @@ class ComponentRegistry:
 
         The factory is called as ``factory(seed=..., members=..., **params)``, where
         ``members`` is the sequence of :class:`~dynamo_toolkit.node_info.NodeInfo`
-        known at start (a socket transport finds addresses there).
+        known at start (a socket transport finds addresses there). A wrapper
+        transport (``delayed``) that declares a ``registry`` parameter also gets
+        this registry, to build the transport it wraps.
         """
         self.add("transport", name, factory, **options)
 
@@ -196,7 +198,11 @@ class ComponentRegistry:
         "ring")`` is a :class:`~dynamo_toolkit.interfaces.Partitioner` to mypy.
         """
         spec = self.get(interface, name)
-        if interface == "storage_engine" and "registry" not in kwargs and _wants_registry(spec):
+        if (
+            interface in ("storage_engine", "transport")
+            and "registry" not in kwargs
+            and _wants_registry(spec)
+        ):
             kwargs["registry"] = self
         try:
             component = spec.factory(**kwargs)

@@ -10,20 +10,31 @@ Replica ``i`` answers with the new version if the write reached it before
 the read request did: ``W_i <= commit + t + R_i``. The read is consistent
 if at least one of the R first responders had the write.
 
-Every delay is in milliseconds. Distributions are immutable values with a
+Every delay is in milliseconds. The distributions are the kernel's
+(:mod:`dynamo_toolkit.latency`, re-exported here), which the ``simulated``
+and ``delayed`` transports' WAN models use too: immutable values with a
 ``sample(rng)`` method and a fast ``sampler(rng)`` closure the Monte Carlo
-uses. Pareto(xm, alpha) is sampled as ``xm / U**(1/alpha)`` and
-Exponential(lambda) has rate lambda (mean ``1/lambda``), as in the paper and
-its simulator.
+uses.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from dynamo_toolkit.latency import (
+    Constant,
+    Distribution,
+    Exponential,
+    Mixture,
+    Pareto,
+    Sampler,
+    Shifted,
+    distribution_from_json,
+)
 
 __all__ = [
     "PRESETS",
@@ -34,6 +45,7 @@ __all__ = [
     "Exponential",
     "Mixture",
     "Pareto",
+    "Sampler",
     "Shifted",
     "WarsModel",
     "WarsResult",
@@ -44,186 +56,8 @@ __all__ = [
     "simulate",
 ]
 
-Sampler = Callable[[], float]
-
 #: One-way delay added to a leg that crosses datacenters in the WAN model (PBS §5.2).
 WAN_DELAY_MS = 75.0
-
-
-class Distribution(Protocol):
-    """A one-way delay distribution, in milliseconds."""
-
-    def sampler(self, rng: random.Random) -> Sampler:
-        """A zero-argument function drawing one delay from ``rng``."""
-        ...
-
-    def mean(self) -> float:
-        """The mean delay (``inf`` if it has none)."""
-        ...
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form :func:`distribution_from_json` reads back."""
-        ...
-
-
-@dataclass(frozen=True)
-class Constant:
-    """Always ``value`` ms."""
-
-    value: float
-
-    def __post_init__(self) -> None:
-        if self.value < 0:
-            raise ValueError(f"a delay cannot be negative, got {self.value}")
-
-    def sampler(self, rng: random.Random) -> Sampler:
-        value = float(self.value)
-        return lambda: value
-
-    def sample(self, rng: random.Random) -> float:
-        return float(self.value)
-
-    def mean(self) -> float:
-        return float(self.value)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "constant", "value": self.value}
-
-
-@dataclass(frozen=True)
-class Exponential:
-    """Exponential with rate ``rate`` per ms (mean ``1/rate`` ms)."""
-
-    rate: float
-
-    def __post_init__(self) -> None:
-        if not self.rate > 0:
-            raise ValueError(f"an exponential needs a positive rate, got {self.rate}")
-
-    def sampler(self, rng: random.Random) -> Sampler:
-        draw = rng.random
-        log = math.log
-        scale = -1.0 / self.rate
-        # 1 - U lies in (0, 1], so the logarithm is always defined.
-        return lambda: scale * log(1.0 - draw())
-
-    def sample(self, rng: random.Random) -> float:
-        return self.sampler(rng)()
-
-    def mean(self) -> float:
-        return 1.0 / self.rate
-
-    def quantile(self, q: float) -> float:
-        """The ``q``-quantile: ``-ln(1 - q) / rate``."""
-        return -math.log(1.0 - q) / self.rate
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "exponential", "rate": self.rate}
-
-
-@dataclass(frozen=True)
-class Pareto:
-    """Pareto with scale ``xm`` ms and shape ``alpha``, sampled as ``xm / U**(1/alpha)``."""
-
-    xm: float
-    alpha: float
-
-    def __post_init__(self) -> None:
-        if not (self.xm > 0 and self.alpha > 0):
-            raise ValueError(f"a Pareto needs xm > 0 and alpha > 0, got {self.xm}, {self.alpha}")
-
-    def sampler(self, rng: random.Random) -> Sampler:
-        draw = rng.random
-        xm = self.xm
-        exponent = -1.0 / self.alpha
-        # U = 1 - random() lies in (0, 1]: never a division by zero.
-        return lambda: xm * float((1.0 - draw()) ** exponent)
-
-    def sample(self, rng: random.Random) -> float:
-        return self.sampler(rng)()
-
-    def mean(self) -> float:
-        return math.inf if self.alpha <= 1 else self.alpha * self.xm / (self.alpha - 1)
-
-    def quantile(self, q: float) -> float:
-        """The ``q``-quantile: ``xm / (1 - q)**(1/alpha)``."""
-        return self.xm / float((1.0 - q) ** (1.0 / self.alpha))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "pareto", "xm": self.xm, "alpha": self.alpha}
-
-
-@dataclass(frozen=True)
-class Shifted:
-    """``base`` plus a fixed ``offset`` ms (e.g. the +75 ms of a WAN leg)."""
-
-    base: Distribution
-    offset: float = WAN_DELAY_MS
-
-    def sampler(self, rng: random.Random) -> Sampler:
-        inner = self.base.sampler(rng)
-        offset = self.offset
-        return lambda: inner() + offset
-
-    def sample(self, rng: random.Random) -> float:
-        return self.sampler(rng)()
-
-    def mean(self) -> float:
-        return self.base.mean() + self.offset
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "shifted", "offset": self.offset, "base": self.base.to_json()}
-
-
-@dataclass(frozen=True)
-class Mixture:
-    """With probability ``weights[k]`` (normalised), draw from ``parts[k]``."""
-
-    parts: tuple[tuple[float, Distribution], ...]
-
-    def __post_init__(self) -> None:
-        if not self.parts or any(w < 0 for w, _ in self.parts):
-            raise ValueError("a mixture needs parts with non-negative weights")
-        if sum(w for w, _ in self.parts) <= 0:
-            raise ValueError("a mixture's weights must not all be zero")
-
-    def sampler(self, rng: random.Random) -> Sampler:
-        total = sum(w for w, _ in self.parts)
-        draw = rng.random
-        if len(self.parts) == 2:  # the presets' shape: one comparison per draw
-            (w1, d1), (_, d2) = self.parts
-            first, second, cut = d1.sampler(rng), d2.sampler(rng), w1 / total
-
-            return lambda: first() if draw() < cut else second()
-        cuts: list[float] = []
-        acc = 0.0
-        for w, _ in self.parts:
-            acc += w / total
-            cuts.append(acc)
-        cuts[-1] = 1.0
-        samplers = [d.sampler(rng) for _, d in self.parts]
-
-        def sample() -> float:
-            u = draw()
-            for cut, part in zip(cuts, samplers, strict=True):
-                if u < cut:
-                    return part()
-            return samplers[-1]()
-
-        return sample
-
-    def sample(self, rng: random.Random) -> float:
-        return self.sampler(rng)()
-
-    def mean(self) -> float:
-        total = sum(w for w, _ in self.parts)
-        return sum(w / total * d.mean() for w, d in self.parts)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "mixture",
-            "parts": [{"weight": w, **d.to_json()} for w, d in self.parts],
-        }
 
 
 def _mix(*parts: tuple[float, Distribution]) -> Mixture:
@@ -308,37 +142,6 @@ def preset(name: str) -> WarsModel:
 
 
 # -- JSON form ----------------------------------------------------------------
-
-
-def distribution_from_json(data: Any) -> Distribution:
-    """Read a distribution: ``{"type": "pareto", "xm": .., "alpha": ..}``,
-    ``{"type": "exponential", "rate": ..}``, ``{"type": "constant", "value": ..}``,
-    ``{"type": "shifted", "offset": .., "base": {...}}`` or
-    ``{"type": "mixture", "parts": [{"weight": .., <a distribution>}, ...]}``
-    (a bare list is read as a mixture's parts)."""
-    if isinstance(data, list):
-        data = {"type": "mixture", "parts": data}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"a distribution must be an object or a list, got {data!r}")
-    kind = str(data.get("type", "")).lower()
-    try:
-        if kind == "constant":
-            return Constant(float(data["value"]))
-        if kind in ("exponential", "exp"):
-            return Exponential(float(data["rate"]))
-        if kind == "pareto":
-            return Pareto(float(data["xm"]), float(data["alpha"]))
-        if kind == "shifted":
-            return Shifted(distribution_from_json(data["base"]), float(data["offset"]))
-        if kind == "mixture":
-            parts = []
-            for part in data["parts"]:
-                inner = {k: v for k, v in part.items() if k != "weight"}
-                parts.append((float(part["weight"]), distribution_from_json(inner)))
-            return Mixture(tuple(parts))
-    except KeyError as exc:
-        raise ValueError(f"distribution {dict(data)!r} lacks {exc}") from None
-    raise ValueError(f"unknown distribution type {kind!r}")
 
 
 def model_from_json(data: Mapping[str, Any], name: str = "custom") -> WarsModel:

@@ -208,6 +208,7 @@ def _start(
     tls: bool,
     datacenters: str | None,
     racks: int | None,
+    wan_rtt: float | None,
 ) -> list[dict[str, Any]]:
     from dynamo_toolkit_server.local_cluster import (
         PLAN_FILE,
@@ -258,6 +259,7 @@ def _start(
         tls=tls,
         datacenters=topology,
         racks=racks,
+        wan_rtt=wan_rtt,
     )
     return start_cluster(directory, plan)
 
@@ -282,6 +284,13 @@ def _cluster_options(function: Any) -> Any:
             default=None,
             help="Racks per datacenter, r1.. assigned round-robin (default 1; needs "
             "--datacenters).",
+        ),
+        click.option(
+            "--wan-rtt",
+            type=float,
+            default=None,
+            help="Round-trip milliseconds between datacenters, added by the delayed "
+            "transport (needs --datacenters; default none).",
         ),
         click.option("--base-port", default=DEFAULT_BASE_PORT, show_default=True),
         click.option("--n", type=int, help="Replicas per key (default min(3, nodes))."),
@@ -560,6 +569,10 @@ def _print_plan(plan: dict[str, Any], keys_per_node: dict[str, int]) -> None:
         # per replica set (all stored copies over the owners' count, times N/N).
         estimate = fraction * total_copies / max(1, min(owners, 3)) if total_copies else 0
         click.echo(f"  {node} receives {fraction:.1%} of the key space (~{estimate:,.0f} keys)")
+    if plan.get("placement"):
+        click.echo("replicas per datacenter after the commit:")
+        for line in plan["placement"]:
+            click.echo(f"  {line}")
 
 
 def _stored_keys(directory: Path) -> dict[str, int]:

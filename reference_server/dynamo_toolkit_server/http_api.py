@@ -684,11 +684,8 @@ class HttpServer(ListeningServer):
     def _health(self) -> _Response:
         status = self.service.status()
         hints = self.service.pending_hints()
-        info = self.service.node.info
         document = {
             "status": "ok" if status.running else "stopped",
-            "datacenter": info.datacenter,
-            "rack": info.rack,
             **status.summary(),
             "hints_pending": hints.total,
             "hints_by_owner": hints.by_owner,

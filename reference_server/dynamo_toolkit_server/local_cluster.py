@@ -213,12 +213,18 @@ def plan_cluster(
     host: str = "127.0.0.1",
     datacenters: Sequence[tuple[str, int]] | None = None,
     racks: int | None = None,
+    wan_rtt: float | None = None,
 ) -> ClusterPlan:
     """Choose ports and store settings; N, R, W default to 3, 2, 2 capped by the node count.
 
     With ``datacenters`` (``(name, count)`` pairs whose counts add up to
     ``nodes``) the nodes ``n1``... are placed in them in order, on ``racks``
-    racks per datacenter (``r1``, ``r2``... round-robin; default 1).
+    racks per datacenter (``r1``, ``r2``... round-robin; default 1), and
+    unless ``config`` names a replicator, each datacenter holds ``n``
+    (default 3, capped by its nodes) replicas of every key through the
+    ``network-topology`` replicator: the store's N is their sum, and R and W
+    default to a majority of it. ``wan_rtt`` (ms) puts that round trip
+    between datacenters with the ``delayed`` transport.
     """
     if nodes < 1:
         raise ConfigurationError("a cluster needs at least one node")
@@ -229,10 +235,28 @@ def plan_cluster(
         k: dict(v) if isinstance(v, Mapping) else v for k, v in (config or {}).items()
     }
     section = dict(store.get("store", {}))
-    n_value = n if n is not None else section.get("n", min(3, nodes))
+    if datacenters and "replicator" not in store:
+        # Replicas in every datacenter: N (default 3) per datacenter, capped by
+        # its nodes, as Cassandra's NetworkTopologyStrategy; the store's N is
+        # their sum, and R and W default to a majority of it.
+        given = n if n is not None else section.get("n")
+        small = [f"{name} ({count})" for name, count in datacenters if given and count < given]
+        if small:
+            raise ConfigurationError(
+                f"N={given} per datacenter needs at least {given} nodes in each; "
+                f"{', '.join(small)} has fewer"
+            )
+        factors = {name: min(given or 3, count) for name, count in datacenters}
+        store["replicator"] = {"name": "network-topology", "replicas": factors}
+        n_value = sum(factors.values())
+        majority = n_value // 2 + 1
+        section["r"] = r if r is not None else section.get("r", majority)
+        section["w"] = w if w is not None else section.get("w", majority)
+    else:
+        n_value = n if n is not None else section.get("n", min(3, nodes))
+        section["r"] = r if r is not None else section.get("r", min(2, n_value))
+        section["w"] = w if w is not None else section.get("w", min(2, n_value))
     section["n"] = n_value
-    section["r"] = r if r is not None else section.get("r", min(2, n_value))
-    section["w"] = w if w is not None else section.get("w", min(2, n_value))
     if section["n"] > nodes:
         raise ConfigurationError(
             f"N={section['n']} needs at least {section['n']} nodes, got {nodes}"
@@ -253,6 +277,17 @@ def plan_cluster(
         section["durability"] = durability
         store["storage_engine"] = section
     store["transport"] = "tcp"
+    if wan_rtt is not None:
+        if not datacenters:
+            raise ConfigurationError("--wan-rtt needs --datacenters (a WAN joins datacenters)")
+        if not wan_rtt > 0:
+            raise ConfigurationError(f"--wan-rtt must be a positive number of ms, got {wan_rtt}")
+        # Half the round trip each way between datacenters, none inside one.
+        store["transport"] = {
+            "name": "delayed",
+            "inner": "tcp",
+            "wan": {"default": {"latency": "constant", "ms": wan_rtt / 2}},
+        }
     StoreConfig.from_dict(store)  # validate now, not in every node's log
     plans = []
     for index in range(nodes):
@@ -373,6 +408,22 @@ def write_plan(directory: Path, plan: ClusterPlan) -> None:
         (node_dir / "node.toml").write_text(node_toml(plan, node, node_dir.resolve()))
 
 
+def _wan_rtt(plan: ClusterPlan) -> float | None:
+    """The ``--wan-rtt`` a cluster was made with, if any."""
+    transport = plan.store.get("transport")
+    if isinstance(transport, Mapping) and transport.get("name") == "delayed":
+        return float(transport["wan"]["default"]["ms"]) * 2
+    return None
+
+
+def _n_given(plan: ClusterPlan) -> Any:
+    """The ``--n`` a cluster was made with: per datacenter with ``--datacenters``."""
+    replicator = plan.store.get("replicator")
+    if plan.datacenters and isinstance(replicator, Mapping) and replicator.get("replicas"):
+        return max(replicator["replicas"].values())
+    return plan.store.get("store", {}).get("n")
+
+
 def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[str]:
     """The settings in ``given`` that ``plan`` does not already have, as flags to show.
 
@@ -390,13 +441,14 @@ def conflicting_settings(plan: ClusterPlan, given: Mapping[str, Any]) -> list[st
     current: dict[str, Any] = {
         "nodes": len(plan.nodes) - len(plan.joined),  # as first created
         "base_port": first_peer_port,
-        "n": section.get("n"),
+        "n": _n_given(plan),
         "r": section.get("r"),
         "w": section.get("w"),
         "storage": engine if isinstance(engine, str) else engine.get("name"),
         "durability": None if isinstance(engine, str) else engine.get("durability"),
         "auth": plan.auth,
         "tls": plan.tls,
+        "wan_rtt": _wan_rtt(plan),
         "datacenters": format_datacenters(plan.datacenters) or None,
         "racks": plan.racks or None,
     }

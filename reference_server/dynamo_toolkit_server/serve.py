@@ -59,6 +59,7 @@ class NodeProcess:
         self.frontends: dict[str, _Closable] = {}
         self.bound: dict[str, str] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._tls: ssl.SSLContext | None = None
 
     async def start(self) -> None:
         """Start the node, then each configured front-end; write the ready file."""
@@ -69,6 +70,8 @@ class NodeProcess:
         # This node listens on its [node] peer address whatever else is said.
         params["addresses"] = {**params.get("addresses", {}), s.node_id: s.peer}
         params.update(self._peer_security())
+        # Bad TLS files fail the start before the node joins anything.
+        self._tls = self._client_tls()
         network = self.host.registry.create(
             "transport", choice.name, seed=0, members=s.members, **params
         )
@@ -144,7 +147,7 @@ class NodeProcess:
         assert self.service is not None
         service, metrics, authenticator = self.service, self.metrics, self.authenticator
         limit = self.client_limit
-        tls = self._client_tls()
+        tls = self._tls
 
         async def resp(host: str, port: int) -> Any:
             from dynamo_toolkit_server.resp.server import start_resp_server

@@ -109,11 +109,15 @@ class NodeStatus:
     quorums: Quorums
     max_pair_bytes: int
     stats: NodeStats
+    datacenter: str = ""
+    rack: str = ""
 
     def summary(self) -> dict[str, Any]:
-        """The fields every status answer shares: node, running, members, N, R, W."""
+        """The fields every status answer shares: node, its place, running, members, N, R, W."""
         return {
             "node": self.node_id,
+            "datacenter": self.datacenter,
+            "rack": self.rack,
             "running": self.running,
             "members": sorted(self.members),
             "n": self.quorums.n,
@@ -578,6 +582,8 @@ class StoreService:
             quorums=Quorums(config.n, config.r, config.w),
             max_pair_bytes=config.max_pair_bytes,
             stats=attrs.evolve(node.stats),
+            datacenter=node.info.datacenter,
+            rack=node.info.rack,
         )
 
     def pending_hints(self) -> PendingHints:
@@ -604,6 +610,14 @@ class StoreService:
     def plan(self) -> Plan:
         """What committing the staged membership changes would move."""
         return self.node.membership.plan()
+
+    def placement(self, plan: Plan) -> list[str]:
+        """Per datacenter, the replicas per key the replicator wants and can place
+        once ``plan`` is committed (empty for replicators with no such promise)."""
+        state = self.node.membership.state
+        owners = {info.node_id: info for info in state.owner_infos(plan.owners_after)}
+        report = self.node.replicator.datacenter_placement(self.node.config.n, owners)
+        return [datacenter.describe() for datacenter in report]
 
     def commit(self) -> Plan:
         """Commit the staged membership changes; the plan committed."""

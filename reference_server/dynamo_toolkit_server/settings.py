@@ -514,7 +514,9 @@ class NodeSettings:
         # A node process keeps its data on disk unless told otherwise.
         store_part.setdefault("storage_engine", dict(DEFAULT_STORAGE_ENGINE))
         store = StoreConfig.from_dict(store_part)
-        if store.component("transport").name != "tcp":
+        # A node process talks over sockets: tcp, or the delayed wrapper
+        # (a WAN between processes on one machine) around it.
+        if store.component("transport").name not in ("tcp", "delayed"):
             store = store.with_components(transport="tcp")
         return cls(
             node_id=node["id"],

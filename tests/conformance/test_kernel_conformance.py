@@ -62,6 +62,37 @@ class TestTcpTransport(TransportSuite):
         return lambda node_id: NodeInfo(node_id, f"127.0.0.1:{_free_port()}")
 
 
+class TestDelayedTcpTransport(TransportSuite):
+    """The ``delayed`` wrapper over real sockets, every message held back 1 ms."""
+
+    @pytest.fixture
+    def make_network(self) -> Callable[[], Network]:
+        addresses = {name: f"127.0.0.1:{_free_port()}" for name in ("a", "b")}
+        wan = {"local": {"latency": "constant", "ms": 1.0}}
+        return lambda: HOST.registry.create(
+            "transport", "delayed", seed=1, addresses=addresses, wan=wan
+        )
+
+    @pytest.fixture
+    def new_member(self) -> Callable[[str], NodeInfo]:
+        return lambda node_id: NodeInfo(node_id, f"127.0.0.1:{_free_port()}")
+
+
+class TestDelayedSimulatedTransportVirtualTime(TransportSuite):
+    """The wrapper over an in-process transport, on virtual time."""
+
+    @pytest.fixture
+    def make_network(self) -> Callable[[], Network]:
+        wan = {"local": {"latency": "uniform", "min_ms": 1.0, "max_ms": 5.0}}
+        return lambda: HOST.registry.create(
+            "transport", "delayed", seed=2, inner="simulated", wan=wan
+        )
+
+    @pytest.fixture
+    def run(self) -> Runner:
+        return run_virtual
+
+
 class TestSystemClock(ClockSuite):
     @pytest.fixture
     def make_clock(self) -> Callable[[], Clock]:

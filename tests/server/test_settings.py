@@ -93,3 +93,12 @@ def test_max_clients_is_a_positive_integer() -> None:
     assert NodeSettings.from_dict(_node(max_clients=2)).max_clients == 2
     with pytest.raises(ConfigurationError, match="max_clients must be a positive integer"):
         NodeSettings.from_dict(_node(max_clients=0))
+
+
+def test_the_transport_is_tcp_or_the_delayed_wrapper_around_it() -> None:
+    plain = NodeSettings.from_dict({**_node(), "transport": "memory"})
+    assert plain.store.component("transport").name == "tcp"
+    wan = {"links": [{"between": ["dc1", "dc2"], "latency": "constant", "ms": 40}]}
+    delayed = NodeSettings.from_dict({**_node(), "transport": {"name": "delayed", "wan": wan}})
+    assert delayed.store.component("transport").name == "delayed"
+    assert delayed.store.component("transport").params["wan"] == wan

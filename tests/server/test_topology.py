@@ -93,7 +93,7 @@ def test_one_rack_by_default() -> None:
         (5, "dc1:3,dc2:3", None, "--nodes 5 differs from the 6 node"),
         (3, None, 2, "--racks needs --datacenters"),
         (2, "dc1:2", 0, "--racks must be 1 or more"),
-        (1, "dc1:1", None, "N=3 needs at least 3 nodes"),
+        (1, "dc1:1", None, "N=3 per datacenter needs at least 3 nodes in each; dc1 \\(1\\)"),
     ],
 )
 def test_inconsistent_topology_is_refused(
@@ -204,3 +204,40 @@ def test_serve_datacenter_flags_are_refused_with_a_config(tmp_path: Path) -> Non
     result = CliRunner().invoke(serve, ["--datacenter", "1dc"])
     assert result.exit_code != 0
     assert "datacenter name '1dc' must start with a letter" in result.output
+
+
+def test_datacenters_get_replicas_in_each_through_network_topology() -> None:
+    plan = plan_cluster(5, 20000, datacenters=[("dc1", 3), ("dc2", 2)])
+    assert plan.store["replicator"] == {
+        "name": "network-topology",
+        "replicas": {"dc1": 3, "dc2": 2},
+    }
+    # N is the sum of the factors; R and W a majority of it.
+    assert plan.store["store"] == {"n": 5, "r": 3, "w": 3}
+    per_two = plan_cluster(6, 20000, n=2, datacenters=[("dc1", 3), ("dc2", 3)])
+    assert per_two.store["replicator"]["replicas"] == {"dc1": 2, "dc2": 2}
+    assert per_two.store["store"]["n"] == 4
+    # --n is per datacenter: repeating it is no conflict.
+    assert conflicting_settings(per_two, {"n": 2}) == []
+    # A replicator of the config's own is kept.
+    custom = plan_cluster(
+        3, 20000, datacenters=[("dc1", 3)], config={"replicator": "preference-list"}
+    )
+    assert custom.store["replicator"] == "preference-list"
+
+
+def test_wan_rtt_puts_half_of_it_each_way_between_datacenters() -> None:
+    plan = plan_cluster(3, 20000, datacenters=[("dc1", 2), ("dc2", 1)], wan_rtt=80)
+    assert plan.store["transport"] == {
+        "name": "delayed",
+        "inner": "tcp",
+        "wan": {"default": {"latency": "constant", "ms": 40.0}},
+    }
+    assert conflicting_settings(plan, {"wan_rtt": 80.0}) == []
+    assert conflicting_settings(plan, {"wan_rtt": 20.0}) == [
+        "--wan-rtt 20.0 (the cluster has 80.0)"
+    ]
+    with pytest.raises(ConfigurationError, match="--wan-rtt needs --datacenters"):
+        plan_cluster(3, 20000, wan_rtt=80)
+    with pytest.raises(ConfigurationError, match="positive"):
+        plan_cluster(3, 20000, datacenters=[("dc1", 3)], wan_rtt=0)

@@ -15,22 +15,32 @@ destination, kind, request id, message), before its loss, duplication and
 delay are drawn. The strategy lab counts bytes and round trips this way and
 steers per-leg latency models; a test can record traffic. Observers must not
 send messages themselves.
+
+A WAN can be laid over it (``wan``, a :class:`~.wan.WanModel` or its TOML
+table, see :mod:`dynamo_toolkit_plugins.transport.wan`): each message between
+two datacenters (the members' :attr:`~dynamo_toolkit.node_info.NodeInfo.datacenter`)
+then takes its link's latency distribution and loss, drawn from the same
+seeded generator, and :meth:`SimulatedNetwork.cut` /
+:meth:`SimulatedNetwork.restore` cut and restore the links between whole
+datacenters at run time, on top of the node partitions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
-from dynamo_toolkit.errors import TransportError
+from dynamo_toolkit.errors import ConfigurationError, TransportError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import Handler, Transport
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
 from dynamo_toolkit_plugins.transport.in_process import InProcessNetwork
+from dynamo_toolkit_plugins.transport.wan import WanModel, WanState
 
 __all__ = [
     "NetworkStats",
@@ -80,7 +90,14 @@ def _probability(name: str, value: float) -> float:
 
 
 class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
-    """The shared medium of a simulated cluster (``members`` is unused: any id may join)."""
+    """The shared medium of a simulated cluster: any id may join.
+
+    ``members`` (and later :meth:`add_members`) tell the network each node's
+    datacenter, which only the WAN model and :meth:`cut` use; a node it was
+    never told of is in datacenter "". ``wan`` replaces ``min_delay`` ..
+    ``max_delay`` and ``latency`` for the pairs of datacenters it names;
+    giving both ``wan`` and ``latency`` is an error.
+    """
 
     def __init__(
         self,
@@ -91,9 +108,15 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
         min_delay: float = 0.0005,
         max_delay: float = 0.002,
         latency: Latency | None = None,
+        wan: WanModel | Mapping[str, Any] | None = None,
     ) -> None:
         if not 0 <= min_delay <= max_delay:
             raise ValueError(f"need 0 <= min_delay <= max_delay, got {min_delay}, {max_delay}")
+        model = WanModel() if wan is None else WanModel.from_config(wan)
+        if latency is not None and not model.empty:
+            raise ConfigurationError(
+                "give the simulated network a latency callable or a wan, not both"
+            )
         self.seed = seed
         self.drop = _probability("drop", drop)
         self.duplicate = _probability("duplicate", duplicate)
@@ -102,11 +125,33 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
         self.latency = latency
         self.stats = NetworkStats()
         self._rng = random.Random(seed)
+        self.wan = WanState(model, self._rng, members)
         self._slowness: dict[str, float] = {}
         self._observers: list[PacketObserver] = []
         super().__init__(lambda node_id: SimulatedTransport(self, node_id))
 
+    def add_members(self, members: Iterable[NodeInfo]) -> None:
+        """Learn the datacenters of members that joined later."""
+        self.wan.learn(members)
+
     # -- faults (partition and heal come from InProcessNetwork) ----------------
+
+    def cut(self, dc_a: str, dc_b: str | None = None) -> None:
+        """Cut the link between datacenters ``dc_a`` and ``dc_b`` (both ways).
+
+        With one argument, cut ``dc_a`` from every other datacenter. Messages
+        across a cut link are lost, those in flight included; traffic inside
+        each datacenter goes on. Node partitions apply as well.
+        """
+        self.wan.cut(dc_a, dc_b)
+
+    def restore(self, dc_a: str | None = None, dc_b: str | None = None) -> None:
+        """Undo :meth:`cut`: one link, every cut involving ``dc_a``, or every cut."""
+        self.wan.restore(dc_a, dc_b)
+
+    def reachable(self, source: str, dest: str) -> bool:
+        """Whether the node partition and the datacenter links let ``source`` reach ``dest``."""
+        return super().reachable(source, dest) and not self.wan.is_cut(source, dest)
 
     def slow_down(self, node_id: str, extra_delay: float) -> None:
         """Add ``extra_delay`` seconds to every message to or from ``node_id`` (0 undoes)."""
@@ -129,12 +174,13 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
 
     # -- delivery -------------------------------------------------------------
 
-    def _delay(self, source: str, dest: str) -> float:
-        base = (
-            self.latency(self._rng)
-            if self.latency is not None
-            else self._rng.uniform(self.min_delay, self.max_delay)
-        )
+    def _delay(self, source: str, dest: str, wan_delay: float | None) -> float:
+        if wan_delay is not None:
+            base = wan_delay
+        elif self.latency is not None:
+            base = self.latency(self._rng)
+        else:
+            base = self._rng.uniform(self.min_delay, self.max_delay)
         return base + self._slowness.get(source, 0.0) + self._slowness.get(dest, 0.0)
 
     def transmit(self, source: str, dest: str, packet: Packet) -> None:
@@ -146,14 +192,21 @@ class SimulatedNetwork(InProcessNetwork["SimulatedTransport"]):
         # or less does not shift all later draws.
         lost = self._rng.random() < self.drop
         twice = self._rng.random() < self.duplicate
-        if lost or not self.reachable(source, dest):
+        # With a WAN: the link's loss, then one delay per copy (the second copy
+        # of a duplicate draws its own, as without one).
+        lost_on_link, wan_delay = self.wan.draw(source, dest)
+        if lost or lost_on_link or not self.reachable(source, dest):
             self.stats.dropped += 1
             return
         loop = asyncio.get_running_loop()
         copies = 2 if twice else 1
         self.stats.duplicated += copies - 1
-        for _ in range(copies):
-            loop.call_later(self._delay(source, dest), self._arrive, source, dest, packet)
+        for copy in range(copies):
+            if copy:
+                wan_delay = self.wan.draw(source, dest)[1]
+            loop.call_later(
+                self._delay(source, dest, wan_delay), self._arrive, source, dest, packet
+            )
 
     def _arrive(self, source: str, dest: str, packet: Packet) -> None:
         endpoint = self._endpoints.get(dest)

@@ -22,7 +22,8 @@ short, ``[answered, needed]``).
 
 Admin operations (``dtk cluster ...`` and ``dtk repair`` send them):
 ``repair``, ``cluster_state``, ``cluster_stage`` (node, action
-leave|remove|keep), ``cluster_plan``, ``cluster_commit``.
+leave|remove|keep), ``cluster_plan`` (with ``placement``: one line per datacenter, the replicas
+per key wanted and placeable after the commit), ``cluster_commit``.
 
 Authentication: with users configured, a connection's first request is
 ``auth`` (user, password), answered ``{"user": ..., "role": ...}``; a client
@@ -389,7 +390,8 @@ class RequestHandler:
     @_operation("cluster_plan")
     async def _cluster_plan(self, args: _Args) -> Any:
         args.check_all_used()
-        return self.service.plan().to_json()
+        plan = self.service.plan()
+        return {**plan.to_json(), "placement": self.service.placement(plan)}
 
     @_operation("cluster_commit")
     async def _cluster_commit(self, args: _Args) -> Any:

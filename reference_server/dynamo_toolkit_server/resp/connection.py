@@ -307,6 +307,8 @@ def _info_sections(ctx: ServerContext) -> dict[str, list[str]]:
         "replication": ["role:master", "connected_slaves:0"],
         "dynamo": [
             f"dtk_node_id:{status.node_id}",
+            f"dtk_datacenter:{status.datacenter}",
+            f"dtk_rack:{status.rack}",
             f"dtk_members:{','.join(status.members)}",
             f"dtk_n:{quorums.n}",
             f"dtk_r:{quorums.r}",
