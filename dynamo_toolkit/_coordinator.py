@@ -116,6 +116,18 @@ class _ByDatacenter:
     def hopeless(self) -> bool:
         return not self.requirement.met(self.possible)
 
+    def beyond_reach(self) -> dict[str, int]:
+        """Replies per datacenter as an error shows them: a datacenter that could
+        still have met its minimum when the request gave up (another could not)
+        shows as met, so the error names only those that fell short."""
+        level = self.requirement
+        replies = dict(self.replies)
+        short = level.shortfall(self.possible)
+        for dc, need in level.per_datacenter.items():
+            if dc not in short:
+                replies[dc] = max(replies.get(dc, 0), need)
+        return replies
+
 
 class _Quorum:
     """Collects replica replies until ``needed`` count or all have answered.
@@ -695,7 +707,7 @@ class Coordinator:
             raise _level_error(
                 operation,
                 level,
-                by_dc.replies,
+                by_dc.beyond_reach(),
                 quorum.counted,
                 contacted,
                 "; ".join(reasons),

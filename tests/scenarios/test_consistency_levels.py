@@ -88,6 +88,7 @@ def test_local_levels_do_not_wait_for_a_remote_datacenter() -> None:
             with pytest.raises(QuorumNotReachedError) as each:
                 await cluster.put("k", "v2", w="EACH_QUORUM", via="n1")
             assert "EACH_QUORUM not reached: 0 of 2 in dc2" in str(each.value)
+            assert each.value.shortfall == {"dc2": (0, 2)}  # dc1 is not named
             assert each.value.answered == 3  # dc1's three replied
             cluster.heal()
 
