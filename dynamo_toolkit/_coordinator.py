@@ -248,7 +248,10 @@ class Coordinator:
         The store's ``read_fanout`` says whom it asks: all N (``"all"``), or
         R, its own copy first, and another replica for each that fails
         (``"quorum"``). A level counted per datacenter (``LOCAL_*``,
-        ``EACH_QUORUM``) asks all N and answers once its datacenters have.
+        ``EACH_QUORUM``) asks all N and answers once its datacenters have;
+        under ``"quorum"``, a ``LOCAL_*`` read asks only as many of the local
+        datacenter's replicas as it needs (another for each that fails), and
+        no remote one.
         """
         cfg = self.node.config
         if n is not None or r is not None:  # the store's own values were checked at start
@@ -580,10 +583,16 @@ class Coordinator:
         if not node.running:
             raise NodeUnavailableError(f"node {node.node_id!r} is stopped")
         level: Requirement | None = None
+        scope = ""  # the datacenter a LOCAL_* level's replies are counted in
         if not isinstance(needed, int):
             level = needed
             if level.per_datacenter_counts:
-                return await self._fan_out_by_datacenter(targets, make, level, operation)
+                if not (ask_only_needed and level.counted is not None and not level.per_datacenter):
+                    return await self._fan_out_by_datacenter(targets, make, level, operation)
+                # A LOCAL_* read asking only as many as needed asks only its
+                # datacenter's replicas: a count among them, nothing remote.
+                (scope,) = level.counted
+                targets = [t for t in targets if node.datacenter_of(t[0]) == scope]
             needed = level.total
         contacted = len(targets)
         if contacted == 1 and needed == 1 and targets[0] == (node.node_id, None):
@@ -601,7 +610,7 @@ class Coordinator:
             node.stats.quorum_failures += 1
             reason = f"only {contacted} nodes hold the key"
             if level is not None:
-                raise _level_error(operation, level, {"": contacted}, 0, contacted, reason)
+                raise _level_error(operation, level, {scope: contacted}, 0, contacted, reason)
             raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
         now = node.clock.monotonic()
         me = node.node_id
@@ -617,7 +626,7 @@ class Coordinator:
                 else f"{len(owners)} stand-in(s) do not count toward the quorum"
             )
             if level is not None:
-                raise _level_error(operation, level, {"": countable}, 0, contacted, reason)
+                raise _level_error(operation, level, {scope: countable}, 0, contacted, reason)
             raise QuorumNotReachedError(operation, 0, needed, contacted, reason)
         timeout = node.config.request_timeout
         first: Sequence[tuple[str, str | None]] = targets
@@ -640,7 +649,7 @@ class Coordinator:
                 raise _level_error(
                     operation,
                     level,
-                    {"": quorum.counted},
+                    {scope: quorum.counted},
                     quorum.counted,
                     quorum.contacted,
                     "; ".join(reasons),

@@ -164,3 +164,27 @@ def test_a_stand_in_counts_in_its_own_datacenter(hinted_writes_count: bool) -> N
                 assert "LOCAL_QUORUM not reached: 1 of 2 in dc1" in str(short.value)
 
     run_virtual(scenario())
+
+
+def test_a_local_read_asking_only_what_it_needs_stays_in_its_datacenter() -> None:
+    """read_fanout "quorum": a LOCAL_QUORUM read asks two dc1 replicas and no dc2
+    one; with a dc1 replica down it brings in the third, still none of dc2."""
+
+    async def scenario() -> None:
+        config = _config(read_fanout="quorum")
+        async with await Cluster.start(MEMBERS, config, transport="simulated", seed=6) as cluster:
+            await cluster.put("k", "v", w="ALL", via="n1")
+            remote_reads = sum(cluster.node(n).stats.replica_reads for n in DC2)
+            assert (await cluster.get("k", r="LOCAL_QUORUM", via="n1")).values == ("v",)
+            local_reads = [cluster.node(n).stats.replica_reads for n in DC1]
+            assert sum(local_reads) == 2
+            await cluster.stop_node("n2")
+            assert (await cluster.get("k", r="LOCAL_QUORUM", via="n1")).values == ("v",)
+            assert sum(cluster.node(n).stats.replica_reads for n in DC2) == remote_reads
+            await cluster.stop_node("n3")
+            with pytest.raises(QuorumNotReachedError) as short:
+                await cluster.get("k", r="LOCAL_QUORUM", via="n1")
+            assert short.value.shortfall == {"dc1": (1, 2)}
+            assert "LOCAL_QUORUM not reached: 1 of 2 in dc1" in str(short.value)
+
+    run_virtual(scenario())
