@@ -696,7 +696,7 @@ class Coordinator:
         if not level.met(up):
             node.stats.quorum_failures += 1
             reason = (
-                f"failure detector reports {', '.join(down)} down"
+                f"failure detector reports {', '.join(sorted(down))} down"
                 if down
                 else f"{len(owners)} stand-in(s) do not count toward the quorum"
             )
