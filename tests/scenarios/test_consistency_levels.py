@@ -188,3 +188,28 @@ def test_a_local_read_asking_only_what_it_needs_stays_in_its_datacenter() -> Non
             assert "LOCAL_QUORUM not reached: 1 of 2 in dc1" in str(short.value)
 
     run_virtual(scenario())
+
+
+def test_a_forwarded_write_keeps_its_level() -> None:
+    """A node outside the preference list forwards an EACH_QUORUM write: the
+    replica coordinating it holds it to EACH_QUORUM, not to the store's W = 2."""
+
+    async def scenario() -> None:
+        async with await Cluster.start(
+            MEMBERS, _config(dc1=2, dc2=2), transport="simulated", seed=7
+        ) as cluster:
+            replicas = cluster.replicas("k")
+            (via,) = [n for n in DC1 if n not in replicas]
+            for node_id in DC2:
+                await cluster.stop_node(node_id)
+            for node_id in DC1:
+                await cluster.node(node_id).clock.sleep(DETECTED)
+            assert (await cluster.put("k", "v", via=via)).acknowledged == 2  # W = 2
+            with pytest.raises(QuorumNotReachedError) as each:
+                await cluster.put("k", "v2", w="EACH_QUORUM", via=via)
+            assert each.value.level == "EACH_QUORUM"
+            assert "coordinated by" in str(each.value)
+            assert "EACH_QUORUM not reached: 0 of 2 in dc2" in str(each.value)
+            assert cluster.node(via).stats.forwarded_writes == 2
+
+    run_virtual(scenario())
