@@ -36,6 +36,24 @@ DEFAULT_DIR = ".dtk-cluster"
 DEFAULT_BASE_PORT = 7100
 
 
+class _LevelType(click.ParamType):  # type: ignore[type-arg]
+    """A replica count or a consistency level name (``2``, ``LOCAL_QUORUM``)."""
+
+    name = "count|level"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from dynamo_toolkit.consistency import ConsistencyLevel, parse_level
+
+        try:
+            level = parse_level(value)
+        except DynamoError as exc:
+            self.fail(str(exc), param, ctx)
+        return level.value if isinstance(level, ConsistencyLevel) else level
+
+
+_LEVEL = _LevelType()
+
+
 def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
@@ -199,8 +217,8 @@ def _start(
     nodes: int,
     base_port: int,
     n: int | None,
-    r: int | None,
-    w: int | None,
+    r: int | str | None,
+    w: int | str | None,
     config_path: str | None,
     storage: str | None,
     durability: str | None,
@@ -294,8 +312,18 @@ def _cluster_options(function: Any) -> Any:
         ),
         click.option("--base-port", default=DEFAULT_BASE_PORT, show_default=True),
         click.option("--n", type=int, help="Replicas per key (default min(3, nodes))."),
-        click.option("--r", type=int, help="Read quorum (default min(2, N))."),
-        click.option("--w", type=int, help="Write quorum (default min(2, N))."),
+        click.option(
+            "--r",
+            type=_LEVEL,
+            help="Read quorum: a count or a level such as LOCAL_QUORUM (default min(2, N); "
+            "LOCAL_QUORUM with --datacenters).",
+        ),
+        click.option(
+            "--w",
+            type=_LEVEL,
+            help="Write quorum: a count or a level (default min(2, N); LOCAL_QUORUM with "
+            "--datacenters).",
+        ),
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False)),
         click.option(
             "--storage", default=None, help="Storage engine (default rocksdb, durability none)."
@@ -490,9 +518,9 @@ def _key_command(function: Any) -> Any:
 
 @click.command("get")
 @click.argument("key")
-@click.option("--r", type=int)
+@click.option("--r", type=_LEVEL, help="A count or a level (e.g. LOCAL_QUORUM).")
 @_key_command
-def get_command(key: str, r: int | None, directory: Path, node: tuple[str, ...]) -> None:
+def get_command(key: str, r: int | str | None, directory: Path, node: tuple[str, ...]) -> None:
     """Print KEY's value (one line per sibling)."""
     try:
         with _client(directory, node) as client:
@@ -510,10 +538,10 @@ def get_command(key: str, r: int | None, directory: Path, node: tuple[str, ...])
 @click.command("put")
 @click.argument("key")
 @click.argument("value")
-@click.option("--w", type=int)
+@click.option("--w", type=_LEVEL, help="A count or a level (e.g. LOCAL_QUORUM).")
 @_key_command
 def put_command(
-    key: str, value: str, w: int | None, directory: Path, node: tuple[str, ...]
+    key: str, value: str, w: int | str | None, directory: Path, node: tuple[str, ...]
 ) -> None:
     """Set KEY to VALUE (superseding every version a read sees)."""
     try:
@@ -527,9 +555,9 @@ def put_command(
 
 @click.command("del")
 @click.argument("key")
-@click.option("--w", type=int)
+@click.option("--w", type=_LEVEL, help="A count or a level (e.g. LOCAL_QUORUM).")
 @_key_command
-def del_command(key: str, w: int | None, directory: Path, node: tuple[str, ...]) -> None:
+def del_command(key: str, w: int | str | None, directory: Path, node: tuple[str, ...]) -> None:
     """Delete KEY (a versioned tombstone)."""
     try:
         with _client(directory, node) as client:

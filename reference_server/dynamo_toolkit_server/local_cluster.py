@@ -203,8 +203,8 @@ def plan_cluster(
     base_port: int,
     *,
     n: int | None = None,
-    r: int | None = None,
-    w: int | None = None,
+    r: int | str | None = None,
+    w: int | str | None = None,
     config: Mapping[str, Any] | None = None,
     storage: str | None = None,
     durability: str | None = None,
@@ -223,7 +223,7 @@ def plan_cluster(
     unless ``config`` names a replicator, each datacenter holds ``n``
     (default 3, capped by its nodes) replicas of every key through the
     ``network-topology`` replicator: the store's N is their sum, and R and W
-    default to a majority of it. ``wan_rtt`` (ms) puts that round trip
+    default to ``LOCAL_QUORUM``. ``wan_rtt`` (ms) puts that round trip
     between datacenters with the ``delayed`` transport.
     """
     if nodes < 1:
@@ -249,9 +249,10 @@ def plan_cluster(
         factors = {name: min(given or 3, count) for name, count in datacenters}
         store["replicator"] = {"name": "network-topology", "replicas": factors}
         n_value = sum(factors.values())
-        majority = n_value // 2 + 1
-        section["r"] = r if r is not None else section.get("r", majority)
-        section["w"] = w if w is not None else section.get("w", majority)
+        # A majority inside the coordinator's own datacenter: reads see the
+        # writes made there, and losing another datacenter stops nothing.
+        section["r"] = r if r is not None else section.get("r", "LOCAL_QUORUM")
+        section["w"] = w if w is not None else section.get("w", "LOCAL_QUORUM")
     else:
         n_value = n if n is not None else section.get("n", min(3, nodes))
         section["r"] = r if r is not None else section.get("r", min(2, n_value))

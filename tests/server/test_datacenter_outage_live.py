@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 
 from testsupport.live import Writer, dtk, free_base, gone, redis_client, wait_until
 
@@ -29,9 +30,9 @@ def _stored_keys(http: str) -> int:
 
 def test_a_datacenter_lost_under_load_comes_back_with_every_write(tmp_path: Path) -> None:
     base = free_base(6)
-    # Three copies in each datacenter; writes and reads need two replies,
-    # which dc1 alone can give.
-    up = ["cluster", "up", "--datacenters", "dc1:3,dc2:3", "--r", "2", "--w", "2"]
+    # Default settings: three copies in each datacenter, LOCAL_QUORUM reads
+    # and writes, which dc1 alone can answer.
+    up = ["cluster", "up", "--datacenters", "dc1:3,dc2:3"]
     nodes = json.loads(dtk(*up, "--dir", str(tmp_path), "--base-port", str(base), "--json").stdout)[
         "nodes"
     ]
@@ -45,9 +46,15 @@ def test_a_datacenter_lost_under_load_comes_back_with_every_write(tmp_path: Path
         for node in dc2:
             while not gone(node["pid"]):
                 time.sleep(0.02)  # waiting for the kernel to end the processes
-        # dc1 keeps acknowledging writes while all of dc2 is gone.
+        # dc1 keeps acknowledging writes while all of dc2 is gone ...
         during = len(writer.acknowledged)
         assert wait_until(lambda: len(writer.acknowledged) >= during + DURING, timeout=60)
+        # ... and a write that needs both datacenters is refused, naming dc2.
+        each = redis_client(dc1[0]["resp"])
+        each.execute_command("DTK.CONSISTENCY", "EACH_QUORUM")
+        with pytest.raises(redis.ResponseError, match=r"EACH_QUORUM not reached: .* in dc2"):
+            each.set("needs-both", "x")
+        each.close()
     finally:
         writer.stop()
     acknowledged = dict(writer.acknowledged)

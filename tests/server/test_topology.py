@@ -212,8 +212,8 @@ def test_datacenters_get_replicas_in_each_through_network_topology() -> None:
         "name": "network-topology",
         "replicas": {"dc1": 3, "dc2": 2},
     }
-    # N is the sum of the factors; R and W a majority of it.
-    assert plan.store["store"] == {"n": 5, "r": 3, "w": 3}
+    # N is the sum of the factors; R and W stay inside the coordinator's datacenter.
+    assert plan.store["store"] == {"n": 5, "r": "LOCAL_QUORUM", "w": "LOCAL_QUORUM"}
     per_two = plan_cluster(6, 20000, n=2, datacenters=[("dc1", 3), ("dc2", 3)])
     assert per_two.store["replicator"]["replicas"] == {"dc1": 2, "dc2": 2}
     assert per_two.store["store"]["n"] == 4
