@@ -482,7 +482,8 @@ def _print_login(directory: Path, first: dict[str, Any]) -> bool:
         secret = f"$(sed -n 's/^password = \"\\(.*\\)\"$/\\1/p' {path})"
         lines.append(f"Clients log in as {creds.user!r}; the password is in {path} (mode 0600):")
         lines.append(f"  export DTK_PASSWORD={secret}")
-        redis_cli += f' --user {creds.user} --pass "$DTK_PASSWORD"'
+        # REDISCLI_AUTH keeps the password out of the process list.
+        redis_cli = f'REDISCLI_AUTH="$DTK_PASSWORD" {redis_cli} --user {creds.user}'
         curl += f' -u "{creds.user}:$DTK_PASSWORD"'
         redis_py += f', username={creds.user!r}, password=os.environ["DTK_PASSWORD"]'
         client += f', user={creds.user!r}, password=os.environ["DTK_PASSWORD"]'
