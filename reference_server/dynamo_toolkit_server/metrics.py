@@ -172,6 +172,11 @@ class NodeMetrics:
             "clients_refused": "Client connections turned away at max_clients.",
             "peer_auth_failures": "Peer connections refused: no or wrong cluster secret "
             "or certificate.",
+            "peer_bytes_uncompressed": "Bytes of message bodies sent on compressing peer "
+            "connections, before compression (tcp compression = dc or all).",
+            "peer_bytes_sent_compressed": "Bytes sent for those bodies after compression; "
+            "the difference from dtk_peer_bytes_uncompressed_total is what compression saved.",
+            "peer_frames_compressed": "Peer frames sent with a compressed body.",
             "hinted_requests": "Requests coordinated here that used stand-ins.",
             "anti_entropy_partitions": "Partition exchanges run by anti-entropy from this node.",
             "anti_entropy_keys_repaired": "Keys anti-entropy found different and reconciled.",
@@ -287,12 +292,17 @@ class NodeMetrics:
                 "handoff_ranges_done": self.node.membership.progress.ranges_done,
                 "handoff_keys_received": self.node.membership.progress.keys_received,
                 "stored_keys": len(self.node.engine),
-                # Transports that authenticate peers (tcp) count refusals.
-                "peer_auth_failures": getattr(self.node.transport, "auth_failures", 0),
                 "store_lookups": self.node.store.lookups,
                 "store_decoded_hits": self.node.store.decoded_hits,
                 "store_decoded_bytes": self.node.store.decoded_bytes,
             }
+            # Transports that authenticate peers or compress (tcp) count refusals
+            # and bytes; wrapper transports (delayed) hold theirs as ``inner``.
+            transport = _innermost(self.node.transport, "auth_failures")
+            values["peer_auth_failures"] = getattr(transport, "auth_failures", 0)
+            values["peer_bytes_uncompressed"] = getattr(transport, "bytes_uncompressed", 0)
+            values["peer_bytes_sent_compressed"] = getattr(transport, "bytes_compressed", 0)
+            values["peer_frames_compressed"] = getattr(transport, "frames_compressed", 0)
             # Wrapper engines (compressed, cached) expose their figures; walk
             # the chain of wrapped engines to find them.
             engine: object | None = self.node.engine
@@ -311,3 +321,13 @@ class NodeMetrics:
                 else:
                     self.counter_values[name] = value
         return generate_latest(self.registry)
+
+
+def _innermost(component: object, attribute: str) -> object:
+    """The first of ``component`` and the ones it wraps (``inner``) with ``attribute``."""
+    current: object | None = component
+    while current is not None:
+        if hasattr(current, attribute):
+            return current
+        current = getattr(current, "inner", None)
+    return component

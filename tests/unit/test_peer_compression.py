@@ -182,7 +182,8 @@ def _write(value: bytes) -> ReplicaWrite:
 
 
 def _json_value(size: int) -> bytes:
-    items, n = [], 0
+    items: list[dict[str, object]] = []
+    n = 0
     while len(json.dumps(items)) < size:
         n += 1
         items.append(
