@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import tomllib
 from typing import Any
 
 import pytest
 
-from dynamo_toolkit.errors import QuorumNotReachedError
+from dynamo_toolkit.errors import ConfigurationError, QuorumNotReachedError
 from dynamo_toolkit.in_process_cluster import Cluster
 from dynamo_toolkit.node_info import NodeInfo
+from dynamo_toolkit.plugin_host import load_plugins
+from dynamo_toolkit_plugins.transport.tcp import TcpNetwork
 from dynamo_toolkit_server.metrics import NodeMetrics
+from dynamo_toolkit_server.settings import NodeSettings
 
 
 def _free_port() -> int:
@@ -72,3 +76,25 @@ def test_transports_without_compression_show_zero() -> None:
             await cluster.close()
 
     asyncio.run(scenario())
+
+
+def test_node_toml_transport_section_sets_compression() -> None:
+    text = """
+        [node]
+        id = "n1"
+        peer = "127.0.0.1:7100"
+
+        [transport]
+        name = "tcp"
+        compression = "dc"
+        compression_codec = "zstd"
+    """
+    settings = NodeSettings.from_dict(tomllib.loads(text))
+    choice = settings.store.component("transport")
+    assert choice.name == "tcp"
+    host = load_plugins()
+    network = host.registry.create("transport", choice.name, seed=0, **choice.params)
+    assert isinstance(network, TcpNetwork)
+    assert (network.compression, network.compression_codec) == ("dc", "zstd")
+    with pytest.raises(ConfigurationError, match="compression must be one of"):
+        host.registry.create("transport", "tcp", compression="yes")
