@@ -94,6 +94,22 @@ def test_dc_compresses_between_datacenters_only() -> None:
     asyncio.run(scenario())
 
 
+def test_compression_after_the_cluster_secret_handshake() -> None:
+    async def scenario() -> None:
+        e = await _start(_members(), compression="dc", cluster_secret=b"s3cret")
+        try:
+            assert await e["c"].request("a", BIG, 5.0) == BIG
+            assert e["c"].frames_compressed == 1
+            assert e["a"].frames_compressed == 1  # the listener learnt c's datacenter
+            assert await e["a"].request("b", BIG, 5.0) == BIG
+            assert e["a"].frames_compressed == 1
+            assert all(x.auth_failures == 0 for x in e.values())
+        finally:
+            await _stop(e)
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("codec", ["lz4", "snappy", "zstd"])
 def test_all_compresses_every_link_with_each_codec(codec: str) -> None:
     async def scenario() -> None:

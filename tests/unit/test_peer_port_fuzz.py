@@ -40,7 +40,11 @@ _TAGGED = st.tuples(st.sampled_from(list("wrtxgpPqfFaRTXYn")), st.lists(_VALUES,
     lambda pair: [pair[0], *pair[1]]
 )
 _FRAMES = st.lists(
-    st.tuples(st.integers(-1, 6), st.integers(-(2**31), 2**31), _TAGGED | _VALUES).map(list),
+    st.tuples(
+        st.integers(-1, 6) | st.sampled_from([16, 17, 19]),  # plain and compressed kinds
+        st.integers(-(2**31), 2**31),
+        _TAGGED | _VALUES | st.binary(max_size=40).map(lambda b: b"\x02" + b),
+    ).map(list),
     min_size=1,
     max_size=4,
 )
