@@ -19,6 +19,7 @@ __all__ = ["SUITES", "BenchGroup", "bench", "dtk_cli_commands"]
 #: ``dtk bench`` sub-command -> the lab module whose ``command`` runs it.
 SUITES = {
     "anti-entropy": "anti_entropy",
+    "datacenters": "datacenters",
     "detectors": "detectors",
     "partitioners": "partitioners",
     "resolvers": "resolvers",
