@@ -154,7 +154,8 @@ def measure(
                     before, start = crossed[0], loop.time()
                     got = await cluster.get(key, r=level, via=COORDINATOR)
                     reads.append(loop.time() - start)
-                    assert got.values == (i,), (level, key, got.values)
+                    if got.values != (i,):
+                        raise RuntimeError(f"{level} read of {key} saw {got.values}, wrote {i}")
                     await cluster.settle()
                     read_crossed += crossed[0] - before
                 cells.append(
