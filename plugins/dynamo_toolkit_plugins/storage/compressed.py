@@ -31,6 +31,7 @@ from dynamo_toolkit.errors import ConfigurationError
 from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import StorageEngine
 from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit_plugins.inner_spec import split_inner_spec
 from dynamo_toolkit_plugins.storage.memory import MemoryStorage
 
 __all__ = [
@@ -105,21 +106,9 @@ def build_inner_engine(
     """
     if isinstance(inner, StorageEngine):
         return inner
-    if isinstance(inner, str):
-        name, params = inner, {}
-    elif isinstance(inner, Mapping):
-        params = dict(inner)
-        name = params.pop("name", None)
-        if not isinstance(name, str):
-            raise ConfigurationError(
-                f"storage engine {wrapper!r}: inner must name an engine, "
-                f'as inner = {{name = "memory"}}; got {inner!r}'
-            )
-    else:
-        raise ConfigurationError(
-            f"storage engine {wrapper!r}: inner must be an engine name or a table, "
-            f"got {type(inner).__name__}"
-        )
+    name, params = split_inner_spec(
+        inner, owner=f"storage engine {wrapper!r}", kind="an engine", example="memory"
+    )
     if registry is None:
         if name != "memory":
             raise ConfigurationError(

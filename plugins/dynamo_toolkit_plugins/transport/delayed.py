@@ -50,6 +50,7 @@ from dynamo_toolkit.hookspecs import hookimpl
 from dynamo_toolkit.interfaces import Handler, Network, Transport
 from dynamo_toolkit.node_info import NodeInfo
 from dynamo_toolkit.registry import ComponentRegistry
+from dynamo_toolkit_plugins.inner_spec import split_inner_spec
 from dynamo_toolkit_plugins.transport.wan import WanModel, WanState
 
 __all__ = ["DelayedNetwork", "DelayedTransport", "InnerNetworkSpec"]
@@ -69,21 +70,9 @@ def _build_inner(
 ) -> Network:
     if isinstance(inner, Network):
         return inner
-    if isinstance(inner, str):
-        name, own = inner, {}
-    elif isinstance(inner, Mapping):
-        own = dict(inner)
-        name = own.pop("name", None)
-        if not isinstance(name, str):
-            raise ConfigurationError(
-                f'transport "delayed": inner must name a transport, as inner = {{name = "tcp"}}; '
-                f"got {inner!r}"
-            )
-    else:
-        raise ConfigurationError(
-            f'transport "delayed": inner must be a transport name or a table, '
-            f"got {type(inner).__name__}"
-        )
+    name, own = split_inner_spec(
+        inner, owner='transport "delayed"', kind="a transport", example="tcp"
+    )
     if name == "delayed":
         raise ConfigurationError('transport "delayed" cannot wrap itself')
     if registry is None:

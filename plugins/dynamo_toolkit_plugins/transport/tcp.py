@@ -54,7 +54,7 @@ import logging
 import random
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 import attrs
 import cramjam
@@ -199,6 +199,17 @@ class _Buffer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost, self.exc = True, exc
+
+
+def _is_challenge(body: object, fields: int) -> TypeGuard[list[Any]]:
+    """``body`` is ``[node id, nonce, ...]`` with ``fields`` items (HELLO: 2, AUTH: 3)."""
+    return (
+        isinstance(body, list)
+        and len(body) == fields
+        and isinstance(body[0], str)
+        and isinstance(body[1], bytes)
+        and len(body[1]) == peer_auth.NONCE_BYTES
+    )
 
 
 class _Connection(asyncio.Protocol):
@@ -400,13 +411,7 @@ class _Connection(asyncio.Protocol):
         """Inbound HELLO: answer the connector's challenge with ours and our proof."""
         if self.dest is not None or self.handshake is not None:
             raise _Refused("an unexpected HELLO during the handshake")
-        if not (
-            isinstance(body, list)
-            and len(body) == 2
-            and isinstance(body[0], str)
-            and isinstance(body[1], bytes)
-            and len(body[1]) == peer_auth.NONCE_BYTES
-        ):
+        if not _is_challenge(body, 2):
             raise _Refused("no cluster-secret challenge in HELLO (is cluster_secret_file set?)")
         connector, connector_nonce = body
         shake = _Handshake(connector, connector_nonce, self.owner.node_id, peer_auth.new_nonce())
@@ -426,13 +431,7 @@ class _Connection(asyncio.Protocol):
             self._authenticated(shake.connector)
             self.owner.forget_backoff(shake.connector)
             return
-        if shake.listener_nonce or not (
-            isinstance(body, list)
-            and len(body) == 3
-            and isinstance(body[0], str)
-            and isinstance(body[1], bytes)
-            and len(body[1]) == peer_auth.NONCE_BYTES
-        ):
+        if shake.listener_nonce or not _is_challenge(body, 3):
             raise _Refused("a malformed AUTH frame from the listener")
         shake.listener, shake.listener_nonce = body[0], body[1]
         if not peer_auth.verify(secrets, body[2], peer_auth.LISTENER, *_transcript(shake)):
